@@ -1,0 +1,105 @@
+"""Identifiers of Article 6.2 accounting, as decision 6/CMA.4 writes them.
+
+Parties are ISO 3166 alpha-3 codes, registries are the Party code plus two
+digits, cooperative approaches are ``CA`` plus four digits, and a unit's unique
+identifier (6/CMA.4, annex I, para 5) joins cooperative approach, originating
+registry, first transferring Party, serial number and vintage.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, NamedTuple
+
+from pydantic import StringConstraints
+
+PARTY_PATTERN = r"^[A-Z]{3}$"
+REGISTRY_ID_PATTERN = r"^[A-Z]{3}\d{2}$"
+COOPERATIVE_APPROACH_ID_PATTERN = r"^CA\d{4}$"
+SERIAL_DIGITS_MIN = 9
+UNIQUE_IDENTIFIER_PATTERN = r"^(CA\d{4})-([A-Z]{3}\d{2})-([A-Z]{3})-(\d{9,})-(\d{4})$"
+
+SERIAL_MIN = 1
+VINTAGE_MIN = 2000
+VINTAGE_MAX = 2100
+
+_PARTY = re.compile(PARTY_PATTERN)
+_REGISTRY_ID = re.compile(REGISTRY_ID_PATTERN)
+_COOPERATIVE_APPROACH_ID = re.compile(COOPERATIVE_APPROACH_ID_PATTERN)
+_UNIQUE_IDENTIFIER = re.compile(UNIQUE_IDENTIFIER_PATTERN)
+
+PartyCode = Annotated[str, StringConstraints(pattern=PARTY_PATTERN)]
+RegistryId = Annotated[str, StringConstraints(pattern=REGISTRY_ID_PATTERN)]
+CooperativeApproachId = Annotated[str, StringConstraints(pattern=COOPERATIVE_APPROACH_ID_PATTERN)]
+
+
+class IdentifierError(ValueError):
+    """A string that is not a well-formed Article 6 identifier."""
+
+
+def is_party_code(value: str) -> bool:
+    return bool(_PARTY.fullmatch(value))
+
+
+def is_registry_id(value: str) -> bool:
+    return bool(_REGISTRY_ID.fullmatch(value))
+
+
+def is_cooperative_approach_id(value: str) -> bool:
+    return bool(_COOPERATIVE_APPROACH_ID.fullmatch(value))
+
+
+def registry_party(registry_id: str) -> str:
+    """The Party that runs a registry: the first three letters of its id."""
+    if not is_registry_id(registry_id):
+        raise IdentifierError(f"{registry_id!r} is not a registry id (alpha-3 and two digits)")
+    return registry_id[:3]
+
+
+class UnitIdentifier(NamedTuple):
+    """The parts of one unit's 6/CMA.4 unique identifier."""
+
+    cooperative_approach_id: str
+    originating_registry_id: str
+    first_transferring_party: str
+    serial: int
+    vintage: int
+
+    def __str__(self) -> str:
+        return format_unique_identifier(*self)
+
+
+def format_serial(serial: int) -> str:
+    if serial < SERIAL_MIN:
+        raise IdentifierError(f"serial {serial} is below {SERIAL_MIN}")
+    return f"{serial:0{SERIAL_DIGITS_MIN}d}"
+
+
+def format_unique_identifier(
+    cooperative_approach_id: str,
+    originating_registry_id: str,
+    first_transferring_party: str,
+    serial: int,
+    vintage: int,
+) -> str:
+    """Join the parts into ``CA0001-THA01-THA-000000123-2025``, checking each."""
+    if not is_cooperative_approach_id(cooperative_approach_id):
+        raise IdentifierError(f"{cooperative_approach_id!r} is not a cooperative approach id")
+    if not is_registry_id(originating_registry_id):
+        raise IdentifierError(f"{originating_registry_id!r} is not a registry id")
+    if not is_party_code(first_transferring_party):
+        raise IdentifierError(f"{first_transferring_party!r} is not a Party code")
+    if not VINTAGE_MIN <= vintage <= VINTAGE_MAX:
+        raise IdentifierError(f"vintage {vintage} is outside {VINTAGE_MIN}-{VINTAGE_MAX}")
+    return (
+        f"{cooperative_approach_id}-{originating_registry_id}-{first_transferring_party}"
+        f"-{format_serial(serial)}-{vintage:04d}"
+    )
+
+
+def parse_unique_identifier(value: str) -> UnitIdentifier:
+    match = _UNIQUE_IDENTIFIER.fullmatch(value)
+    if match is None:
+        raise IdentifierError(f"{value!r} is not a 6/CMA.4 unique identifier")
+    approach, registry, party, serial, vintage = match.groups()
+    return UnitIdentifier(approach, registry, party, int(serial), int(vintage))
