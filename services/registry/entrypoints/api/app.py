@@ -1,0 +1,38 @@
+"""The FastAPI application factory: ``create_app(node)``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from registry.bootstrap import Node
+from registry.entrypoints.api.errors import ErrorBody, install_error_handlers
+from registry.entrypoints.api.idempotency import IdempotencyMiddleware, node_idempotency_store
+from registry.entrypoints.api.routes import health
+
+API_VERSION_PREFIX = "/v1"
+API_TITLE = "Article 6.2 registry node: operator API"
+
+_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorBody} for status in (401, 403, 404, 409, 422)
+}
+
+
+def create_app(node: Node) -> FastAPI:
+    """An API bound to one node; tests build several apps over several nodes."""
+    app = FastAPI(
+        title=f"{API_TITLE} ({node.settings.registry_id})",
+        version="1",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.node = node
+    install_error_handlers(app)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        settings=node.settings,
+        store=node_idempotency_store(node),
+    )
+    version_1 = APIRouter(prefix=API_VERSION_PREFIX, responses=_ERROR_RESPONSES)
+    version_1.include_router(health.router)
+    app.include_router(version_1)
+    return app

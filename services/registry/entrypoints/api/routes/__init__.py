@@ -1,0 +1,1 @@
+"""One router per family of endpoints; each route parses, calls one handler, returns."""
