@@ -1,0 +1,58 @@
+"""``GET /v1/health`` needs no token and reports whether the database answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from registry.bootstrap import build_node
+from registry.entrypoints.api import create_app
+from registry.settings import load_settings
+from tests.integration.api.conftest import OPERATOR_TOKEN
+
+pytestmark = pytest.mark.integration
+
+
+def test_health_needs_no_token_and_reaches_the_database(anonymous: TestClient) -> None:
+    response = anonymous.get("/v1/health")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "party": "THA",
+        "registry_id": "THA01",
+        "database_reachable": True,
+    }
+
+
+def test_health_reports_an_unreachable_database(tmp_path: Path) -> None:
+    # Port 1 on loopback refuses connections at once: a database that is down.
+    settings = load_settings(
+        party="THA",
+        registry_id="THA01",
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/absent",
+        data_dir=tmp_path,
+        operator_tokens=[OPERATOR_TOKEN],
+    )
+    node = build_node(settings, migrate=False)
+    with TestClient(create_app(node)) as client:
+        response = client.get("/v1/health")
+    node.close()
+    assert response.status_code == 503
+    assert response.json()["database_reachable"] is False
+
+
+def test_openapi_docs_are_served(anonymous: TestClient) -> None:
+    assert anonymous.get("/docs").status_code == 200
+    paths = anonymous.get("/openapi.json").json()["paths"]
+    assert "/v1/health" in paths
+
+
+def test_unknown_route_and_method_use_the_error_body(anonymous: TestClient) -> None:
+    missing = anonymous.get("/v1/no-such-thing")
+    assert missing.status_code == 404
+    assert missing.json()["reason"] == "NOT_FOUND"
+    wrong_method = anonymous.delete("/v1/health")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["reason"] == "METHOD_NOT_ALLOWED"
