@@ -6,7 +6,7 @@ from fastapi import APIRouter, FastAPI
 
 from registry.bootstrap import Node
 from registry.entrypoints.api.errors import ErrorBody, install_error_handlers
-from registry.entrypoints.api.idempotency import IdempotencyMiddleware, node_idempotency_store
+from registry.entrypoints.api.idempotency import IdempotencyMiddleware, UnitOfWorkIdempotencyStore
 from registry.entrypoints.api.routes import health
 
 API_VERSION_PREFIX = "/v1"
@@ -30,7 +30,7 @@ def create_app(node: Node) -> FastAPI:
     app.add_middleware(
         IdempotencyMiddleware,
         settings=node.settings,
-        store=node_idempotency_store(node),
+        store=UnitOfWorkIdempotencyStore(node.unit_of_work, node.clock),
     )
     version_1 = APIRouter(prefix=API_VERSION_PREFIX, responses=_ERROR_RESPONSES)
     version_1.include_router(health.router)

@@ -13,10 +13,12 @@ for operators (the only role that writes): an unauthenticated or read-only
 caller goes straight through to the route, which refuses it, so a stored
 answer is never replayed to someone who could not have caused it.
 
-The key is claimed in its own transaction before the command runs and the
-answer stored after; a crash in between leaves the claim in progress, and a
-repeat then gets 409 ``IDEMPOTENCY_KEY_IN_PROGRESS`` instead of a second
-execution: the operator checks the audit trail rather than risk issuing twice.
+Keys are scoped to the token that sent them, so two operators cannot
+collide or read each other's answers. The first answer is stored after the
+command's own transaction commits. Two requests with the same key racing
+each other, or a crash between the command's commit and the store, can still
+run a command twice; closing that gap needs the record written inside the
+command's transaction (requested from the application layer).
 """
 
 from __future__ import annotations
@@ -24,14 +26,21 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import anyio.to_thread
+import structlog
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.bootstrap import Node
+from registry.application.ports import (
+    Clock,
+    IdempotencyKeyExists,
+    IdempotencyRecord,
+    UnitOfWork,
+)
 from registry.entrypoints.api.auth import Role, role_for_token
 from registry.entrypoints.api.errors import ApiReason, error_response
 from registry.settings import Settings
@@ -43,8 +52,14 @@ IDEMPOTENCY_KEY_LENGTH_MAX_CHARS = 200
 # fingerprint; the largest legitimate body (an LoA with its entity list) is a
 # few kilobytes.
 REQUEST_BODY_SIZE_MAX_BYTES = 1024 * 1024
+HTTP_SERVER_ERROR_MIN = 500
+JSON_CONTENT_TYPE = "application/json"
+# Enough of a SHA-256 to tell tokens apart (64 bits) without keeping the token.
+PRINCIPAL_DIGEST_CHARS = 16
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 API_PATH_PREFIX = "/v1/"
+log = structlog.get_logger(__name__)
+
 # Printable ASCII without spaces: UUIDs, ULIDs and the like, nothing that
 # could smuggle a control character into a log line.
 _KEY_SHAPE = re.compile(r"[\x21-\x7e]+")
@@ -55,6 +70,17 @@ class StoredResponse:
     status_code: int
     body: bytes
     content_type: str
+
+
+@dataclass(frozen=True)
+class KeyedRequest:
+    """A write request carrying an Idempotency-Key, as the store sees it."""
+
+    key: str
+    principal: str
+    method: str
+    path: str
+    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -74,20 +100,20 @@ class KeyReused:
 
 @dataclass(frozen=True)
 class InProgress:
-    """The key's first request has not finished (or its node crashed mid-way)."""
+    """The key's first request has not finished."""
 
 
 ClaimOutcome = Claimed | Replay | KeyReused | InProgress
 
 
 class IdempotencyStore(Protocol):
-    """Where keys and their first answers live; the composition root provides it."""
+    """Where keys and their first answers live."""
 
-    def claim(self, key: str, fingerprint: str) -> ClaimOutcome: ...
+    def claim(self, request: KeyedRequest) -> ClaimOutcome: ...
 
-    def finish(self, key: str, response: StoredResponse) -> None: ...
+    def finish(self, request: KeyedRequest, response: StoredResponse) -> None: ...
 
-    def abandon(self, key: str) -> None: ...
+    def abandon(self, request: KeyedRequest) -> None: ...
 
 
 def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
@@ -108,6 +134,11 @@ def _bearer_token(headers: Headers) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def principal_for_token(token: str) -> str:
+    """A stable name for the token's holder that does not store the token itself."""
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:PRINCIPAL_DIGEST_CHARS]
+
+
 class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings, store: IdempotencyStore) -> None:
         self.app = app
@@ -121,27 +152,38 @@ class IdempotencyMiddleware:
         headers = Headers(scope=scope)
         key = headers[IDEMPOTENCY_HEADER]
         if len(key) > IDEMPOTENCY_KEY_LENGTH_MAX_CHARS or not _KEY_SHAPE.fullmatch(key):
-            response = error_response(
+            await _refuse(
+                scope,
+                send,
                 422,
                 ApiReason.MALFORMED_REQUEST,
                 f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_LENGTH_MAX_CHARS} printable "
                 "ASCII characters without spaces",
             )
-            await response(scope, receive, send)
             return
-        if role_for_token(self.settings, _bearer_token(headers)) is not Role.OPERATOR:
+        token = _bearer_token(headers)
+        if token is None or role_for_token(self.settings, token) is not Role.OPERATOR:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
         if body is None:
-            response = error_response(
+            await _refuse(
+                scope,
+                send,
                 413,
                 ApiReason.MALFORMED_REQUEST,
                 f"request body exceeds {REQUEST_BODY_SIZE_MAX_BYTES} bytes",
             )
-            await response(scope, receive, send)
             return
-        await self._run_once(scope, send, key, body)
+        method, path = str(scope["method"]), str(scope["path"])
+        request = KeyedRequest(
+            key=key,
+            principal=principal_for_token(token),
+            method=method,
+            path=path,
+            fingerprint=fingerprint(method, path, scope.get("query_string", b""), body),
+        )
+        await self._run_once(scope, send, request, body)
 
     def _applies(self, scope: Scope) -> bool:
         return (
@@ -151,46 +193,49 @@ class IdempotencyMiddleware:
             and IDEMPOTENCY_HEADER in Headers(scope=scope)
         )
 
-    async def _run_once(self, scope: Scope, send: Send, key: str, body: bytes) -> None:
-        request_fingerprint = fingerprint(
-            scope["method"], scope["path"], scope.get("query_string", b""), body
-        )
-        outcome = await anyio.to_thread.run_sync(self.store.claim, key, request_fingerprint)
+    async def _run_once(self, scope: Scope, send: Send, request: KeyedRequest, body: bytes) -> None:
+        outcome = await anyio.to_thread.run_sync(self.store.claim, request)
         if isinstance(outcome, Replay):
             await _send_stored(outcome.response, send)
-            return
-        if isinstance(outcome, KeyReused):
-            response = error_response(
+        elif isinstance(outcome, KeyReused):
+            await _refuse(
+                scope,
+                send,
                 409,
                 ApiReason.IDEMPOTENCY_KEY_REUSED,
                 "this Idempotency-Key was first used with a different request",
             )
-            await response(scope, _replay_body(body), send)
-            return
-        if isinstance(outcome, InProgress):
-            response = error_response(
+        elif isinstance(outcome, InProgress):
+            await _refuse(
+                scope,
+                send,
                 409,
                 ApiReason.IDEMPOTENCY_KEY_IN_PROGRESS,
-                "the first request with this Idempotency-Key has not finished; "
-                "check the audit trail before retrying with a new key",
+                "the first request with this Idempotency-Key has not finished",
             )
-            await response(scope, _replay_body(body), send)
-            return
-        await self._run_and_store(scope, send, key, body)
+        else:
+            await self._run_and_store(scope, send, request, body)
 
-    async def _run_and_store(self, scope: Scope, send: Send, key: str, body: bytes) -> None:
+    async def _run_and_store(
+        self, scope: Scope, send: Send, request: KeyedRequest, body: bytes
+    ) -> None:
         captured = _CapturingSend(send)
         try:
             await self.app(scope, _replay_body(body), captured)
         except BaseException:
-            await anyio.to_thread.run_sync(self.store.abandon, key)
+            await anyio.to_thread.run_sync(self.store.abandon, request)
             raise
         stored = captured.stored()
-        # A 5xx is our fault, not the client's answer: free the key for a retry.
-        if stored is None or stored.status_code >= 500:
-            await anyio.to_thread.run_sync(self.store.abandon, key)
+        # A 5xx is our fault, not the answer to the request: free the key for a retry.
+        if stored is None or stored.status_code >= HTTP_SERVER_ERROR_MIN:
+            await anyio.to_thread.run_sync(self.store.abandon, request)
         else:
-            await anyio.to_thread.run_sync(self.store.finish, key, stored)
+            await anyio.to_thread.run_sync(self.store.finish, request, stored)
+
+
+async def _refuse(scope: Scope, send: Send, status_code: int, reason: str, message: str) -> None:
+    response = error_response(status_code, reason, message)
+    await response(scope, _replay_body(b""), send)
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -262,18 +307,55 @@ class _CapturingSend:
         return StoredResponse(self._status_code, b"".join(self._chunks), self._content_type)
 
 
-class _UnavailableStore:
-    """Placeholder until the unit of work's idempotency repository lands."""
+class UnitOfWorkIdempotencyStore:
+    """The store over the unit of work's idempotency repository.
 
-    def claim(self, key: str, fingerprint: str) -> ClaimOutcome:
-        raise NotImplementedError
+    That repository keeps only finished answers, so a claim is "no answer
+    yet" and abandoning needs no write; see the module docstring for the gap
+    this leaves.
+    """
 
-    def finish(self, key: str, response: StoredResponse) -> None:
-        raise NotImplementedError
+    def __init__(self, unit_of_work: Callable[[], UnitOfWork], clock: Clock) -> None:
+        self._unit_of_work = unit_of_work
+        self._clock = clock
 
-    def abandon(self, key: str) -> None:
-        raise NotImplementedError
+    def claim(self, request: KeyedRequest) -> ClaimOutcome:
+        with self._unit_of_work() as uow:
+            record = uow.idempotency.get(request.key, request.principal)
+        if record is None:
+            return Claimed()
+        if (record.method, record.path, record.request_fingerprint) != (
+            request.method,
+            request.path,
+            request.fingerprint,
+        ):
+            return KeyReused()
+        body = json.dumps(record.response_body, separators=(",", ":")).encode()
+        return Replay(StoredResponse(record.response_status, body, JSON_CONTENT_TYPE))
 
+    def finish(self, request: KeyedRequest, response: StoredResponse) -> None:
+        try:
+            body = json.loads(response.body) if response.body else None
+        except ValueError:
+            log.warning("not storing a non-JSON answer", path=request.path)
+            return
+        record = IdempotencyRecord(
+            idempotency_key=request.key,
+            principal=request.principal,
+            method=request.method,
+            path=request.path,
+            request_fingerprint=request.fingerprint,
+            response_status=response.status_code,
+            response_body=body,
+            created_at=self._clock.now(),
+        )
+        try:
+            with self._unit_of_work() as uow:
+                uow.idempotency.put(record)
+                uow.commit()
+        except IdempotencyKeyExists:
+            # A concurrent request with the same key finished first; its answer stands.
+            log.warning("idempotency key stored concurrently", path=request.path)
 
-def node_idempotency_store(node: Node) -> IdempotencyStore:
-    return _UnavailableStore()
+    def abandon(self, request: KeyedRequest) -> None:
+        """Nothing was written for the claim, so there is nothing to undo."""
