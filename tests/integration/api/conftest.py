@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 from registry.bootstrap import Node, build_node
 from registry.entrypoints.api import create_app
@@ -17,26 +14,6 @@ from registry.settings import Settings, load_settings
 
 OPERATOR_TOKEN = "operator-token-for-tests-0001"
 AUDITOR_TOKEN = "auditor-token-for-tests-00001"
-
-# TEMPORARY until tests/conftest.py provides the shared fixture.
-_POSTGRES_ADMIN_URL = os.environ.get(
-    "A6_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:55432/postgres"
-)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'registry.sqlite3'}"
-        return
-    name = f"api_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(_POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield _POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture
