@@ -1,0 +1,44 @@
+"""Typed refusals of the wire contract, each with a machine-readable reason code.
+
+A receiving node maps each of these to a log line and, where it answers at all,
+to the reason code of a NO vote; the codes are UPPER_SNAKE so that every Party
+reads the same refusal the same way.
+"""
+
+from __future__ import annotations
+
+
+class WireError(ValueError):
+    """A message that this node must not act on."""
+
+    reason_code = "MALFORMED_MESSAGE"
+
+
+class MalformedMessageError(WireError):
+    """Bytes that do not decode into a well-formed envelope of a known schema."""
+
+    reason_code = "MALFORMED_MESSAGE"
+
+
+class UnsupportedSchemaVersionError(WireError):
+    """An envelope written in a schema version this node does not speak."""
+
+    reason_code = "UNSUPPORTED_SCHEMA_VERSION"
+
+
+class UnknownSenderError(WireError):
+    """A sender that is not a member of the federation directory."""
+
+    reason_code = "UNKNOWN_SENDER"
+
+
+class BadSignatureError(WireError):
+    """A signature that does not verify under the sender's directory key."""
+
+    reason_code = "BAD_SIGNATURE"
+
+
+class WrongRoleError(WireError):
+    """A validly signed message from a Party that may not send it in this transfer."""
+
+    reason_code = "WRONG_ROLE"

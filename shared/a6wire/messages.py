@@ -1,0 +1,344 @@
+"""The protocol messages and the signed envelope that carries them.
+
+Schema version 1. Every message crossing between Parties is an ``Envelope``
+whose ``payload`` is one of ``Prepare``, ``Vote``, ``Decision`` or ``Done``,
+told apart by its ``type`` field. Models are frozen and refuse unknown fields,
+so what was signed is exactly what is read back (see ``a6wire.signing``).
+
+A ``Decision`` embeds envelopes (the participants' signed YES votes, and for
+an ABORT written by a participant the coordinator's signed PREPARE), so that
+anyone reading the decision topic can check it without having seen the rest of
+the conversation.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from a6wire.identifiers import (
+    SERIAL_MIN,
+    VINTAGE_MAX,
+    VINTAGE_MIN,
+    CooperativeApproachId,
+    PartyCode,
+    RegistryId,
+    registry_party,
+)
+
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({SCHEMA_VERSION})
+
+# Limits on everything a peer can make us hold in memory or in a database row.
+BLOCKS_PER_TRANSFER_MAX = 1_000
+PARTICIPANTS_PER_TRANSFER_MAX = 16
+REASON_CODES_PER_MESSAGE_MAX = 32
+TEXT_LENGTH_MAX = 2_000
+NAME_LENGTH_MAX = 200
+ENTRIES_PER_LIST_MAX = 200
+ACCOUNT_ID_LENGTH_MAX = 64
+
+REASON_CODE_PATTERN = r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$"
+SHA256_HEX_PATTERN = r"^[0-9a-f]{64}$"
+
+
+def _as_utc(value: datetime) -> datetime:
+    # One representation per instant, so the canonical bytes of a message do not
+    # depend on the sender's local offset.
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
+ReasonCode = Annotated[str, StringConstraints(pattern=REASON_CODE_PATTERN, max_length=64)]
+AccountId = Annotated[str, StringConstraints(min_length=1, max_length=ACCOUNT_ID_LENGTH_MAX)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_LENGTH_MAX)]
+Sha256Hex = Annotated[str, StringConstraints(pattern=SHA256_HEX_PATTERN)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+class MessageType(StrEnum):
+    PREPARE = "PREPARE"
+    VOTE = "VOTE"
+    DECISION = "DECISION"
+    DONE = "DONE"
+
+
+class Purpose(StrEnum):
+    """What the acquired ITMOs may be used for (AEF table 2)."""
+
+    NDC = "NDC"
+    OIMP = "OIMP"
+
+
+class FirstTransferDefinition(StrEnum):
+    """When an OIMP authorisation says the first transfer happens (AEF table 2)."""
+
+    AUTHORISATION = "authorisation"
+    ISSUANCE = "issuance"
+    USE_OR_CANCELLATION = "use_or_cancellation"
+
+
+class SerialBlock(_Frozen):
+    """A contiguous range of serial numbers sharing one attribute set.
+
+    The quantity is carried explicitly and must equal ``last - first + 1``: a
+    receiver checks the arithmetic rather than trusting either number.
+    """
+
+    first_serial: int = Field(ge=SERIAL_MIN)
+    last_serial: int = Field(ge=SERIAL_MIN)
+    quantity: int = Field(ge=1)
+    cooperative_approach_id: CooperativeApproachId
+    originating_registry_id: RegistryId
+    first_transferring_party: PartyCode
+    vintage: int = Field(ge=VINTAGE_MIN, le=VINTAGE_MAX)
+    metric: Name
+    # The IPCC assessment report and horizon of the GWP values, e.g. "AR5-GWP100";
+    # a string, not a float, so the canonical encoding is exact.
+    gwp: Name
+    mitigation_type: Name
+    sector: Name
+    activity_type: Name
+    first_transfer_done: bool
+    authorisation_id: Name
+    authorisation_version: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _quantity_matches_range(self) -> SerialBlock:
+        if self.first_serial > self.last_serial:
+            raise ValueError("first_serial is after last_serial")
+        if self.quantity != self.last_serial - self.first_serial + 1:
+            raise ValueError(
+                f"quantity {self.quantity} is not last - first + 1 = "
+                f"{self.last_serial - self.first_serial + 1}"
+            )
+        return self
+
+
+class AuthorisationSnapshot(_Frozen):
+    """The Letter of Authorisation version the transfer relies on (AEF table 2)."""
+
+    authorisation_id: Name
+    authorisation_date: date
+    cooperative_approach_id: CooperativeApproachId
+    version: int = Field(ge=1)
+    quantity_cap: int | None = Field(default=None, ge=1)
+    authorised_parties: tuple[PartyCode, ...] = Field(min_length=1, max_length=ENTRIES_PER_LIST_MAX)
+    authorised_entities: tuple[Name, ...] = Field(default=(), max_length=ENTRIES_PER_LIST_MAX)
+    purposes: tuple[Purpose, ...] = Field(min_length=1, max_length=2)
+    mitigation_from: date | None = None
+    mitigation_to: date | None = None
+    use_from: date | None = None
+    use_to: date | None = None
+    terms: str = Field(default="", max_length=TEXT_LENGTH_MAX)
+    first_transfer_definition: FirstTransferDefinition | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> AuthorisationSnapshot:
+        if Purpose.OIMP in self.purposes and self.first_transfer_definition is None:
+            raise ValueError("an OIMP authorisation must define the first transfer")
+        for start, end in (
+            (self.mitigation_from, self.mitigation_to),
+            (self.use_from, self.use_to),
+        ):
+            if start is not None and end is not None and start > end:
+                raise ValueError("a timeframe ends before it starts")
+        return self
+
+
+class Prepare(_Frozen):
+    """The coordinator asks every participant to validate and hold the transfer.
+
+    ``participants`` are the Parties whose YES vote the COMMIT needs; the
+    coordinator (the transferring Party) is never one of them, its agreement is
+    its own signature on the COMMIT.
+    """
+
+    type: Literal[MessageType.PREPARE] = MessageType.PREPARE
+    transfer_id: UUID
+    coordinator_party: PartyCode
+    participants: tuple[PartyCode, ...] = Field(
+        min_length=1, max_length=PARTICIPANTS_PER_TRANSFER_MAX
+    )
+    from_registry_id: RegistryId
+    from_account_id: AccountId
+    to_registry_id: RegistryId
+    to_account_id: AccountId
+    blocks: tuple[SerialBlock, ...] = Field(min_length=1, max_length=BLOCKS_PER_TRANSFER_MAX)
+    authorisation: AuthorisationSnapshot
+    purpose: Purpose
+    deadline: UtcDatetime
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Prepare:
+        if len(set(self.participants)) != len(self.participants):
+            raise ValueError("a participant is named twice")
+        if self.coordinator_party in self.participants:
+            raise ValueError("the coordinator is not one of the voting participants")
+        if registry_party(self.from_registry_id) != self.coordinator_party:
+            raise ValueError("the coordinator must be the Party of the transferring registry")
+        if registry_party(self.to_registry_id) not in self.participants:
+            raise ValueError("the acquiring registry's Party must be a participant")
+        # Serial numbers are unique within one originating registry and approach.
+        ordered = sorted(
+            self.blocks,
+            key=lambda block: (
+                block.originating_registry_id,
+                block.cooperative_approach_id,
+                block.first_serial,
+            ),
+        )
+        for earlier, later in itertools.pairwise(ordered):
+            if (
+                earlier.originating_registry_id == later.originating_registry_id
+                and earlier.cooperative_approach_id == later.cooperative_approach_id
+                and later.first_serial <= earlier.last_serial
+            ):
+                raise ValueError("two blocks overlap")
+        if self.purpose not in self.authorisation.purposes:
+            raise ValueError("the authorisation does not cover the stated purpose")
+        return self
+
+    @property
+    def quantity(self) -> int:
+        return sum(block.quantity for block in self.blocks)
+
+
+class VoteChoice(StrEnum):
+    YES = "YES"
+    NO = "NO"
+
+
+class Vote(_Frozen):
+    """A participant's answer to one PREPARE, bound to it by the PREPARE's digest."""
+
+    type: Literal[MessageType.VOTE] = MessageType.VOTE
+    transfer_id: UUID
+    coordinator_party: PartyCode
+    prepare_digest: Sha256Hex
+    vote: VoteChoice
+    reason_codes: tuple[ReasonCode, ...] = Field(
+        default=(), max_length=REASON_CODES_PER_MESSAGE_MAX
+    )
+
+    @model_validator(mode="after")
+    def _reasons_match_vote(self) -> Vote:
+        if self.vote is VoteChoice.YES and self.reason_codes:
+            raise ValueError("a YES vote carries no reason codes")
+        if self.vote is VoteChoice.NO and not self.reason_codes:
+            raise ValueError("a NO vote must say why")
+        return self
+
+
+class Outcome(StrEnum):
+    COMMIT = "COMMIT"
+    ABORT = "ABORT"
+
+
+class Decision(_Frozen):
+    """A record on the decision topic; the first valid one per transfer wins.
+
+    A COMMIT is written by the coordinator and carries every participant's signed
+    YES vote. An ABORT is written by the coordinator or by a participant; a
+    participant's ABORT carries the coordinator's signed PREPARE so that anyone
+    can check the writer really is a participant of that transfer.
+    """
+
+    type: Literal[MessageType.DECISION] = MessageType.DECISION
+    transfer_id: UUID
+    outcome: Outcome
+    decided_by: PartyCode
+    coordinator_party: PartyCode
+    participants: tuple[PartyCode, ...] = Field(
+        min_length=1, max_length=PARTICIPANTS_PER_TRANSFER_MAX
+    )
+    prepare_digest: Sha256Hex
+    yes_votes: tuple[Envelope, ...] = Field(default=(), max_length=PARTICIPANTS_PER_TRANSFER_MAX)
+    prepare: Envelope | None = None
+    reason_codes: tuple[ReasonCode, ...] = Field(
+        default=(), max_length=REASON_CODES_PER_MESSAGE_MAX
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> Decision:
+        if len(set(self.participants)) != len(self.participants):
+            raise ValueError("a participant is named twice")
+        if self.coordinator_party in self.participants:
+            raise ValueError("the coordinator is not one of the voting participants")
+        if self.outcome is Outcome.COMMIT:
+            if self.decided_by != self.coordinator_party:
+                raise ValueError("only the coordinator may decide COMMIT")
+            if len(self.yes_votes) != len(self.participants):
+                raise ValueError("a COMMIT carries one YES vote per participant")
+        else:
+            if self.yes_votes:
+                raise ValueError("an ABORT carries no votes")
+            if self.decided_by not in (self.coordinator_party, *self.participants):
+                raise ValueError("only the coordinator or a participant may decide ABORT")
+            if self.decided_by != self.coordinator_party and self.prepare is None:
+                raise ValueError("a participant's ABORT carries the coordinator's PREPARE")
+        return self
+
+
+class DoneOutcome(StrEnum):
+    COMMITTED = "COMMITTED"
+    ABORTED = "ABORTED"
+
+
+class Done(_Frozen):
+    """A participant tells the coordinator it has applied the winning decision."""
+
+    type: Literal[MessageType.DONE] = MessageType.DONE
+    transfer_id: UUID
+    coordinator_party: PartyCode
+    outcome: DoneOutcome
+
+
+Payload = Annotated[Prepare | Vote | Decision | Done, Field(discriminator="type")]
+
+
+class Envelope(_Frozen):
+    """One signed protocol message.
+
+    ``signature`` is base64 (RFC 4648, with padding) of the Ed25519 signature
+    over ``a6wire.signing.canonical_bytes`` of every other field.
+    """
+
+    message_id: UUID
+    transfer_id: UUID
+    message_type: MessageType
+    sender_party: PartyCode
+    sent_at: UtcDatetime
+    schema_version: int
+    payload: Payload
+    signature: str = Field(default="", max_length=128)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Envelope:
+        if self.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
+            raise ValueError(f"schema version {self.schema_version} is not supported")
+        if self.message_type != self.payload.type:
+            raise ValueError("message_type does not match the payload type")
+        if self.transfer_id != self.payload.transfer_id:
+            raise ValueError("the envelope and payload name different transfers")
+        return self
+
+
+Decision.model_rebuild()
+Envelope.model_rebuild()

@@ -1,0 +1,28 @@
+"""Kafka topic names of the federation.
+
+Each node owns one inbox topic that any member may write to and only the owner
+reads; every decision record lands on one shared decision topic, keyed by
+transfer id, so that all records about one transfer share one partition and
+every node reads them in the same order (the order is the arbiter).
+"""
+
+from __future__ import annotations
+
+from a6wire.identifiers import IdentifierError, is_party_code
+
+INBOX_TOPIC_PREFIX = "a6.node."
+INBOX_TOPIC_SUFFIX = ".inbox"
+DECISION_TOPIC = "a6.decisions"
+
+
+def inbox_topic(party: str) -> str:
+    """The inbox topic of one Party's registry node, e.g. ``a6.node.CHE.inbox``."""
+    if not is_party_code(party):
+        raise IdentifierError(f"{party!r} is not a Party code")
+    return f"{INBOX_TOPIC_PREFIX}{party}{INBOX_TOPIC_SUFFIX}"
+
+
+def decision_key(transfer_id: str) -> bytes:
+    """The Kafka record key on the decision topic: the transfer id, so one partition
+    holds every record about one transfer."""
+    return transfer_id.encode("ascii")

@@ -1,0 +1,101 @@
+"""Decoding and verifying envelopes against the federation directory.
+
+A receiving node runs ``decode_envelope`` then ``verify_envelope`` on every
+message before anything else sees it. The checks that need only the message
+and the directory live here; the checks that need the transfer (is this voter
+a participant of this transfer?) are ``check_sender_role``, called with what
+the node knows of the transfer, and the evidence inside a DECISION is checked
+by the arbiter in ``registry.protocol``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from a6wire.directory import FederationDirectory
+from a6wire.errors import (
+    BadSignatureError,
+    MalformedMessageError,
+    UnsupportedSchemaVersionError,
+    WrongRoleError,
+)
+from a6wire.messages import SUPPORTED_SCHEMA_VERSIONS, Decision, Done, Envelope, Prepare, Vote
+from a6wire.signing import signature_is_valid
+
+ENVELOPE_SIZE_MAX_BYTES = 4 * 1024 * 1024
+
+
+def decode_envelope(data: bytes | str) -> Envelope:
+    """Parse bytes from the bus; an unknown schema version is refused before the
+    payload is interpreted, since a newer schema may mean something else."""
+    if len(data) > ENVELOPE_SIZE_MAX_BYTES:
+        raise MalformedMessageError("the envelope is larger than the size limit")
+    try:
+        raw = json.loads(data)
+    except ValueError as error:
+        raise MalformedMessageError(f"not JSON: {error}") from error
+    if not isinstance(raw, dict):
+        raise MalformedMessageError("an envelope is a JSON object")
+    version = raw.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise MalformedMessageError("schema_version is missing or not an integer")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise UnsupportedSchemaVersionError(f"schema version {version} is not supported")
+    try:
+        return Envelope.model_validate(raw)
+    except ValidationError as error:
+        raise MalformedMessageError(str(error)) from error
+
+
+def encode_envelope(envelope: Envelope) -> bytes:
+    return envelope.model_dump_json().encode("utf-8")
+
+
+def verify_signature(envelope: Envelope, directory: FederationDirectory) -> None:
+    """Known sender, supported schema, and a signature by the sender's key."""
+    if envelope.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise UnsupportedSchemaVersionError(f"schema version {envelope.schema_version}")
+    member = directory.member(envelope.sender_party)
+    if not signature_is_valid(envelope, member.public_key):
+        raise BadSignatureError(f"the signature is not {envelope.sender_party}'s")
+
+
+def verify_envelope(envelope: Envelope, directory: FederationDirectory) -> Envelope:
+    """``verify_signature`` plus every role check the message alone allows."""
+    verify_signature(envelope, directory)
+    payload = envelope.payload
+    sender = envelope.sender_party
+    if isinstance(payload, Prepare):
+        if sender != payload.coordinator_party:
+            raise WrongRoleError("a PREPARE comes from the transfer's coordinator")
+        if directory.member(sender).registry_id != payload.from_registry_id:
+            raise WrongRoleError("a PREPARE comes from the transferring registry")
+    elif isinstance(payload, Vote | Done):
+        if sender == payload.coordinator_party:
+            raise WrongRoleError(f"a {payload.type} comes from a participant, not the coordinator")
+    elif isinstance(payload, Decision) and sender != payload.decided_by:
+        raise WrongRoleError("a DECISION is signed by the Party that decided it")
+    return envelope
+
+
+def check_sender_role(
+    envelope: Envelope, coordinator_party: str, participants: Sequence[str]
+) -> None:
+    """The sender may send this message in the transfer as the node knows it."""
+    payload = envelope.payload
+    sender = envelope.sender_party
+    if payload.coordinator_party != coordinator_party:
+        raise WrongRoleError("the message names another coordinator")
+    if isinstance(payload, Prepare):
+        allowed: tuple[str, ...] = (coordinator_party,)
+    elif isinstance(payload, Vote | Done):
+        allowed = tuple(participants)
+    elif payload.outcome == "COMMIT":
+        allowed = (coordinator_party,)
+    else:
+        allowed = (coordinator_party, *participants)
+    if sender not in allowed:
+        raise WrongRoleError(f"{sender} may not send this {payload.type} in this transfer")
