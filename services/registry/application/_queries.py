@@ -1,0 +1,126 @@
+"""Read-only handlers: each opens a unit of work, reads, and commits nothing."""
+
+from __future__ import annotations
+
+from registry.application._common import load_node
+from registry.application._outgoing import reservation_result
+from registry.application.ports import Clock, UnitOfWork
+from registry.application.results import IncomingResult, LedgerTotals, ReservationResult
+from registry.domain.accounts import Account
+from registry.domain.adjustments import CorrespondingAdjustment
+from registry.domain.approaches import CooperativeApproach
+from registry.domain.audit import AuditAction, AuditEntry
+from registry.domain.authorisations import Authorisation
+from registry.domain.blocks import BlockStatus, SerialBlock
+from registry.domain.errors import DomainError, ReasonCode
+from registry.domain.registry_node import RegistryNode
+from registry.domain.transfers import Reservation, ReservationState, TransferDirection
+
+
+def get_registry_node(uow: UnitOfWork, clock: Clock) -> RegistryNode:
+    with uow:
+        return load_node(uow)
+
+
+def get_account(uow: UnitOfWork, clock: Clock, account_id: str) -> Account:
+    with uow:
+        account = uow.accounts.get(account_id)
+    if account is None:
+        raise DomainError(ReasonCode.UNKNOWN_ACCOUNT, f"no account {account_id}")
+    return account
+
+
+def list_accounts(uow: UnitOfWork, clock: Clock) -> list[Account]:
+    with uow:
+        return uow.accounts.list()
+
+
+def account_blocks(uow: UnitOfWork, clock: Clock, account_id: str) -> list[SerialBlock]:
+    """Every block recorded in the account, any status (holdings, locks, retirements)."""
+    with uow:
+        if uow.accounts.get(account_id) is None:
+            raise DomainError(ReasonCode.UNKNOWN_ACCOUNT, f"no account {account_id}")
+        return uow.blocks.list_account(account_id)
+
+
+def account_balance(uow: UnitOfWork, clock: Clock, account_id: str) -> dict[BlockStatus, int]:
+    with uow:
+        if uow.accounts.get(account_id) is None:
+            raise DomainError(ReasonCode.UNKNOWN_ACCOUNT, f"no account {account_id}")
+        return {
+            status: uow.blocks.quantity_in_account(account_id, status) for status in BlockStatus
+        }
+
+
+def list_cooperative_approaches(uow: UnitOfWork, clock: Clock) -> list[CooperativeApproach]:
+    with uow:
+        return uow.approaches.list()
+
+
+def authorisation_history(
+    uow: UnitOfWork, clock: Clock, authorisation_id: str, authorising_party: str | None = None
+) -> list[Authorisation]:
+    """Every version of an LoA, oldest first; this Party's own unless another is named."""
+    with uow:
+        party = authorising_party or load_node(uow).party
+        return uow.authorisations.history(party, authorisation_id)
+
+
+def ledger_totals(uow: UnitOfWork, clock: Clock) -> LedgerTotals:
+    with uow:
+        by_status = uow.blocks.quantity_by_status()
+        issued = uow.audit.total_quantity(AuditAction.ISSUANCE)
+        acquired = uow.audit.total_quantity(AuditAction.ACQUISITION)
+    return LedgerTotals(
+        held=by_status.get(BlockStatus.HELD, 0),
+        reserved=by_status.get(BlockStatus.RESERVED, 0),
+        incoming=by_status.get(BlockStatus.INCOMING, 0),
+        retired=by_status.get(BlockStatus.RETIRED, 0),
+        cancelled=by_status.get(BlockStatus.CANCELLED, 0),
+        transferred_out=by_status.get(BlockStatus.TRANSFERRED_OUT, 0),
+        issued=issued,
+        acquired=acquired,
+    )
+
+
+def adjustment_balance(uow: UnitOfWork, clock: Clock, party: str, year: int, metric: str) -> int:
+    with uow:
+        return uow.adjustments.balance(party, year, metric)
+
+
+def adjustments_for_party(
+    uow: UnitOfWork, clock: Clock, party: str
+) -> list[CorrespondingAdjustment]:
+    with uow:
+        return uow.adjustments.for_party(party)
+
+
+def audit_trail(
+    uow: UnitOfWork, clock: Clock, originating_registry_id: str, first_serial: int, last_serial: int
+) -> list[AuditEntry]:
+    with uow:
+        return uow.audit.for_block(originating_registry_id, first_serial, last_serial)
+
+
+def get_transfer(
+    uow: UnitOfWork, clock: Clock, transfer_id: str
+) -> ReservationResult | IncomingResult:
+    with uow:
+        reservation = uow.reservations.get(transfer_id)
+        if reservation is None:
+            raise DomainError(ReasonCode.UNKNOWN_TRANSFER, f"no transfer {transfer_id}")
+        if reservation.direction is TransferDirection.OUTGOING:
+            return reservation_result(uow, reservation)
+        blocks = sorted(uow.blocks.for_transfer(transfer_id), key=lambda b: b.key)
+        return IncomingResult(
+            transfer_id,
+            reservation.state,
+            reservation.quantity,
+            tuple(block.to_spec() for block in blocks),
+        )
+
+
+def pending_transfers(uow: UnitOfWork, clock: Clock) -> list[Reservation]:
+    """Every reservation not yet finalised or released, for recovery after a restart."""
+    with uow:
+        return uow.reservations.list(state=ReservationState.PENDING)

@@ -1,0 +1,227 @@
+"""Ports the handlers depend on, as Protocols; adapters implement them.
+
+Every repository belongs to one unit of work and sees only that unit's
+transaction. Repositories never commit; the handler commits the unit of work
+once, so each command is atomic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from registry.domain.accounts import Account
+from registry.domain.adjustments import CorrespondingAdjustment
+from registry.domain.approaches import CooperativeApproach
+from registry.domain.audit import AuditAction, AuditEntry
+from registry.domain.authorisations import Authorisation
+from registry.domain.blocks import BlockStatus, SerialBlock
+from registry.domain.registry_node import RegistryNode
+from registry.domain.transfers import Reservation, ReservationState, TransferDirection
+
+JsonValue = Any
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class RegistryNodeRepository(Protocol):
+    def get(self) -> RegistryNode | None: ...
+
+    def add(self, node: RegistryNode) -> None: ...
+
+    def update(self, node: RegistryNode) -> None: ...
+
+    def allocate_serials(self, quantity: int) -> int:
+        """Reserve the next ``quantity`` serials for issuance and return the first.
+
+        The counter moves in the same transaction as the issued blocks, so a
+        rolled-back issuance leaves no block with those serials behind.
+        """
+        ...
+
+
+class AccountRepository(Protocol):
+    def get(self, account_id: str) -> Account | None: ...
+
+    def lock(self, account_id: str) -> Account | None:
+        """Like ``get``, and serialise concurrent commands on this account until commit."""
+        ...
+
+    def add(self, account: Account) -> None: ...
+
+    def update(self, account: Account) -> None: ...
+
+    def list(self) -> list[Account]: ...
+
+
+class CooperativeApproachRepository(Protocol):
+    def get(self, cooperative_approach_id: str) -> CooperativeApproach | None: ...
+
+    def add(self, approach: CooperativeApproach) -> None: ...
+
+    def list(self) -> list[CooperativeApproach]: ...
+
+
+class AuthorisationRepository(Protocol):
+    """Versions of LoAs, keyed by the authorising Party and the authorisation id.
+
+    A registry keeps its own Party's LoAs and the snapshots of foreign LoAs that
+    came with acquired units, which it needs to check an onward transfer.
+    """
+
+    def current(self, authorising_party: str, authorisation_id: str) -> Authorisation | None:
+        """The highest version recorded for this LoA."""
+        ...
+
+    def get(
+        self, authorising_party: str, authorisation_id: str, version: int
+    ) -> Authorisation | None: ...
+
+    def add(self, authorisation: Authorisation) -> None: ...
+
+    def history(self, authorising_party: str, authorisation_id: str) -> list[Authorisation]: ...
+
+    def counted_quantity(self, authorisation_id: str) -> int:
+        """Units counted against this Party's own LoA's cap (first transfers, pending or done)."""
+        ...
+
+    def add_counted_quantity(self, authorisation_id: str, delta: int) -> None: ...
+
+
+class BlockRepository(Protocol):
+    def add_many(self, blocks: Sequence[SerialBlock]) -> None:
+        """Insert new blocks (``block_id`` None)."""
+        ...
+
+    def update_many(self, blocks: Sequence[SerialBlock]) -> None:
+        """Overwrite stored blocks by ``block_id``."""
+        ...
+
+    def iter_held(
+        self,
+        account_id: str,
+        *,
+        cooperative_approach_id: str | None = None,
+        vintage: int | None = None,
+    ) -> Iterator[SerialBlock]:
+        """HELD blocks of one account ordered by (originating registry, first serial), lazily."""
+        ...
+
+    def in_account_overlapping(
+        self, account_id: str, originating_registry_id: str, first_serial: int, last_serial: int
+    ) -> list[SerialBlock]:
+        """Blocks of one account, any status, overlapping the range."""
+        ...
+
+    def present_overlapping(
+        self, originating_registry_id: str, first_serial: int, last_serial: int
+    ) -> list[SerialBlock]:
+        """Blocks present in this registry (see PRESENT_STATUSES) overlapping the range."""
+        ...
+
+    def for_transfer(self, transfer_id: str) -> list[SerialBlock]: ...
+
+    def delete_many(self, blocks: Sequence[SerialBlock]) -> None: ...
+
+    def quantity_by_status(self) -> dict[BlockStatus, int]: ...
+
+    def quantity_in_account(self, account_id: str, status: BlockStatus) -> int: ...
+
+    def list_account(self, account_id: str) -> list[SerialBlock]: ...
+
+
+class AdjustmentRepository(Protocol):
+    def add_many(self, entries: Sequence[CorrespondingAdjustment]) -> None: ...
+
+    def balance(self, party: str, year: int, metric: str) -> int: ...
+
+    def for_party(self, party: str) -> list[CorrespondingAdjustment]: ...
+
+
+class AuditRepository(Protocol):
+    """Append-only: there is deliberately no update or delete."""
+
+    def append_many(self, entries: Sequence[AuditEntry]) -> None: ...
+
+    def for_block(
+        self, originating_registry_id: str, first_serial: int, last_serial: int
+    ) -> list[AuditEntry]:
+        """Entries whose range overlaps the given one, oldest first."""
+        ...
+
+    def total_quantity(self, action: AuditAction) -> int: ...
+
+
+class ReservationRepository(Protocol):
+    def get(self, transfer_id: str) -> Reservation | None: ...
+
+    def add(self, reservation: Reservation) -> None: ...
+
+    def update(self, reservation: Reservation) -> None: ...
+
+    def list(
+        self,
+        *,
+        state: ReservationState | None = None,
+        direction: TransferDirection | None = None,
+    ) -> list[Reservation]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """The first answer to an API request, replayed for a repeat with the same key."""
+
+    idempotency_key: str
+    principal: str
+    method: str
+    path: str
+    request_fingerprint: str
+    response_status: int
+    response_body: JsonValue
+    created_at: datetime
+
+
+class IdempotencyKeyExists(Exception):  # noqa: N818 - the API layer already imports this name
+    """``put`` was called for a (key, principal) already stored."""
+
+
+class IdempotencyRepository(Protocol):
+    def get(self, idempotency_key: str, principal: str) -> IdempotencyRecord | None: ...
+
+    def put(self, record: IdempotencyRecord) -> None:
+        """Store the record; raise IdempotencyKeyExists if the key is taken for the principal."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One database transaction. ``with uow:`` begins it; leaving without commit rolls back."""
+
+    registry_node: RegistryNodeRepository
+    accounts: AccountRepository
+    approaches: CooperativeApproachRepository
+    authorisations: AuthorisationRepository
+    blocks: BlockRepository
+    adjustments: AdjustmentRepository
+    audit: AuditRepository
+    reservations: ReservationRepository
+    idempotency: IdempotencyRepository
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...

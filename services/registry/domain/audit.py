@@ -1,0 +1,69 @@
+"""The append-only audit trail, one entry per change to a block (check 11)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from registry.domain.blocks import SerialBlock
+
+
+class AuditAction(StrEnum):
+    ISSUANCE = "ISSUANCE"
+    INTERNAL_TRANSFER = "INTERNAL_TRANSFER"
+    USE_TOWARDS_NDC = "USE_TOWARDS_NDC"
+    USE_FOR_OIMP = "USE_FOR_OIMP"
+    VOLUNTARY_CANCELLATION = "VOLUNTARY_CANCELLATION"
+    OMGE_CANCELLATION = "OMGE_CANCELLATION"
+    FIRST_TRANSFER = "FIRST_TRANSFER"
+    RESERVATION = "RESERVATION"
+    RESERVATION_RELEASE = "RESERVATION_RELEASE"
+    TRANSFER_OUT = "TRANSFER_OUT"
+    INCOMING_HOLD = "INCOMING_HOLD"
+    INCOMING_RELEASE = "INCOMING_RELEASE"
+    ACQUISITION = "ACQUISITION"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """What happened to one block: keyed by its serial range and first/last identifier."""
+
+    occurred_at: datetime
+    action: AuditAction
+    originating_registry_id: str
+    first_serial: int
+    last_serial: int
+    first_identifier: str
+    last_identifier: str
+    quantity: int
+    from_account_id: str | None = None
+    to_account_id: str | None = None
+    transfer_id: str | None = None
+    counterparty_party: str | None = None
+
+
+def audit_entry(
+    block: SerialBlock,
+    action: AuditAction,
+    *,
+    at: datetime,
+    from_account_id: str | None = None,
+    to_account_id: str | None = None,
+    transfer_id: str | None = None,
+    counterparty_party: str | None = None,
+) -> AuditEntry:
+    return AuditEntry(
+        occurred_at=at,
+        action=action,
+        originating_registry_id=block.attributes.originating_registry_id,
+        first_serial=block.first_serial,
+        last_serial=block.last_serial,
+        first_identifier=block.first_identifier,
+        last_identifier=block.last_identifier,
+        quantity=block.quantity,
+        from_account_id=from_account_id,
+        to_account_id=to_account_id,
+        transfer_id=transfer_id,
+        counterparty_party=counterparty_party,
+    )

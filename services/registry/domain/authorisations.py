@@ -1,0 +1,171 @@
+"""Letters of Authorisation (AEF table 2), versioned, and the pure authorisation check.
+
+The check takes a snapshot of the current version and plain values, so the
+transferring and the acquiring registry run the very same function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from a6wire.identifiers import is_cooperative_approach_id, is_party_code
+from registry.domain.blocks import BlockAttributes
+from registry.domain.errors import DomainError, ReasonCode
+
+AUTHORISATION_ID_LENGTH_MAX = 64
+
+
+class Purpose(StrEnum):
+    NDC = "NDC"
+    OIMP = "OIMP"
+
+
+class FirstTransferDefinition(StrEnum):
+    """When the first transfer of units authorised for OIMP happens (2/CMA.3 annex, para 2(b))."""
+
+    AUTHORISATION = "authorisation"
+    ISSUANCE = "issuance"
+    USE_OR_CANCELLATION = "use_or_cancellation"
+
+
+@dataclass(frozen=True, slots=True)
+class Authorisation:
+    """One version of an authorisation; revocation is a version with ``revoked`` set.
+
+    An empty ``authorised_entities`` set authorises any entity of an authorised Party.
+    """
+
+    authorisation_id: str
+    version: int
+    authorising_party: str
+    authorised_on: date
+    cooperative_approach_id: str
+    authorised_parties: frozenset[str]
+    purposes: frozenset[Purpose]
+    authorised_entities: frozenset[str] = frozenset()
+    quantity_cap: int | None = None
+    mitigation_from: date | None = None
+    mitigation_to: date | None = None
+    use_from: date | None = None
+    use_to: date | None = None
+    terms: str = ""
+    oimp_first_transfer: FirstTransferDefinition | None = None
+    revoked: bool = False
+
+    def __post_init__(self) -> None:
+        if (
+            not 0 < len(self.authorisation_id) <= AUTHORISATION_ID_LENGTH_MAX
+            or not is_party_code(self.authorising_party)
+            or not is_cooperative_approach_id(self.cooperative_approach_id)
+            or not all(is_party_code(party) for party in self.authorised_parties)
+            or self.version < 1
+        ):
+            raise DomainError(
+                ReasonCode.MALFORMED_IDENTIFIER,
+                f"authorisation {self.authorisation_id!r} v{self.version} is malformed",
+            )
+        if not self.purposes:
+            raise DomainError(ReasonCode.PURPOSE_NOT_AUTHORISED, "an LoA names a purpose")
+        if Purpose.OIMP in self.purposes and self.oimp_first_transfer is None:
+            raise DomainError(
+                ReasonCode.MISSING_FIRST_TRANSFER_DEFINITION,
+                "an authorisation for OIMP defines when the first transfer happens",
+            )
+        if self.quantity_cap is not None and self.quantity_cap <= 0:
+            raise DomainError(ReasonCode.NON_POSITIVE_QUANTITY, "a quantity cap is positive")
+        for start, end in (
+            (self.mitigation_from, self.mitigation_to),
+            (self.use_from, self.use_to),
+        ):
+            if start is not None and end is not None and start > end:
+                raise DomainError(ReasonCode.INVALID_TIMEFRAME, f"{start} is after {end}")
+
+    @property
+    def first_transfer_at_authorisation_or_issuance(self) -> bool:
+        """Whether the first transfer happens when the units are issued under this LoA."""
+        return Purpose.OIMP in self.purposes and self.oimp_first_transfer in (
+            FirstTransferDefinition.AUTHORISATION,
+            FirstTransferDefinition.ISSUANCE,
+        )
+
+    @property
+    def first_transfer_at_use_or_cancellation(self) -> bool:
+        return (
+            Purpose.OIMP in self.purposes
+            and self.oimp_first_transfer is FirstTransferDefinition.USE_OR_CANCELLATION
+        )
+
+
+def check_authorisation(
+    authorisation: Authorisation | None,
+    units: BlockAttributes,
+    *,
+    acquiring_party: str,
+    acquiring_entity: str | None,
+    purpose: Purpose,
+    on: date,
+    quantity: int,
+    counted_quantity: int,
+) -> list[ReasonCode]:
+    """Check 7: the current version covers the units, purpose, timeframe, cap, Party and entity.
+
+    ``authorisation`` is the current version of the LoA the units name (None when
+    there is none); ``counted_quantity`` is what already counts against the cap.
+    Returns every reason found; an empty list means the transfer is authorised.
+    """
+    if (
+        authorisation is None
+        or units.authorisation_id is None
+        or units.authorisation_id != authorisation.authorisation_id
+    ):
+        return [ReasonCode.NO_AUTHORISATION]
+    if authorisation.revoked:
+        return [ReasonCode.AUTHORISATION_REVOKED]
+    reasons: list[ReasonCode] = []
+    if authorisation.cooperative_approach_id != units.cooperative_approach_id:
+        reasons.append(ReasonCode.AUTHORISATION_WRONG_COOPERATIVE_APPROACH)
+    if purpose not in authorisation.purposes:
+        reasons.append(ReasonCode.PURPOSE_NOT_AUTHORISED)
+    if acquiring_party not in authorisation.authorised_parties:
+        reasons.append(ReasonCode.PARTY_NOT_AUTHORISED)
+    if (
+        authorisation.authorised_entities
+        and acquiring_entity is not None
+        and acquiring_entity not in authorisation.authorised_entities
+    ):
+        reasons.append(ReasonCode.ENTITY_NOT_AUTHORISED)
+    if not _vintage_in_mitigation_timeframe(authorisation, units.vintage):
+        reasons.append(ReasonCode.OUTSIDE_MITIGATION_TIMEFRAME)
+    if (authorisation.use_from is not None and on < authorisation.use_from) or (
+        authorisation.use_to is not None and on > authorisation.use_to
+    ):
+        reasons.append(ReasonCode.OUTSIDE_USE_TIMEFRAME)
+    if authorisation.quantity_cap is not None and (
+        counted_quantity + quantity > authorisation.quantity_cap
+    ):
+        reasons.append(ReasonCode.QUANTITY_CAP_EXCEEDED)
+    return reasons
+
+
+def _vintage_in_mitigation_timeframe(authorisation: Authorisation, vintage: int) -> bool:
+    # The vintage is a year; a timeframe in dates covers it if the years overlap.
+    return (
+        authorisation.mitigation_from is None or authorisation.mitigation_from.year <= vintage
+    ) and (authorisation.mitigation_to is None or vintage <= authorisation.mitigation_to.year)
+
+
+def check_new_version(
+    current: Authorisation | None, new: Authorisation, *, own_party: str
+) -> list[ReasonCode]:
+    """A new version follows the current one by exactly one and is this Party's own."""
+    reasons: list[ReasonCode] = []
+    if new.authorising_party != own_party:
+        reasons.append(ReasonCode.AUTHORISATION_NOT_BY_THIS_PARTY)
+    expected = 1 if current is None else current.version + 1
+    if new.version != expected or (current is not None and current.revoked):
+        reasons.append(ReasonCode.AUTHORISATION_VERSION_CONFLICT)
+    if current is not None and current.cooperative_approach_id != new.cooperative_approach_id:
+        reasons.append(ReasonCode.AUTHORISATION_WRONG_COOPERATIVE_APPROACH)
+    return reasons
