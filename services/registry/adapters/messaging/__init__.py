@@ -1,0 +1,73 @@
+"""The generic, protocol-agnostic Kafka edge of a registry node.
+
+The protocol layer hands over serialised, signed envelopes (bytes) with a
+topic and a key; this package gets them to Kafka and back with the
+guarantees of PROTOCOL.md ("Local durability: outbox and inbox"):
+
+- ``Outbox.add`` writes a message in the caller's database transaction;
+- ``OutboxRelay`` publishes committed rows in id order, at least once;
+- ``Inbox`` lets a handler drop a message it has already applied;
+- ``build_node_broker`` / ``subscribe_records`` commit a consumer offset only
+  after the handler (and so its transaction) returned;
+- ``ensure_topics`` creates the inbox and the decision log at start;
+- ``MessagingEdge`` starts and stops all of it in order.
+"""
+
+from .broker import (
+    BrokerSender,
+    RawKafkaRecord,
+    RecordHandler,
+    build_broker,
+    build_node_broker,
+    subscribe_records,
+)
+from .config import DECISION_TOPIC, MessagingConfig, inbox_topic
+from .edge import MessagingEdge, PartitionLag
+from .errors import (
+    DuplicateMessageError,
+    EdgeNotStartedError,
+    InvalidOutboxMessageError,
+    MessagingError,
+    TopicSetupError,
+)
+from .inbox import Inbox
+from .outbox import Outbox
+from .relay import OutboxRelay, RecordSender, RelayPublishError
+from .tables import (
+    MESSAGING_METADATA,
+    MESSAGING_TABLES,
+    MessagingTables,
+    define_messaging_tables,
+)
+from .topics import TopicSpec, ensure_topics, node_topic_specs
+
+__all__ = [
+    "DECISION_TOPIC",
+    "MESSAGING_METADATA",
+    "MESSAGING_TABLES",
+    "BrokerSender",
+    "DuplicateMessageError",
+    "EdgeNotStartedError",
+    "Inbox",
+    "InvalidOutboxMessageError",
+    "MessagingConfig",
+    "MessagingEdge",
+    "MessagingError",
+    "MessagingTables",
+    "Outbox",
+    "OutboxRelay",
+    "PartitionLag",
+    "RawKafkaRecord",
+    "RecordHandler",
+    "RecordSender",
+    "RelayPublishError",
+    "TopicSetupError",
+    "TopicSpec",
+    "build_broker",
+    "build_node_broker",
+    "define_messaging_tables",
+    "ensure_topics",
+    "inbox_topic",
+    "node_topic_specs",
+    "subscribe_records",
+]

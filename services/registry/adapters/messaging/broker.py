@@ -1,0 +1,202 @@
+"""The FastStream broker of one node and its two thin subscribers.
+
+Delivery contract of every subscriber built here (PROTOCOL.md, "Local
+durability: outbox and inbox"): the consumer group's offset for a record is
+committed only after the handler returned, that is after the handler's own
+database transaction committed; a handler that raises leaves the offset
+where it was and the record comes back. FastStream 0.7 gives exactly that
+with ``AckPolicy.NACK_ON_ERROR`` on Kafka:
+
+- any policy but ``ACK_FIRST`` turns aiokafka's ``enable_auto_commit`` off
+  (``KafkaSubscriberConfig.__post_init__``; it cannot be passed directly);
+- on success the acknowledgement middleware calls ``consumer.commit()``,
+  which commits the consumer's position, the record after this one, since
+  records are handled one at a time in order;
+- on an exception ``nack`` seeks the partition back to the failed record, so
+  the same consumer reads it again and nothing later in that partition is
+  committed past it. ``AckPolicy.ACK`` would commit on error too (a loss),
+  and the default, ``ACK_FIRST``, auto-commits before handling (at most once).
+
+If the node dies before the commit, the group hands the partition to the
+next consumer from the last committed offset: the record is redelivered and
+the inbox table drops it if its effect had already committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.subscriber.usecase import DefaultSubscriber
+from faststream.middlewares import AckPolicy
+
+from .config import MessagingConfig
+
+_log = logging.getLogger(__name__)
+
+# Producer. acks="all" with idempotence means a record is acknowledged only
+# once every in-sync replica has it, and a retried send cannot duplicate or
+# reorder records within a partition.
+PRODUCER_ACKS = "all"
+PRODUCER_LINGER_MS = 5
+PRODUCER_REQUEST_TIMEOUT_MS = 30_000
+PRODUCER_RETRY_BACKOFF_MS = 100
+# Kafka's default broker-side message.max.bytes is about 1 MiB; the outbox
+# refuses rows above MESSAGE_SIZE_MAX_BYTES, safely below this.
+PRODUCER_MAX_REQUEST_SIZE_BYTES = 1024 * 1024
+# How long stop() waits for a handler in progress before closing the broker.
+BROKER_GRACEFUL_TIMEOUT_S = 15.0
+
+# Consumers. A handler runs one database transaction per record, so a poll of
+# a hundred records is far from the max.poll.interval a slow disk could breach.
+CONSUMER_MAX_POLL_RECORDS = 100
+CONSUMER_SESSION_TIMEOUT_MS = 10_000
+CONSUMER_HEARTBEAT_INTERVAL_MS = 3_000
+CONSUMER_MAX_POLL_INTERVAL_MS = 300_000
+# A handler that fails is retried by redelivery at once; this pause keeps a
+# record that fails every time (a database outage) from spinning the CPU.
+REDELIVERY_DELAY_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class RawKafkaRecord:
+    """One consumed record as the protocol layer sees it, free of aiokafka types."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+
+    @classmethod
+    def from_consumer_record(cls, record: ConsumerRecord[Any, Any]) -> RawKafkaRecord:
+        value = record.value
+        if not isinstance(value, bytes):
+            # Only a tombstone (None) can get here; nobody in the federation sends one.
+            raise TypeError(
+                f"record {record.topic}/{record.partition}@{record.offset} has no value"
+            )
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=value,
+            headers=tuple((name, bytes(data)) for name, data in record.headers),
+            timestamp_ms=record.timestamp,
+        )
+
+    def header(self, name: str) -> bytes | None:
+        """The last value of header ``name``, as Kafka clients resolve repeated headers."""
+        found: bytes | None = None
+        for header_name, data in self.headers:
+            if header_name == name:
+                found = data
+        return found
+
+
+RecordHandler = Callable[[RawKafkaRecord], Awaitable[None]]
+
+
+def build_broker(config: MessagingConfig, *, client_id: str | None = None) -> KafkaBroker:
+    """A broker with every producer and consumer-default option stated, and no subscribers."""
+    return KafkaBroker(
+        config.bootstrap_servers,
+        client_id=client_id or f"a6-node-{config.party}",
+        acks=PRODUCER_ACKS,
+        enable_idempotence=True,
+        linger_ms=PRODUCER_LINGER_MS,
+        request_timeout_ms=PRODUCER_REQUEST_TIMEOUT_MS,
+        retry_backoff_ms=PRODUCER_RETRY_BACKOFF_MS,
+        max_request_size=PRODUCER_MAX_REQUEST_SIZE_BYTES,
+        # Topics are created by ensure_topics with explicit partitions,
+        # replication and retention; FastStream's own creation would use defaults.
+        allow_auto_create_topics=False,
+        graceful_timeout=BROKER_GRACEFUL_TIMEOUT_S,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+
+
+def subscribe_records(
+    broker: KafkaBroker, *, topic: str, group_id: str, handle: RecordHandler
+) -> DefaultSubscriber:
+    """Feed every record of ``topic`` to ``handle``, committing only after it returns."""
+    subscriber = broker.subscriber(
+        topic,
+        batch=False,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_poll_records=CONSUMER_MAX_POLL_RECORDS,
+        session_timeout_ms=CONSUMER_SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=CONSUMER_HEARTBEAT_INTERVAL_MS,
+        max_poll_interval_ms=CONSUMER_MAX_POLL_INTERVAL_MS,
+        max_workers=None,
+        no_reply=True,
+    )
+
+    async def on_record(message: KafkaMessage) -> None:
+        raw = message.raw_message
+        if not isinstance(raw, ConsumerRecord):
+            raise TypeError(f"expected one consumer record, got {type(raw).__name__}")
+        record = RawKafkaRecord.from_consumer_record(raw)
+        try:
+            await handle(record)
+        except Exception:
+            # FastStream logs the exception with its traceback; this says what happens next.
+            _log.warning(
+                "handler failed on %s/%s@%s; the record will be redelivered",
+                record.topic,
+                record.partition,
+                record.offset,
+            )
+            await asyncio.sleep(REDELIVERY_DELAY_S)
+            raise
+
+    subscriber(on_record)
+    return subscriber
+
+
+def build_node_broker(
+    config: MessagingConfig, *, handle_inbox: RecordHandler, handle_decision: RecordHandler
+) -> tuple[KafkaBroker, DefaultSubscriber, DefaultSubscriber]:
+    """The node's broker with its inbox and decision subscribers registered (not started)."""
+    broker = build_broker(config)
+    inbox = subscribe_records(
+        broker, topic=config.inbox_topic, group_id=config.inbox_group_id, handle=handle_inbox
+    )
+    decisions = subscribe_records(
+        broker,
+        topic=config.decision_topic,
+        group_id=config.decision_group_id,
+        handle=handle_decision,
+    )
+    return broker, inbox, decisions
+
+
+class BrokerSender:
+    """The relay's ``RecordSender`` over a started FastStream broker's producer."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self._broker = broker
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, str]
+    ) -> asyncio.Future[Any]:
+        # no_confirm=True returns once the record is queued in the producer, so
+        # the relay can put a whole batch in flight, in order, and then await
+        # the acknowledgements. Bytes go out as they are (FastStream adds a
+        # content-type and a correlation_id header).
+        future: asyncio.Future[Any] = await self._broker.publish(
+            value, topic, key=key, headers=dict(headers), no_confirm=True
+        )
+        return future

@@ -1,0 +1,114 @@
+"""The Kafka settings of one node's messaging edge, every limit named with its unit.
+
+A node's edge needs more Kafka knobs than the node's settings carry today
+(replication, partitions, retention). They live here as one frozen value so
+that the composition root can build it once from the settings and pass it
+down, and so that tests can build one with unique topic and group names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from registry.settings import Settings
+
+# Topic names of the federation (PROTOCOL.md, "Roles and topics"). They belong
+# to the wire contract; when a6wire grows a topics module these should come
+# from there instead.
+DECISION_TOPIC = "a6.decisions"
+INBOX_TOPIC_TEMPLATE = "a6.node.{party}.inbox"
+INBOX_GROUP_ID_TEMPLATE = "a6-node-{party}"
+DECISION_GROUP_ID_TEMPLATE = "a6-node-{party}-decisions"
+
+# A developer's single local broker cannot hold more than one replica; a
+# production cluster keeps three and refuses writes with fewer than two in
+# sync, so the decision log (the arbiter of every transfer) survives the loss
+# of one broker without ever acknowledging a write only one broker holds.
+REPLICATION_FACTOR_LOCAL = 1
+MIN_INSYNC_REPLICAS_LOCAL = 1
+REPLICATION_FACTOR_PRODUCTION = 3
+MIN_INSYNC_REPLICAS_PRODUCTION = 2
+
+# Several partitions let the decision log spread over brokers; every record of
+# one transfer still lands in one partition because it is keyed by transfer id.
+# The count must be the same for every node, so the first node to start fixes it.
+DECISION_TOPIC_PARTITIONS_DEFAULT = 3
+INBOX_TOPIC_PARTITIONS_DEFAULT = 3
+
+# The decision log is the arbiter and is kept forever (-1 is Kafka's "never").
+DECISION_RETENTION_MS = -1
+# An inbox only carries requests in flight; transfers have deadlines of hours,
+# so a month covers any outage a node can survive with its transfers intact.
+INBOX_RETENTION_MS = 30 * 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessagingConfig:
+    """What one node's messaging edge needs to know; see the module docstring."""
+
+    party: str
+    bootstrap_servers: str
+    inbox_topic: str
+    inbox_group_id: str
+    decision_topic: str = DECISION_TOPIC
+    decision_group_id: str
+    decision_topic_partitions: int = DECISION_TOPIC_PARTITIONS_DEFAULT
+    inbox_topic_partitions: int = INBOX_TOPIC_PARTITIONS_DEFAULT
+    replication_factor: int = REPLICATION_FACTOR_LOCAL
+    min_insync_replicas: int = MIN_INSYNC_REPLICAS_LOCAL
+    inbox_retention_ms: int = INBOX_RETENTION_MS
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if self.replication_factor < 1:
+            problems.append(f"replication_factor {self.replication_factor} is below 1")
+        if not 1 <= self.min_insync_replicas <= self.replication_factor:
+            problems.append(
+                f"min_insync_replicas {self.min_insync_replicas} must be between 1 and "
+                f"the replication factor {self.replication_factor}"
+            )
+        if self.decision_topic_partitions < 1 or self.inbox_topic_partitions < 1:
+            problems.append("topic partition counts must be at least 1")
+        if problems:
+            raise ValueError("invalid messaging config: " + "; ".join(problems))
+
+    @classmethod
+    def for_party(
+        cls,
+        party: str,
+        bootstrap_servers: str,
+        *,
+        production: bool,
+        decision_topic: str = DECISION_TOPIC,
+        decision_topic_partitions: int = DECISION_TOPIC_PARTITIONS_DEFAULT,
+    ) -> MessagingConfig:
+        """The federation's standard names for ``party``, and replication for the environment."""
+        return cls(
+            party=party,
+            bootstrap_servers=bootstrap_servers,
+            inbox_topic=inbox_topic(party),
+            inbox_group_id=INBOX_GROUP_ID_TEMPLATE.format(party=party),
+            decision_topic=decision_topic,
+            decision_group_id=DECISION_GROUP_ID_TEMPLATE.format(party=party),
+            decision_topic_partitions=decision_topic_partitions,
+            replication_factor=(
+                REPLICATION_FACTOR_PRODUCTION if production else REPLICATION_FACTOR_LOCAL
+            ),
+            min_insync_replicas=(
+                MIN_INSYNC_REPLICAS_PRODUCTION if production else MIN_INSYNC_REPLICAS_LOCAL
+            ),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MessagingConfig:
+        """Local mode means one local broker; anything else is a replicated cluster."""
+        return cls.for_party(
+            settings.party,
+            settings.kafka_bootstrap_servers,
+            production=not settings.local_mode,
+        )
+
+
+def inbox_topic(party: str) -> str:
+    """The inbox topic of ``party``: any member writes to it, only that Party reads it."""
+    return INBOX_TOPIC_TEMPLATE.format(party=party)

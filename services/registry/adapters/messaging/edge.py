@@ -1,0 +1,111 @@
+"""The lifecycle of one node's Kafka edge: topics, broker, relay, in that order.
+
+``start`` creates the topics the node needs, then starts the broker (its
+producer and both consumer groups, which resume from their committed
+offsets), then the relay (whose first pass republishes every unsent outbox
+row). ``stop`` goes the other way: the subscribers stop first so that no
+handler writes new outbox rows, the relay drains what is committed, and the
+broker closes its producer last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import TopicPartition
+from faststream.kafka import KafkaBroker
+from faststream.kafka.subscriber.usecase import DefaultSubscriber
+from sqlalchemy import Engine
+
+from .broker import BrokerSender, RecordHandler, build_node_broker
+from .config import MessagingConfig
+from .errors import EdgeNotStartedError
+from .inbox import Inbox
+from .outbox import Outbox
+from .relay import OutboxRelay
+from .tables import MessagingTables
+from .topics import ensure_topics, node_topic_specs
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    """How far one consumer group is behind on one partition, in records."""
+
+    topic: str
+    partition: int
+    end_offset: int
+    committed_offset: int | None
+
+    @property
+    def lag(self) -> int:
+        # A group that never committed is behind by everything it has not read.
+        return max(self.end_offset - (self.committed_offset or 0), 0)
+
+
+class MessagingEdge:
+    """Owns the node's broker, subscribers and relay; see the module docstring."""
+
+    def __init__(
+        self,
+        config: MessagingConfig,
+        engine: Engine,
+        tables: MessagingTables,
+        *,
+        handle_inbox: RecordHandler,
+        handle_decision: RecordHandler,
+    ) -> None:
+        self.config = config
+        self.outbox = Outbox(tables.outbox)
+        self.inbox = Inbox(tables.inbox)
+        broker, inbox_subscriber, decision_subscriber = build_node_broker(
+            config, handle_inbox=handle_inbox, handle_decision=handle_decision
+        )
+        self.broker: KafkaBroker = broker
+        self._subscribers: tuple[DefaultSubscriber, ...] = (inbox_subscriber, decision_subscriber)
+        self.relay = OutboxRelay(engine, tables.outbox, BrokerSender(broker))
+        self._started = False
+
+    async def start(self) -> None:
+        await ensure_topics(
+            self.config.bootstrap_servers,
+            node_topic_specs(self.config),
+            client_id=f"a6-node-{self.config.party}-admin",
+        )
+        await self.broker.start()
+        await self.relay.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        self._started = False
+        for subscriber in self._subscribers:
+            await subscriber.stop()
+        await self.relay.stop(drain=True)
+        await self.broker.stop()
+
+    def notify(self) -> None:
+        """Poke the relay after a commit that wrote outbox rows."""
+        self.relay.notify()
+
+    async def consumer_lag(self) -> list[PartitionLag]:
+        """Per assigned partition of both groups: end offset minus committed offset."""
+        if not self._started:
+            raise EdgeNotStartedError("consumer lag needs a started edge")
+        lags: list[PartitionLag] = []
+        for subscriber in self._subscribers:
+            consumer = subscriber.consumer
+            if consumer is None:
+                continue
+            assigned: list[TopicPartition] = sorted(consumer.assignment())
+            if not assigned:
+                continue
+            end_offsets = await consumer.end_offsets(assigned)
+            for partition in assigned:
+                lags.append(
+                    PartitionLag(
+                        topic=partition.topic,
+                        partition=partition.partition,
+                        end_offset=int(end_offsets[partition]),
+                        committed_offset=await consumer.committed(partition),
+                    )
+                )
+        return lags

@@ -1,0 +1,304 @@
+"""The outbox relay: publishes committed outbox rows to Kafka, in id order, at least once.
+
+One asyncio task per node. Each pass loads the oldest unsent rows (a bounded
+batch), hands them to the producer in id order, waits until the broker has
+acknowledged them (acks=all), and only then marks them sent. A crash between
+the acknowledgement and the mark leaves the rows unsent, so the next start
+publishes them again: receivers drop the duplicates with their inbox. That is
+also the whole recovery story: the first pass after ``start`` publishes every
+row still unsent, however old.
+
+The relay wakes on ``notify()`` (a unit of work calls it after a commit that
+wrote outbox rows) and otherwise polls, so a missed poke delays a message by
+one poll interval at most. A failed batch is retried after a backoff that
+doubles up to a ceiling: the relay never gives up on a row, because a
+dropped COMMIT or vote would break the transfer's atomicity; the row's
+``attempt_count`` tells operators that something is stuck.
+
+The database is reached through a synchronous SQLAlchemy ``Engine`` in a
+worker thread, so the event loop never blocks on the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import structlog
+from sqlalchemy import Engine, Table, select, update
+
+from .errors import MessagingError
+from .outbox import utc_now
+
+_log = structlog.get_logger(__name__)
+
+# A new row waits at most this long when nobody pokes the relay.
+RELAY_POLL_INTERVAL_S = 1.0
+# Rows loaded and put in flight at once: enough to fill the producer's batches,
+# few enough that one failed batch republishes little.
+RELAY_BATCH_SIZE_MAX = 200
+# One batch's wait for the broker's acknowledgements; beyond the producer's own
+# request timeout, so a slow broker fails the send before this fires.
+RELAY_PUBLISH_TIMEOUT_S = 60.0
+RELAY_BACKOFF_INITIAL_S = 0.1
+RELAY_BACKOFF_MAX_S = 10.0
+# publish_pending (recovery, drain) stops after this many full batches and
+# leaves the rest to the loop, so one call cannot run unbounded.
+RELAY_DRAIN_BATCHES_MAX = 1000
+# How long stop() lets the current pass and a last drain finish.
+RELAY_STOP_TIMEOUT_S = 10.0
+
+
+class RecordSender(Protocol):
+    """The producer as the relay needs it; ``BrokerSender`` is the Kafka one."""
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, str]
+    ) -> asyncio.Future[Any]:
+        """Put one record in flight; the future resolves once the broker acknowledged it."""
+        ...
+
+
+class RelayPublishError(MessagingError):
+    """A batch was only partly acknowledged; its acknowledged prefix was marked sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One unsent outbox row, as loaded for publishing."""
+
+    id: int
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+
+class OutboxRelay:
+    """Publishes the outbox; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        table: Table,
+        sender: RecordSender,
+        *,
+        poll_interval_s: float = RELAY_POLL_INTERVAL_S,
+        batch_size_max: int = RELAY_BATCH_SIZE_MAX,
+        publish_timeout_s: float = RELAY_PUBLISH_TIMEOUT_S,
+        backoff_initial_s: float = RELAY_BACKOFF_INITIAL_S,
+        backoff_max_s: float = RELAY_BACKOFF_MAX_S,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if batch_size_max < 1 or poll_interval_s <= 0 or backoff_initial_s <= 0:
+            raise ValueError("batch size, poll interval and backoff must be positive")
+        self._engine = engine
+        self._table = table
+        self._sender = sender
+        self._poll_interval_s = poll_interval_s
+        self._batch_size_max = batch_size_max
+        self._publish_timeout_s = publish_timeout_s
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = max(backoff_max_s, backoff_initial_s)
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        # One pass at a time: the loop and an explicit publish_pending must not
+        # interleave, or two passes would send the same rows out of order.
+        self._pass_lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        # Observable progress, for tests now and metrics later.
+        self.published_count = 0
+        self.failed_pass_count = 0
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def notify(self) -> None:
+        """Wake the relay now; safe to call from any thread (e.g. a database worker)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if current is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def start(self) -> None:
+        """Start the loop; its first pass republishes every unsent row (recovery)."""
+        if self.running:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._stopping.clear()
+        self._wake.set()
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self, *, drain: bool = True, timeout_s: float = RELAY_STOP_TIMEOUT_S) -> None:
+        """Stop the loop; with ``drain`` first publish what is committed, within ``timeout_s``.
+
+        Whatever is left unsent stays in the outbox for the next start.
+        """
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
+        self._wake.set()
+        if not drain:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, timeout_s)
+        if drain:
+            try:
+                await asyncio.wait_for(self.publish_pending(), timeout_s)
+            except (TimeoutError, MessagingError, OSError) as error:
+                _log.warning(
+                    "outbox drain incomplete; rows stay for the next start", error=repr(error)
+                )
+
+    async def publish_pending(self) -> int:
+        """Publish unsent rows until the backlog is empty (bounded); return how many were sent."""
+        sent_count = 0
+        for _ in range(RELAY_DRAIN_BATCHES_MAX):
+            batch_count = await self._publish_one_batch()
+            sent_count += batch_count
+            if batch_count < self._batch_size_max:
+                break
+        return sent_count
+
+    async def _run(self) -> None:
+        backoff_s = self._backoff_initial_s
+        while not self._stopping.is_set():
+            # Cleared before the pass so that a poke during the pass triggers another.
+            self._wake.clear()
+            try:
+                batch_count = await self._publish_one_batch()
+            except Exception as error:
+                # Any failure (broker, database) is retried: the rows are safe in the outbox.
+                self.failed_pass_count += 1
+                _log.warning("outbox relay pass failed", error=repr(error), retry_in_s=backoff_s)
+                await self._sleep_unless_stopping(backoff_s)
+                backoff_s = min(backoff_s * 2, self._backoff_max_s)
+                continue
+            backoff_s = self._backoff_initial_s
+            if batch_count < self._batch_size_max:
+                await self._wait_for_work()
+
+    async def _wait_for_work(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+
+    async def _sleep_unless_stopping(self, delay_s: float) -> None:
+        # A poke must not cut a backoff short, or a down broker plus busy
+        # writers would turn the backoff into a hot loop; only stop does.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay_s)
+
+    async def _publish_one_batch(self) -> int:
+        async with self._pass_lock:
+            rows = await asyncio.to_thread(self._load_unsent)
+            if not rows:
+                return 0
+            await self._publish_rows(rows)
+            return len(rows)
+
+    async def _publish_rows(self, rows: Sequence[OutboxRow]) -> None:
+        results = await self._send_in_order(rows)
+        acknowledged: list[int] = []
+        failure: BaseException | None = None
+        failed_row_id: int | None = None
+        for row, result in zip(rows, results, strict=False):
+            if isinstance(result, BaseException):
+                failure, failed_row_id = result, row.id
+                break
+            _check_acknowledgement(row, result)
+            acknowledged.append(row.id)
+        if len(results) < len(rows) and failure is None:
+            failed_row_id = rows[len(results)].id
+        await asyncio.to_thread(self._mark_sent, acknowledged, failed_row_id)
+        self.published_count += len(acknowledged)
+        if failed_row_id is not None:
+            raise RelayPublishError(
+                f"outbox row {failed_row_id} was not acknowledged; "
+                f"{len(acknowledged)} of {len(rows)} rows were"
+            ) from failure
+
+    async def _send_in_order(self, rows: Sequence[OutboxRow]) -> list[Any]:
+        """Put rows in flight in id order, then collect each one's acknowledgement or error.
+
+        If enqueueing fails part-way, the rows already in flight are still
+        awaited and the result list is shorter than ``rows``.
+        """
+        futures: list[asyncio.Future[Any]] = []
+        enqueue_error: Exception | None = None
+        for row in rows:
+            try:
+                futures.append(await self._sender.send(row.topic, row.key, row.value, row.headers))
+            except Exception as error:
+                enqueue_error = error
+                break
+        results: list[Any] = list(
+            await asyncio.wait_for(
+                asyncio.gather(*futures, return_exceptions=True), self._publish_timeout_s
+            )
+        )
+        if enqueue_error is not None:
+            results.append(enqueue_error)
+        return results
+
+    def _load_unsent(self) -> list[OutboxRow]:
+        table = self._table
+        query = (
+            select(table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
+            .where(table.c.sent_at.is_(None))
+            .order_by(table.c.id)
+            .limit(self._batch_size_max)
+        )
+        with self._engine.connect() as connection:
+            found = connection.execute(query).all()
+        return [
+            OutboxRow(
+                id=int(found_row.id),
+                topic=str(found_row.topic),
+                key=None if found_row.key is None else bytes(found_row.key),
+                value=bytes(found_row.value),
+                headers=dict(found_row.headers or {}),
+            )
+            for found_row in found
+        ]
+
+    def _mark_sent(self, sent_ids: Sequence[int], failed_id: int | None) -> None:
+        table = self._table
+        with self._engine.begin() as connection:
+            if sent_ids:
+                connection.execute(
+                    update(table)
+                    .where(table.c.id.in_(sent_ids), table.c.sent_at.is_(None))
+                    .values(sent_at=self._clock(), attempt_count=table.c.attempt_count + 1)
+                )
+            if failed_id is not None:
+                connection.execute(
+                    update(table)
+                    .where(table.c.id == failed_id)
+                    .values(attempt_count=table.c.attempt_count + 1)
+                )
+
+
+def _check_acknowledgement(row: OutboxRow, metadata: Any) -> None:
+    """The broker must have stored the record where the row said, or the mark would lie."""
+    topic = getattr(metadata, "topic", row.topic)
+    offset = getattr(metadata, "offset", 0)
+    if topic != row.topic or offset is None or offset < 0:
+        raise MessagingError(
+            f"outbox row {row.id}: broker acknowledged {topic!r} at offset {offset}, "
+            f"expected {row.topic!r} at a real offset"
+        )

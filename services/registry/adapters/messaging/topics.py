@@ -1,0 +1,149 @@
+"""Topic admin at node start: create the node's inbox and the decision log if missing.
+
+Every node runs this at start, so two nodes starting together race to create
+the shared decision topic; the loser's TOPIC_ALREADY_EXISTS is success. An
+existing topic is then described, and a partition count other than the one
+configured is logged loudly: the decision log's partitioning must be the same
+for every node, and the first node to start fixed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+
+from .config import MessagingConfig
+from .errors import TopicSetupError
+
+_log = structlog.get_logger(__name__)
+
+ADMIN_REQUEST_TIMEOUT_MS = 30_000
+# How long the controller may take to create the topics before answering.
+TOPIC_CREATE_TIMEOUT_MS = 30_000
+# A topic just created (by us or by the node that won the race) may take a
+# moment to appear in the metadata of the broker we ask.
+DESCRIBE_ATTEMPTS_MAX = 25
+DESCRIBE_RETRY_DELAY_S = 0.2
+_NO_ERROR = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One topic as the federation needs it."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str]
+
+
+def node_topic_specs(config: MessagingConfig) -> list[TopicSpec]:
+    """The node's inbox and the shared decision log, with explicit retention and replication."""
+    min_insync = str(config.min_insync_replicas)
+    return [
+        TopicSpec(
+            name=config.inbox_topic,
+            partitions=config.inbox_topic_partitions,
+            replication_factor=config.replication_factor,
+            configs={
+                "cleanup.policy": "delete",
+                "retention.ms": str(config.inbox_retention_ms),
+                "min.insync.replicas": min_insync,
+            },
+        ),
+        TopicSpec(
+            name=config.decision_topic,
+            partitions=config.decision_topic_partitions,
+            replication_factor=config.replication_factor,
+            configs={
+                # Never compacted, never expired: the log is the arbiter and
+                # "first record wins" needs every record, forever.
+                "cleanup.policy": "delete",
+                "retention.ms": "-1",
+                "retention.bytes": "-1",
+                "min.insync.replicas": min_insync,
+            },
+        ),
+    ]
+
+
+async def ensure_topics(
+    bootstrap_servers: str, specs: Sequence[TopicSpec], *, client_id: str
+) -> None:
+    """Create the topics that are missing; an existing topic (or a lost race) is fine."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        request_timeout_ms=ADMIN_REQUEST_TIMEOUT_MS,
+    )
+    try:
+        await admin.start()
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    name=spec.name,
+                    num_partitions=spec.partitions,
+                    replication_factor=spec.replication_factor,
+                    topic_configs=dict(spec.configs),
+                )
+                for spec in specs
+            ],
+            timeout_ms=TOPIC_CREATE_TIMEOUT_MS,
+            validate_only=False,
+        )
+        _raise_for_errors(response.topic_errors)
+        _warn_on_partition_mismatch(specs, await _partition_counts(admin, specs))
+    except KafkaError as error:
+        raise TopicSetupError(f"topic setup failed: {error!r}") from error
+    finally:
+        await admin.close()
+
+
+def _raise_for_errors(topic_errors: Sequence[Any]) -> None:
+    problems: list[str] = []
+    for topic_error in topic_errors:
+        # CreateTopicsResponse v0 has (topic, code); v1+ adds the message.
+        name, code = topic_error[0], topic_error[1]
+        message = topic_error[2] if len(topic_error) > 2 else None
+        if code in (_NO_ERROR, TopicAlreadyExistsError.errno):
+            continue
+        problems.append(f"{name}: {for_code(code).__name__} {message or ''}".strip())
+    if problems:
+        raise TopicSetupError("broker refused to create topics: " + "; ".join(problems))
+
+
+async def _partition_counts(
+    admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]
+) -> dict[str, int]:
+    names = [spec.name for spec in specs]
+    counts: dict[str, int] = {}
+    for _ in range(DESCRIBE_ATTEMPTS_MAX):
+        described = await admin.describe_topics(names)
+        counts = {
+            topic["topic"]: len(topic["partitions"])
+            for topic in described
+            if topic["error_code"] == _NO_ERROR and topic["partitions"]
+        }
+        if all(name in counts for name in names):
+            return counts
+        await asyncio.sleep(DESCRIBE_RETRY_DELAY_S)
+    missing = sorted(set(names) - set(counts))
+    raise TopicSetupError(f"topics {missing} do not exist after creation")
+
+
+def _warn_on_partition_mismatch(specs: Sequence[TopicSpec], counts: dict[str, int]) -> None:
+    for spec in specs:
+        found = counts[spec.name]
+        if found != spec.partitions:
+            _log.warning(
+                "topic exists with another partition count than configured",
+                topic=spec.name,
+                partitions_found=found,
+                partitions_configured=spec.partitions,
+            )
