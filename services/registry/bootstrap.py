@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from registry.application.ports import UnitOfWork
 from registry.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -33,7 +33,7 @@ class Node:
 
     settings: Settings
     engine: Engine
-    unit_of_work: Callable[[], Any]
+    unit_of_work: Callable[[], UnitOfWork]
     clock: SystemClock
 
     def database_reachable(self) -> bool:
@@ -53,7 +53,7 @@ def build_node(settings: Settings, *, migrate: bool = True) -> Node:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.resolved_database_url)
 
-    def unit_of_work() -> Any:
+    def unit_of_work() -> UnitOfWork:
         raise NotImplementedError("the SQLAlchemy unit of work has not landed yet")
 
     return Node(settings=settings, engine=engine, unit_of_work=unit_of_work, clock=SystemClock())

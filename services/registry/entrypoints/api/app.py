@@ -7,7 +7,16 @@ from fastapi import APIRouter, FastAPI
 from registry.bootstrap import Node
 from registry.entrypoints.api.errors import ErrorBody, install_error_handlers
 from registry.entrypoints.api.idempotency import IdempotencyMiddleware, UnitOfWorkIdempotencyStore
-from registry.entrypoints.api.routes import health
+from registry.entrypoints.api.routes import (
+    accounts,
+    approaches,
+    audit,
+    authorisations,
+    health,
+    movements,
+    registry,
+    transparency,
+)
 
 API_VERSION_PREFIX = "/v1"
 API_TITLE = "Article 6.2 registry node: operator API"
@@ -33,6 +42,16 @@ def create_app(node: Node) -> FastAPI:
         store=UnitOfWorkIdempotencyStore(node.unit_of_work, node.clock),
     )
     version_1 = APIRouter(prefix=API_VERSION_PREFIX, responses=_ERROR_RESPONSES)
-    version_1.include_router(health.router)
+    for family in (
+        health,
+        registry,
+        accounts,
+        approaches,
+        authorisations,
+        movements,
+        transparency,
+        audit,
+    ):
+        version_1.include_router(family.router)
     app.include_router(version_1)
     return app

@@ -1,0 +1,191 @@
+"""Request and response shapes shared by several routers, and their translation.
+
+Requests are validated here (identifier patterns, positive quantities) so that
+malformed input is refused with a 422 before any handler runs; responses are
+built from domain values, so the API never exposes a table's layout.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from a6wire.identifiers import (
+    COOPERATIVE_APPROACH_ID_PATTERN,
+    PARTY_PATTERN,
+    REGISTRY_ID_PATTERN,
+    UNIQUE_IDENTIFIER_PATTERN,
+    VINTAGE_MAX,
+    VINTAGE_MIN,
+    IdentifierError,
+    parse_unique_identifier,
+)
+from registry.application.results import MovementResult
+from registry.domain.accounts import ACCOUNT_ID_PATTERN, Account, AccountKind, AccountStatus
+from registry.domain.blocks import BlockSpec, SerialBlock
+from registry.domain.selection import QuantitySelection, SerialRangeSelection, UnitSelection
+
+# Free-text fields (names, reasons, terms) are bounded so that one request
+# cannot fill the audit trail or the database with megabytes of prose.
+NAME_LENGTH_MAX_CHARS = 200
+REASON_LENGTH_MAX_CHARS = 500
+TERMS_LENGTH_MAX_CHARS = 10_000
+# Sector, activity type, mitigation type, GWP values: short codes or labels.
+ATTRIBUTE_LENGTH_MAX_CHARS = 100
+ENTITY_ID_LENGTH_MAX_CHARS = 64
+# Serials and quantities are stored as signed 64-bit integers.
+QUANTITY_MAX = 2**63 - 1
+
+PartyCode = Annotated[str, StringConstraints(pattern=PARTY_PATTERN)]
+RegistryId = Annotated[str, StringConstraints(pattern=REGISTRY_ID_PATTERN)]
+CooperativeApproachId = Annotated[str, StringConstraints(pattern=COOPERATIVE_APPROACH_ID_PATTERN)]
+UniqueIdentifier = Annotated[str, StringConstraints(pattern=UNIQUE_IDENTIFIER_PATTERN)]
+AccountId = Annotated[str, StringConstraints(pattern=ACCOUNT_ID_PATTERN)]
+EntityId = Annotated[str, StringConstraints(min_length=1, max_length=ENTITY_ID_LENGTH_MAX_CHARS)]
+AttributeText = Annotated[
+    str, StringConstraints(min_length=1, max_length=ATTRIBUTE_LENGTH_MAX_CHARS)
+]
+Name = Annotated[str, StringConstraints(max_length=NAME_LENGTH_MAX_CHARS)]
+Quantity = Annotated[int, Field(gt=0, le=QUANTITY_MAX)]
+Vintage = Annotated[int, Field(ge=VINTAGE_MIN, le=VINTAGE_MAX)]
+
+
+class RequestModel(BaseModel):
+    """Requests refuse unknown fields: a misspelt field is a mistake, not a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SelectsUnits(RequestModel):
+    """Which units a command moves: a quantity (oldest blocks first), or an exact range.
+
+    Give either ``quantity`` (optionally narrowed to one cooperative approach
+    and/or vintage) or ``first_identifier`` and ``last_identifier`` of one block
+    range, as 6/CMA.4 unique identifiers.
+    """
+
+    quantity: Quantity | None = None
+    cooperative_approach_id: CooperativeApproachId | None = None
+    vintage: Vintage | None = None
+    first_identifier: UniqueIdentifier | None = None
+    last_identifier: UniqueIdentifier | None = None
+
+    @model_validator(mode="after")
+    def _one_way_of_selecting(self) -> Self:
+        by_range = self.first_identifier is not None or self.last_identifier is not None
+        if by_range == (self.quantity is not None):
+            raise ValueError(
+                "give either quantity or first_identifier and last_identifier, not both or neither"
+            )
+        if by_range:
+            if self.cooperative_approach_id is not None or self.vintage is not None:
+                raise ValueError(
+                    "a serial range already names its cooperative approach and vintage"
+                )
+            self._range()
+        return self
+
+    def _range(self) -> SerialRangeSelection:
+        if self.first_identifier is None or self.last_identifier is None:
+            raise ValueError("a serial range needs both first_identifier and last_identifier")
+        try:
+            first = parse_unique_identifier(self.first_identifier)
+            last = parse_unique_identifier(self.last_identifier)
+        except IdentifierError as error:
+            raise ValueError(str(error)) from error
+        # Only the serial may differ: a block never mixes attributes.
+        if first._replace(serial=0) != last._replace(serial=0):
+            raise ValueError("first and last identifier belong to different blocks")
+        if first.serial > last.serial:
+            raise ValueError("first_identifier comes after last_identifier")
+        return SerialRangeSelection(first.originating_registry_id, first.serial, last.serial)
+
+    def selection(self) -> UnitSelection:
+        if self.quantity is not None:
+            return QuantitySelection(self.quantity, self.cooperative_approach_id, self.vintage)
+        return self._range()
+
+
+class BlockOut(BaseModel):
+    """A serial block: its first and last unique identifier and shared attributes."""
+
+    first_identifier: str
+    last_identifier: str
+    first_serial: int
+    last_serial: int
+    quantity: int
+    cooperative_approach_id: str
+    originating_registry_id: str
+    first_transferring_party: str
+    vintage: int
+    metric: str
+    gwp_values: str
+    mitigation_type: str
+    sector: str
+    activity_type: str
+    first_transfer_done: bool
+    authorisation_id: str | None
+    authorisation_version: int | None
+
+    @classmethod
+    def of(cls, block: BlockSpec | SerialBlock) -> BlockOut:
+        attributes = block.attributes
+        return cls(
+            first_identifier=attributes.unit_identifier(block.first_serial),
+            last_identifier=attributes.unit_identifier(block.last_serial),
+            first_serial=block.first_serial,
+            last_serial=block.last_serial,
+            quantity=block.quantity,
+            cooperative_approach_id=attributes.cooperative_approach_id,
+            originating_registry_id=attributes.originating_registry_id,
+            first_transferring_party=attributes.first_transferring_party,
+            vintage=attributes.vintage,
+            metric=attributes.metric,
+            gwp_values=attributes.gwp_values,
+            mitigation_type=attributes.mitigation_type,
+            sector=attributes.sector,
+            activity_type=attributes.activity_type,
+            first_transfer_done=attributes.first_transfer_done,
+            authorisation_id=attributes.authorisation_id,
+            authorisation_version=attributes.authorisation_version,
+        )
+
+
+class MovementOut(BaseModel):
+    """Units moved by an issuance, internal transfer, use or cancellation."""
+
+    quantity: int
+    blocks: list[BlockOut]
+
+    @classmethod
+    def of(cls, result: MovementResult) -> MovementOut:
+        return cls(quantity=result.quantity, blocks=[BlockOut.of(block) for block in result.blocks])
+
+
+class AccountOut(BaseModel):
+    account_id: str
+    kind: AccountKind
+    status: AccountStatus
+    holder_entity_id: str | None
+    name: str
+
+    @classmethod
+    def of(cls, account: Account) -> AccountOut:
+        return cls(
+            account_id=account.account_id,
+            kind=account.kind,
+            status=account.status,
+            holder_entity_id=account.holder_entity_id,
+            name=account.name,
+        )
+
+
+class Timeframe(RequestModel):
+    """An optional date range; either end may be open."""
+
+    start: date | None = Field(default=None, alias="from")
+    end: date | None = Field(default=None, alias="to")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
