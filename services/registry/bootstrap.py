@@ -14,7 +14,11 @@ import structlog
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from registry.application.ports import UnitOfWork
+from registry.adapters.in_memory import InMemoryStore, InMemoryUnitOfWork
+from registry.application import handlers
+from registry.application.commands import InitialiseRegistry
+from registry.application.ports import Clock, UnitOfWork
+from registry.domain.errors import DomainError, ReasonCode
 from registry.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -27,6 +31,10 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+class BootstrapError(Exception):
+    """The node cannot start as configured; the message says what to change."""
+
+
 @dataclass(frozen=True)
 class Node:
     """Everything an entrypoint needs to serve one Party's registry."""
@@ -34,7 +42,7 @@ class Node:
     settings: Settings
     engine: Engine
     unit_of_work: Callable[[], UnitOfWork]
-    clock: SystemClock
+    clock: Clock
 
     def database_reachable(self) -> bool:
         try:
@@ -49,11 +57,37 @@ class Node:
         self.engine.dispose()
 
 
-def build_node(settings: Settings, *, migrate: bool = True) -> Node:
+def build_node(settings: Settings, *, migrate: bool = True, clock: Clock | None = None) -> Node:
+    """Wire one node; with ``migrate`` also bring the database up to date and record
+    the registry's identity on first start."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.resolved_database_url)
+    # TEMPORARY: the in-memory unit of work stands in until the SQLAlchemy one lands.
+    store = InMemoryStore()
 
     def unit_of_work() -> UnitOfWork:
-        raise NotImplementedError("the SQLAlchemy unit of work has not landed yet")
+        return InMemoryUnitOfWork(store)
 
-    return Node(settings=settings, engine=engine, unit_of_work=unit_of_work, clock=SystemClock())
+    node = Node(settings, engine, unit_of_work, clock or SystemClock())
+    if migrate:
+        _ensure_identity(node)
+    return node
+
+
+def _ensure_identity(node: Node) -> None:
+    """Record this registry's Party and id on first start; refuse a database of another."""
+    settings = node.settings
+    try:
+        recorded = handlers.get_registry_node(node.unit_of_work(), node.clock)
+    except DomainError as error:
+        if error.reason is not ReasonCode.REGISTRY_NOT_INITIALISED:
+            raise
+        command = InitialiseRegistry(party=settings.party, registry_id=settings.registry_id)
+        handlers.initialise_registry(node.unit_of_work(), node.clock, command)
+        log.info("registry initialised", party=settings.party, registry_id=settings.registry_id)
+        return
+    if (recorded.party, recorded.registry_id) != (settings.party, settings.registry_id):
+        raise BootstrapError(
+            f"the database belongs to registry {recorded.registry_id} of {recorded.party}, "
+            f"not {settings.registry_id} of {settings.party}: check REGISTRY_DATABASE_URL"
+        )

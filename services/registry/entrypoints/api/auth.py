@@ -63,6 +63,11 @@ def role_for_token(settings: Settings, token: str | None) -> Role | None:
     return None
 
 
+def _unauthenticated(message: str) -> ApiError:
+    # RFC 6750: a 401 names the scheme the client should use.
+    return ApiError(401, ApiReason.UNAUTHENTICATED, message, {"WWW-Authenticate": "Bearer"})
+
+
 _bearer = HTTPBearer(auto_error=False, description="an operator or auditor token")
 
 
@@ -73,7 +78,7 @@ def _principal(
     settings: Settings = request.app.state.node.settings
     role = role_for_token(settings, credentials.credentials if credentials else None)
     if role is None:
-        raise ApiError(401, ApiReason.UNAUTHENTICATED, "the bearer token is not known to this node")
+        raise _unauthenticated("the bearer token is not known to this node")
     return Principal(role)
 
 
@@ -85,7 +90,7 @@ def public_reader(principal: Annotated[Principal, Depends(_principal)]) -> Princ
 def reader(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     """Operators and auditors: every read, including account holders."""
     if principal.role is Role.PUBLIC:
-        raise ApiError(401, ApiReason.UNAUTHENTICATED, "this endpoint needs a bearer token")
+        raise _unauthenticated("this endpoint needs a bearer token")
     if not principal.may_read_everything:
         raise ApiError(403, ApiReason.FORBIDDEN, f"the {principal.role} role may not read this")
     return principal

@@ -93,13 +93,39 @@ _UNPROCESSABLE_REASONS = frozenset(
 )
 
 
+_QUANTITY_FIELDS = frozenset({"quantity", "quantity_cap"})
+
+
+# Not named UNKNOWN_*, but said of a missing LoA the request names: a 404.
+_NOT_FOUND_REASONS = frozenset({ReasonCode.NO_AUTHORISATION})
+
+
 def status_for_reason(reason: str) -> int:
     """The HTTP status of a domain reason code: 404 unknown, 422 impossible, 409 conflict."""
-    if reason.startswith("UNKNOWN_"):
+    if reason.startswith("UNKNOWN_") or reason in _NOT_FOUND_REASONS:
         return 404
     if reason in _UNPROCESSABLE_REASONS:
         return 422
     return 409
+
+
+def validation_reason(error: RequestValidationError) -> str:
+    """The domain's own code when the first problem is one it names, else MALFORMED_REQUEST.
+
+    Every string pattern in the request schemas is an Article 6 identifier,
+    and every lower bound of zero is a quantity, so a client sees the same code
+    whether the API or the domain caught the mistake.
+    """
+    details = error.errors()
+    if not details:
+        return ApiReason.MALFORMED_REQUEST
+    first = details[0]
+    if first.get("type") == "string_pattern_mismatch":
+        return ReasonCode.MALFORMED_IDENTIFIER
+    field = str(first.get("loc", ("",))[-1])
+    if first.get("type") == "greater_than" and field in _QUANTITY_FIELDS:
+        return ReasonCode.NON_POSITIVE_QUANTITY
+    return ApiReason.MALFORMED_REQUEST
 
 
 def describe_validation_error(error: RequestValidationError) -> str:
@@ -129,7 +155,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
         if not isinstance(error, RequestValidationError):
             raise error
-        return error_response(422, ApiReason.MALFORMED_REQUEST, describe_validation_error(error))
+        reason = validation_reason(error)
+        return error_response(422, reason, describe_validation_error(error))
 
     async def on_http_error(_: Request, error: Exception) -> JSONResponse:
         if not isinstance(error, StarletteHTTPException):

@@ -1,0 +1,145 @@
+"""Malformed input is a 4xx with the error body, never a 500 and never a handler call."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.integration.api.conftest import HOLDING_ACCOUNT, OTHER_ACCOUNT, issuance_body, refused
+
+# (path, body, reason) for identifiers and quantities the API must refuse.
+MALFORMED = [
+    ("/v1/accounts", {"account_id": "lower-case"}, "MALFORMED_IDENTIFIER"),
+    ("/v1/accounts", {"account_id": ""}, "MALFORMED_IDENTIFIER"),
+    (
+        "/v1/cooperative-approaches",
+        {
+            "cooperative_approach_id": "CA1",
+            "participating_parties": ["THA", "CHE"],
+            "vintage_from": 2021,
+            "vintage_to": 2030,
+            "in_force_from": "2021-01-01",
+        },
+        "MALFORMED_IDENTIFIER",
+    ),
+    (
+        "/v1/cooperative-approaches",
+        {
+            "cooperative_approach_id": "CA0001",
+            "participating_parties": ["THA", "Swiss"],
+            "vintage_from": 2021,
+            "vintage_to": 2030,
+            "in_force_from": "2021-01-01",
+        },
+        "MALFORMED_IDENTIFIER",
+    ),
+    ("/v1/issuances", issuance_body(0), "NON_POSITIVE_QUANTITY"),
+    ("/v1/issuances", issuance_body(-5), "NON_POSITIVE_QUANTITY"),
+    ("/v1/issuances", issuance_body(10, cooperative_approach_id="XX0001"), "MALFORMED_IDENTIFIER"),
+    ("/v1/issuances", issuance_body(10, vintage=1999), "MALFORMED_REQUEST"),
+    (
+        "/v1/internal-transfers",
+        {"from_account_id": HOLDING_ACCOUNT, "to_account_id": OTHER_ACCOUNT, "quantity": 0},
+        "NON_POSITIVE_QUANTITY",
+    ),
+    (
+        "/v1/internal-transfers",
+        {
+            "from_account_id": HOLDING_ACCOUNT,
+            "to_account_id": OTHER_ACCOUNT,
+            "first_identifier": "CA0001-THA01-THA-1-2025",
+            "last_identifier": "CA0001-THA01-THA-000000002-2025",
+        },
+        "MALFORMED_IDENTIFIER",
+    ),
+    (
+        "/v1/internal-transfers",
+        {
+            "from_account_id": HOLDING_ACCOUNT,
+            "to_account_id": OTHER_ACCOUNT,
+            "first_identifier": "CA0001-THA01-THA-000000001-2025",
+            "last_identifier": "CA0002-THA01-THA-000000002-2025",
+        },
+        "MALFORMED_REQUEST",
+    ),
+    (
+        "/v1/internal-transfers",
+        {"from_account_id": HOLDING_ACCOUNT, "to_account_id": OTHER_ACCOUNT},
+        "MALFORMED_REQUEST",
+    ),
+    (
+        "/v1/uses",
+        {"account_id": HOLDING_ACCOUNT, "purpose": "BOTH", "quantity": 1},
+        "MALFORMED_REQUEST",
+    ),
+    (
+        "/v1/cancellations",
+        {"account_id": HOLDING_ACCOUNT, "kind": "OMGE", "quantity": 1, "surprise": True},
+        "MALFORMED_REQUEST",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "reason"), MALFORMED)
+def test_malformed_requests_are_422_with_a_reason(
+    ledger: TestClient, path: str, body: dict[str, Any], reason: str
+) -> None:
+    refused(ledger.post(path, json=body), 422, reason)
+
+
+def test_non_json_and_wrong_shapes_are_422(ledger: TestClient) -> None:
+    headers = {"Content-Type": "application/json"}
+    for raw in ["", "{", "[]", "null", '"text"', "42", '{"account_id": 42}']:
+        response = ledger.post("/v1/accounts", content=raw, headers=headers)
+        refused(response, 422, "MALFORMED_REQUEST")
+
+
+def _mutations(body: Any, rng: random.Random) -> Any:
+    """Replace values at random with values of the wrong type or shape."""
+    weird: list[Any] = [None, -1, 0, 2**70, "", "🙂" * 3, [], {}, True, 1.5, "A" * 5000]
+    if isinstance(body, dict):
+        return {
+            key: (rng.choice(weird) if rng.random() < 0.4 else _mutations(value, rng))
+            for key, value in body.items()
+        }
+    if isinstance(body, list):
+        return [_mutations(item, rng) for item in body] if body else [rng.choice(weird)]
+    return body
+
+
+FUZZ_ROUNDS_PER_ENDPOINT = 25
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/accounts", {"account_id": "THA-F-1", "kind": "HOLDING", "name": "x"}),
+        ("/v1/issuances", issuance_body(10)),
+        (
+            "/v1/internal-transfers",
+            {"from_account_id": HOLDING_ACCOUNT, "to_account_id": OTHER_ACCOUNT, "quantity": 1},
+        ),
+        (
+            "/v1/uses",
+            {"account_id": HOLDING_ACCOUNT, "purpose": "NDC", "year_of_use": 2026, "quantity": 1},
+        ),
+        ("/v1/cancellations", {"account_id": HOLDING_ACCOUNT, "kind": "OMGE", "quantity": 1}),
+        ("/v1/registry/freeze", {"reason": "fuzz"}),
+    ],
+)
+def test_fuzzed_bodies_never_cause_a_server_error(
+    ledger: TestClient, path: str, body: dict[str, Any]
+) -> None:
+    rng = random.Random(f"{path}-seed")
+    for _ in range(FUZZ_ROUNDS_PER_ENDPOINT):
+        mutated = _mutations(body, rng)
+        response = ledger.post(
+            path, content=json.dumps(mutated), headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code < 500, (mutated, response.text)
+        if response.status_code >= 400:
+            assert set(response.json()) == {"reason", "message"}, response.text
