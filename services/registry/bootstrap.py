@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 import structlog
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from registry.adapters.in_memory import InMemoryStore, InMemoryUnitOfWork
+from registry.adapters.database import make_engine, upgrade_database
+from registry.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from registry.application import handlers
 from registry.application.commands import InitialiseRegistry
 from registry.application.ports import Clock, UnitOfWork
@@ -61,12 +63,17 @@ def build_node(settings: Settings, *, migrate: bool = True, clock: Clock | None 
     """Wire one node; with ``migrate`` also bring the database up to date and record
     the registry's identity on first start."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.resolved_database_url)
-    # TEMPORARY: the in-memory unit of work stands in until the SQLAlchemy one lands.
-    store = InMemoryStore()
+    url = settings.resolved_database_url
+    if migrate:
+        upgrade_database(url)
+    engine = make_engine(url)
 
     def unit_of_work() -> UnitOfWork:
-        return InMemoryUnitOfWork(store)
+        # A fresh unit of work per command: each is one transaction on a pooled connection.
+        # The cast stands in for structural typing that mypy refuses only because the
+        # port declares repositories as mutable attributes (invariant); read-only
+        # properties in the port would make it unnecessary.
+        return cast(UnitOfWork, SqlAlchemyUnitOfWork(engine))
 
     node = Node(settings, engine, unit_of_work, clock or SystemClock())
     if migrate:
