@@ -9,7 +9,6 @@ any other client.
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 import sys
@@ -20,14 +19,21 @@ from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
-from registry.bootstrap import build_node
+from a6wire.keys import (
+    generate_private_key,
+    load_private_key_pem,
+    public_key_base64,
+    save_private_key_pem,
+)
+from registry.bootstrap import BootstrapError, Node, build_node
 from registry.entrypoints.logging_config import configure_logging
 from registry.settings import (
+    DATABASE_FILE_NAME,
     DEFAULT_API_HOST,
     DEFAULT_API_PORT,
     DEFAULT_DATA_DIR,
@@ -49,7 +55,7 @@ GENERATED_TOKEN_BYTES = 32
 HTTP_TIMEOUT_S = 30.0
 DEFAULT_API_URL = f"http://{DEFAULT_API_HOST}:{DEFAULT_API_PORT}"
 
-EXIT_API_ERROR = 1
+EXIT_REFUSED = 1
 EXIT_BAD_SETTINGS = 2
 EXIT_UNREACHABLE = 3
 
@@ -94,6 +100,20 @@ def _settings_or_exit(env_file: Path | None, **overrides: Any) -> Settings:
 # init and serve: the local machine
 
 
+def _build_node_or_exit(settings: Settings) -> Node:
+    """Migrate and wire the node, turning a database that will not open into one sentence."""
+    try:
+        return build_node(settings, migrate=True)
+    except BootstrapError as error:
+        _fail(str(error), EXIT_BAD_SETTINGS)
+    except SQLAlchemyError as error:
+        _fail(
+            f"cannot open the database {settings.resolved_database_url!r}: "
+            f"{error.__class__.__name__}: {str(error).splitlines()[0]}",
+            EXIT_UNREACHABLE,
+        )
+
+
 def _write_private_file(path: Path, content: bytes) -> None:
     """Create ``path`` readable by its owner only, from the first byte on."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,23 +127,14 @@ def _write_private_file(path: Path, content: bytes) -> None:
 def _load_or_create_key(key_path: Path) -> tuple[Ed25519PrivateKey, bool]:
     """The node's Ed25519 key; an existing key is kept, since it is the node's identity."""
     if key_path.exists():
-        loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        if not isinstance(loaded, Ed25519PrivateKey):
-            _fail(f"{key_path} holds a key that is not Ed25519", EXIT_BAD_SETTINGS)
-        return loaded, False
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    _write_private_file(key_path, pem)
+        try:
+            return load_private_key_pem(key_path), False
+        except ValueError as error:
+            _fail(f"{key_path}: {error}", EXIT_BAD_SETTINGS)
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    key = generate_private_key()
+    save_private_key_pem(key, key_path)
     return key, True
-
-
-def public_key_base64(key: Ed25519PrivateKey) -> str:
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
 
 
 def _config_text(values: Mapping[str, str]) -> str:
@@ -159,12 +170,12 @@ def init(
     data_dir = data_dir.resolve()
     config_path = config or data_dir / CONFIG_FILE_NAME
     if config_path.exists() and not force:
-        _fail(f"{config_path} exists; pass --force to replace it (tokens change)", EXIT_API_ERROR)
+        _fail(f"{config_path} exists; pass --force to replace it (tokens change)", EXIT_REFUSED)
     values = {
         "party": party,
         "registry_id": registry_id,
         "data_dir": str(data_dir),
-        "database_url": database_url or f"sqlite:///{data_dir / 'registry.sqlite3'}",
+        "database_url": database_url or f"sqlite:///{data_dir / DATABASE_FILE_NAME}",
         "kafka_bootstrap_servers": kafka_bootstrap_servers,
         "api_host": api_host,
         "api_port": str(api_port),
@@ -177,8 +188,7 @@ def init(
     settings = _settings_or_exit(None, **values)
     data_dir.mkdir(parents=True, exist_ok=True, mode=DATA_DIR_MODE)
     key, created = _load_or_create_key(settings.resolved_key_path)
-    node = build_node(settings, migrate=True)
-    node.close()
+    _build_node_or_exit(settings).close()
     _write_private_file(config_path, _config_text(values).encode())
     _print_init_summary(settings, config_path, public_key_base64(key), created)
 
@@ -216,7 +226,7 @@ def serve(
 
     settings = _settings_or_exit(env_file)
     configure_logging(log_level)
-    node = build_node(settings, migrate=True)
+    node = _build_node_or_exit(settings)
     try:
         uvicorn.run(
             create_app(node),
@@ -238,13 +248,10 @@ def serve(
 class ApiClient:
     """A thin httpx wrapper that turns the API's error body into a clean exit."""
 
-    def __init__(self, api_url: str, token: str | None, transport: httpx.BaseTransport | None):
+    def __init__(self, api_url: str, token: str | None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(
-            base_url=api_url.rstrip("/"),
-            headers=headers,
-            timeout=HTTP_TIMEOUT_S,
-            transport=transport,
+            base_url=api_url.rstrip("/"), headers=headers, timeout=HTTP_TIMEOUT_S
         )
         self._api_url = api_url
 
@@ -270,16 +277,12 @@ class ApiClient:
             reason, message = body["reason"], body["message"]
         except (ValueError, KeyError, TypeError):
             reason, message = f"HTTP_{response.status_code}", response.text[:200]
-        _fail(f"{reason}: {message}", EXIT_API_ERROR)
-
-
-# Tests set this to route the CLI's HTTP calls into an in-process app.
-_transport_override: httpx.BaseTransport | None = None
+        _fail(f"{reason}: {message}", EXIT_REFUSED)
 
 
 def _client(ctx: typer.Context) -> ApiClient:
     options: dict[str, Any] = ctx.obj or {}
-    return ApiClient(options["api_url"], options["token"], _transport_override)
+    return ApiClient(options["api_url"], options["token"])
 
 
 @app.callback()
@@ -318,6 +321,250 @@ def _cell(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(_cell(item) for item in value)
     return str(value)
+
+
+# Options shared by the commands that move units: a quantity, or an exact range.
+QuantityOption = Annotated[
+    int | None, typer.Option(help="how many units (oldest blocks first)", min=1)
+]
+ApproachOption = Annotated[
+    str | None, typer.Option("--approach", help="cooperative approach id, e.g. CA0001")
+]
+VintageOption = Annotated[int | None, typer.Option(help="vintage year")]
+FirstOption = Annotated[
+    str | None, typer.Option("--first", help="first unique identifier of an exact range")
+]
+LastOption = Annotated[
+    str | None, typer.Option("--last", help="last unique identifier of an exact range")
+]
+
+_ACCOUNT_COLUMNS = ("account_id", "kind", "status", "holder_entity_id", "name")
+_BLOCK_COLUMNS = ("first_identifier", "last_identifier", "quantity", "vintage", "sector")
+
+
+def _selection(
+    quantity: int | None,
+    approach: str | None,
+    vintage: int | None,
+    first: str | None,
+    last: str | None,
+) -> dict[str, Any]:
+    """The API's unit selection; the API itself refuses a mix of both ways."""
+    fields = {
+        "quantity": quantity,
+        "cooperative_approach_id": approach,
+        "vintage": vintage,
+        "first_identifier": first,
+        "last_identifier": last,
+    }
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _print_movement(title: str, result: Mapping[str, Any]) -> None:
+    _print_rows(f"{title}: {result['quantity']} units", result["blocks"], _BLOCK_COLUMNS)
+
+
+@accounts_app.command("open")
+def accounts_open(
+    ctx: typer.Context,
+    account_id: Annotated[str, typer.Argument(help="e.g. THA-ENTITY-7")],
+    kind: Annotated[str, typer.Option(help="HOLDING or a retirement kind")] = "HOLDING",
+    holder: Annotated[str | None, typer.Option(help="holder entity id")] = None,
+    name: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Open an account."""
+    body = {"account_id": account_id, "kind": kind, "holder_entity_id": holder, "name": name}
+    _print_record("account opened", _client(ctx).post("/accounts", body))
+
+
+@accounts_app.command("list")
+def accounts_list(ctx: typer.Context) -> None:
+    """List every account."""
+    _print_rows("accounts", _client(ctx).get("/accounts"), _ACCOUNT_COLUMNS)
+
+
+@accounts_app.command("show")
+def accounts_show(ctx: typer.Context, account_id: str) -> None:
+    """Show one account."""
+    _print_record("account", _client(ctx).get(f"/accounts/{account_id}"))
+
+
+def _change_account(ctx: typer.Context, account_id: str, action: str) -> None:
+    _print_record(f"account {action}", _client(ctx).post(f"/accounts/{account_id}/{action}"))
+
+
+@accounts_app.command("suspend")
+def accounts_suspend(ctx: typer.Context, account_id: str) -> None:
+    """Suspend an account: it can neither send nor receive units."""
+    _change_account(ctx, account_id, "suspend")
+
+
+@accounts_app.command("reopen")
+def accounts_reopen(ctx: typer.Context, account_id: str) -> None:
+    """Reopen a suspended account."""
+    _change_account(ctx, account_id, "reopen")
+
+
+@accounts_app.command("close")
+def accounts_close(ctx: typer.Context, account_id: str) -> None:
+    """Close an empty holding account, for good."""
+    _change_account(ctx, account_id, "close")
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Show this registry's identity and whether transfers are frozen."""
+    _print_record("registry", _client(ctx).get("/registry"))
+
+
+@app.command()
+def freeze(
+    ctx: typer.Context, reason: Annotated[str, typer.Option(help="why, for the record")]
+) -> None:
+    """Freeze every transfer out of and within this registry."""
+    _print_record("registry", _client(ctx).post("/registry/freeze", {"reason": reason}))
+
+
+@app.command()
+def unfreeze(ctx: typer.Context) -> None:
+    """Lift the transfer freeze."""
+    _print_record("registry", _client(ctx).post("/registry/unfreeze"))
+
+
+@app.command()
+def issue(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Option(help="holding account to issue into")],
+    quantity: Annotated[int, typer.Option(min=1)],
+    approach: Annotated[str, typer.Option(help="cooperative approach id")],
+    vintage: Annotated[int, typer.Option()],
+    sector: Annotated[str, typer.Option()],
+    activity_type: Annotated[str, typer.Option()],
+    mitigation_type: Annotated[str, typer.Option()] = "emission reduction",
+    gwp_values: Annotated[str, typer.Option()] = "AR5",
+    authorisation: Annotated[str | None, typer.Option(help="LoA id")] = None,
+) -> None:
+    """Issue one block of units."""
+    line = {
+        "quantity": quantity,
+        "cooperative_approach_id": approach,
+        "vintage": vintage,
+        "sector": sector,
+        "activity_type": activity_type,
+        "mitigation_type": mitigation_type,
+        "gwp_values": gwp_values,
+        "authorisation_id": authorisation,
+    }
+    result = _client(ctx).post("/issuances", {"account_id": account, "lines": [line]})
+    _print_movement("issued", result)
+
+
+@app.command("transfer-internal")
+def transfer_internal(
+    ctx: typer.Context,
+    from_account: Annotated[str, typer.Option("--from")],
+    to_account: Annotated[str, typer.Option("--to")],
+    quantity: QuantityOption = None,
+    approach: ApproachOption = None,
+    vintage: VintageOption = None,
+    first: FirstOption = None,
+    last: LastOption = None,
+) -> None:
+    """Move units between two accounts of this registry."""
+    body = {
+        "from_account_id": from_account,
+        "to_account_id": to_account,
+        **_selection(quantity, approach, vintage, first, last),
+    }
+    _print_movement("transferred", _client(ctx).post("/internal-transfers", body))
+
+
+@app.command()
+def use(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Option()],
+    purpose: Annotated[str, typer.Option(help="NDC or OIMP")],
+    year: Annotated[int | None, typer.Option(help="year of use (NDC)")] = None,
+    quantity: QuantityOption = None,
+    approach: ApproachOption = None,
+    vintage: VintageOption = None,
+    first: FirstOption = None,
+    last: LastOption = None,
+) -> None:
+    """Use units towards the NDC (with the year of use) or for OIMP."""
+    body: dict[str, Any] = {
+        "account_id": account,
+        "purpose": purpose.upper(),
+        **_selection(quantity, approach, vintage, first, last),
+    }
+    if year is not None:
+        body["year_of_use"] = year
+    _print_movement("used", _client(ctx).post("/uses", body))
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Option()],
+    kind: Annotated[str, typer.Option(help="VOLUNTARY or OMGE")] = "VOLUNTARY",
+    quantity: QuantityOption = None,
+    approach: ApproachOption = None,
+    vintage: VintageOption = None,
+    first: FirstOption = None,
+    last: LastOption = None,
+) -> None:
+    """Cancel units, voluntarily or for overall mitigation (OMGE)."""
+    body = {
+        "account_id": account,
+        "kind": kind.upper(),
+        **_selection(quantity, approach, vintage, first, last),
+    }
+    _print_movement("cancelled", _client(ctx).post("/cancellations", body))
+
+
+@app.command()
+def holdings(
+    ctx: typer.Context,
+    account: Annotated[
+        str | None, typer.Argument(help="an account; omit it for the public totals")
+    ] = None,
+    approach: ApproachOption = None,
+    vintage: VintageOption = None,
+) -> None:
+    """An account's blocks, or the registry's totals per approach and vintage."""
+    params = {"cooperative_approach_id": approach, "vintage": vintage}
+    if account is None:
+        rows = _client(ctx).get("/holdings/totals", params)
+        columns = ("cooperative_approach_id", "vintage", "metric", "held", "retired", "cancelled")
+        _print_rows("holdings totals", rows, columns)
+        return
+    result = _client(ctx).get(f"/accounts/{account}/holdings", params)
+    _print_rows(f"{account}: {result['total_quantity']} units", result["blocks"], _BLOCK_COLUMNS)
+
+
+@app.command("ca-ledger")
+def ca_ledger(
+    ctx: typer.Context,
+    year: Annotated[int | None, typer.Option()] = None,
+    metric: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """This Party's corresponding adjustments, per year and metric."""
+    result = _client(ctx).get("/ca-ledger", {"year": year, "metric": metric})
+    _print_rows(f"{result['party']}: balances", result["balances"], ("year", "metric", "quantity"))
+    columns = ("year", "metric", "quantity", "cause", "first_identifier", "last_identifier")
+    _print_rows("entries", result["entries"], columns)
+
+
+@app.command()
+def audit(
+    ctx: typer.Context,
+    first: Annotated[str, typer.Argument(help="a unit's unique identifier, or a block's first")],
+    last: Annotated[str | None, typer.Argument(help="the block's last identifier")] = None,
+) -> None:
+    """The audit trail of one serial or one block."""
+    rows = _client(ctx).get("/audit", {"first_identifier": first, "last_identifier": last})
+    columns = ("occurred_at", "action", "first_identifier", "last_identifier", "quantity")
+    _print_rows("audit trail", rows, (*columns, "from_account_id", "to_account_id"))
 
 
 def main() -> None:
