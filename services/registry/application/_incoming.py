@@ -148,7 +148,11 @@ def hold_incoming_transfer(
         if existing is not None:
             refuse_if_any(_duplicate_reasons(existing), "the transfer id was used before")
             return _incoming_result(uow, existing)
-        node = load_node(uow)
+        # Incoming transfers are rare; serialising them on the node row makes the
+        # overlap check and the insert atomic against a concurrent hold.
+        node = uow.registry_node.lock()
+        if node is None:
+            node = load_node(uow)
         account = uow.accounts.lock(command.to_account_id)
         refuse_if_any(
             _incoming_refusals(uow, node, command, now.date()),
@@ -231,7 +235,7 @@ def _incoming_result(uow: UnitOfWork, reservation: Reservation) -> IncomingResul
 
 
 def _incoming(uow: UnitOfWork, transfer_id: str) -> Reservation:
-    reservation = uow.reservations.get(transfer_id)
+    reservation = uow.reservations.lock(transfer_id)
     if reservation is None or reservation.direction is not TransferDirection.INCOMING:
         raise DomainError(ReasonCode.UNKNOWN_TRANSFER, f"no incoming transfer {transfer_id}")
     return reservation

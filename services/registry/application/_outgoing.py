@@ -234,7 +234,7 @@ def reservation_result(uow: UnitOfWork, reservation: Reservation) -> Reservation
 
 
 def _outgoing(uow: UnitOfWork, transfer_id: str) -> Reservation:
-    reservation = uow.reservations.get(transfer_id)
+    reservation = uow.reservations.lock(transfer_id)
     if reservation is None or reservation.direction is not TransferDirection.OUTGOING:
         raise DomainError(ReasonCode.UNKNOWN_TRANSFER, f"no outgoing transfer {transfer_id}")
     return reservation

@@ -34,6 +34,10 @@ class Clock(Protocol):
 class RegistryNodeRepository(Protocol):
     def get(self) -> RegistryNode | None: ...
 
+    def lock(self) -> RegistryNode | None:
+        """Like ``get``, and serialise with every other command that locks the node."""
+        ...
+
     def add(self, node: RegistryNode) -> None: ...
 
     def update(self, node: RegistryNode) -> None: ...
@@ -117,7 +121,7 @@ class BlockRepository(Protocol):
     def in_account_overlapping(
         self, account_id: str, originating_registry_id: str, first_serial: int, last_serial: int
     ) -> list[SerialBlock]:
-        """Blocks of one account, any status, overlapping the range."""
+        """Blocks present in one account (HELD, RESERVED, INCOMING) overlapping the range."""
         ...
 
     def present_overlapping(
@@ -161,6 +165,10 @@ class AuditRepository(Protocol):
 
 class ReservationRepository(Protocol):
     def get(self, transfer_id: str) -> Reservation | None: ...
+
+    def lock(self, transfer_id: str) -> Reservation | None:
+        """Like ``get``, and serialise concurrent finalise/release of one transfer."""
+        ...
 
     def add(self, reservation: Reservation) -> None: ...
 

@@ -19,6 +19,7 @@ from .broker import (
     RecordHandler,
     build_broker,
     build_node_broker,
+    check_manual_commit,
     subscribe_records,
 )
 from .config import DECISION_TOPIC, MessagingConfig, inbox_topic
@@ -65,6 +66,7 @@ __all__ = [
     "TopicSpec",
     "build_broker",
     "build_node_broker",
+    "check_manual_commit",
     "define_messaging_tables",
     "ensure_topics",
     "inbox_topic",

@@ -37,6 +37,7 @@ from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from faststream.middlewares import AckPolicy
 
 from .config import MessagingConfig
+from .errors import MessagingError
 
 _log = logging.getLogger(__name__)
 
@@ -53,9 +54,13 @@ PRODUCER_MAX_REQUEST_SIZE_BYTES = 1024 * 1024
 # How long stop() waits for a handler in progress before closing the broker.
 BROKER_GRACEFUL_TIMEOUT_S = 15.0
 
-# Consumers. A handler runs one database transaction per record, so a poll of
-# a hundred records is far from the max.poll.interval a slow disk could breach.
+# Consumers. Records are handled one at a time (getone), so what bounds the
+# records held in memory is the fetch size; max_poll_records bounds each poll
+# of aiokafka's fetcher as well, and `max_records` applies to batch subscribers
+# only, which these are not (one record, one transaction, one commit).
 CONSUMER_MAX_POLL_RECORDS = 100
+CONSUMER_FETCH_MAX_BYTES = 8 * 1024 * 1024
+CONSUMER_MAX_PARTITION_FETCH_BYTES = 1024 * 1024
 CONSUMER_SESSION_TIMEOUT_MS = 10_000
 CONSUMER_HEARTBEAT_INTERVAL_MS = 3_000
 CONSUMER_MAX_POLL_INTERVAL_MS = 300_000
@@ -137,6 +142,8 @@ def subscribe_records(
         isolation_level="read_committed",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_poll_records=CONSUMER_MAX_POLL_RECORDS,
+        fetch_max_bytes=CONSUMER_FETCH_MAX_BYTES,
+        max_partition_fetch_bytes=CONSUMER_MAX_PARTITION_FETCH_BYTES,
         session_timeout_ms=CONSUMER_SESSION_TIMEOUT_MS,
         heartbeat_interval_ms=CONSUMER_HEARTBEAT_INTERVAL_MS,
         max_poll_interval_ms=CONSUMER_MAX_POLL_INTERVAL_MS,
@@ -148,6 +155,16 @@ def subscribe_records(
         raw = message.raw_message
         if not isinstance(raw, ConsumerRecord):
             raise TypeError(f"expected one consumer record, got {type(raw).__name__}")
+        if not isinstance(raw.value, bytes):
+            # A tombstone can never become a protocol message; raising would
+            # redeliver it forever and block its partition, so it is skipped.
+            _log.warning(
+                "skipping a record without a value at %s/%s@%s",
+                raw.topic,
+                raw.partition,
+                raw.offset,
+            )
+            return
         record = RawKafkaRecord.from_consumer_record(raw)
         try:
             await handle(record)
@@ -164,6 +181,20 @@ def subscribe_records(
 
     subscriber(on_record)
     return subscriber
+
+
+def check_manual_commit(subscriber: DefaultSubscriber) -> None:
+    """Refuse a started subscriber whose consumer auto-commits: that would be at-most-once.
+
+    FastStream sets aiokafka's ``enable_auto_commit`` from the ack policy and
+    takes no explicit value, so the setting is checked where it lands.
+    """
+    consumer = subscriber.consumer
+    if consumer is not None and getattr(consumer, "_enable_auto_commit", False) is not False:
+        raise MessagingError(
+            f"consumer of {subscriber.topic_names} auto-commits offsets; "
+            "offsets must be committed only after the handler's transaction"
+        )
 
 
 def build_node_broker(

@@ -17,9 +17,9 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from sqlalchemy import Engine
 
-from .broker import BrokerSender, RecordHandler, build_node_broker
+from .broker import BrokerSender, RecordHandler, build_node_broker, check_manual_commit
 from .config import MessagingConfig
-from .errors import EdgeNotStartedError
+from .errors import EdgeNotStartedError, MessagingError
 from .inbox import Inbox
 from .outbox import Outbox
 from .relay import OutboxRelay
@@ -72,15 +72,25 @@ class MessagingEdge:
             client_id=f"a6-node-{self.config.party}-admin",
         )
         await self.broker.start()
+        try:
+            for subscriber in self._subscribers:
+                check_manual_commit(subscriber)
+        except MessagingError:
+            await self.broker.stop()
+            raise
         await self.relay.start()
         self._started = True
 
     async def stop(self) -> None:
         self._started = False
-        for subscriber in self._subscribers:
-            await subscriber.stop()
-        await self.relay.stop(drain=True)
-        await self.broker.stop()
+        try:
+            for subscriber in self._subscribers:
+                await subscriber.stop()
+            await self.relay.stop(drain=True)
+        finally:
+            # Closing the producer last lets the drain above use it; closing it
+            # whatever happened keeps a failed drain from leaking connections.
+            await self.broker.stop()
 
     def notify(self) -> None:
         """Poke the relay after a commit that wrote outbox rows."""

@@ -1,0 +1,28 @@
+"""Alembic environment: migrates the database named by the config's sqlalchemy.url."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from registry.adapters.database import make_engine
+from registry.adapters.tables import metadata
+
+
+def run_migrations_online() -> None:
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("set sqlalchemy.url (upgrade_database does) before migrating")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            # render_as_batch lets later revisions alter SQLite tables by copying them.
+            context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    raise RuntimeError("offline (SQL script) migrations are not supported")
+run_migrations_online()
