@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from registry.adapters.messaging import (
     MESSAGING_TABLES,
     BrokerSender,
+    DuplicateMessageError,
     Inbox,
     Outbox,
     OutboxRelay,
@@ -143,3 +144,44 @@ async def test_a_failing_handler_commits_nothing_and_the_record_comes_back(
     finally:
         await second.stop()
     assert effect_counts(engine) == {"m1": 1}
+
+
+async def test_a_record_without_a_value_is_skipped_not_redelivered_forever(
+    kafka_bootstrap: str, names: UniqueNames
+) -> None:
+    topic = names.topic("tombstone")
+    group_id = names.group("tombstone")
+    await create_topic(kafka_bootstrap, topic)
+    config = names.config("AAA", kafka_bootstrap)
+    handled: list[RawKafkaRecord] = []
+
+    async def handle(record: RawKafkaRecord) -> None:
+        handled.append(record)
+
+    broker = build_broker(config)
+    subscribe_records(broker, topic=topic, group_id=group_id, handle=handle)
+    await broker.start()
+    try:
+        await broker.publish(None, topic, key=b"transfer-1")
+        await broker.publish(b"after", topic, key=b"transfer-1")
+        await eventually(lambda: len(handled) == 1, what="the record after the tombstone")
+
+        async def committed_past_both() -> bool:
+            offsets = await committed_offsets(kafka_bootstrap, group_id)
+            return offsets == {TopicPartition(topic, 0): 2}
+
+        await eventually(committed_past_both, what="the commit past both records")
+    finally:
+        await broker.stop()
+    assert [record.value for record in handled] == [b"after"]
+
+
+def test_only_one_of_two_transactions_can_record_a_message_id(engine: Engine) -> None:
+    inbox = Inbox(INBOX)
+    with engine.begin() as connection:
+        inbox.record(connection, "message-1", "a6.node.AAA.inbox", 0, 7)
+    with pytest.raises(DuplicateMessageError), engine.begin() as connection:
+        inbox.record(connection, "message-1", "a6.node.AAA.inbox", 0, 8)
+    with engine.connect() as connection:
+        assert inbox.seen_before(connection, "message-1")
+        assert not inbox.seen_before(connection, "message-2")

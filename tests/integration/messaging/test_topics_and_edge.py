@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 
 from registry.adapters.messaging import (
+    MESSAGING_METADATA,
     MESSAGING_TABLES,
     MessagingEdge,
     RawKafkaRecord,
@@ -17,7 +19,14 @@ from registry.adapters.messaging import (
     node_topic_specs,
 )
 
-from .support import MESSAGE_ID_HEADER, UniqueNames, apply_once, effect_counts, eventually
+from .support import (
+    EFFECTS_METADATA,
+    MESSAGE_ID_HEADER,
+    UniqueNames,
+    apply_once,
+    effect_counts,
+    eventually,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -61,9 +70,14 @@ async def test_two_nodes_create_the_shared_topics_concurrently_and_idempotently(
 
 
 async def test_two_edges_exchange_an_inbox_message_and_a_decision(
-    engine: Engine, kafka_bootstrap: str, names: UniqueNames
+    engine: Engine, kafka_bootstrap: str, names: UniqueNames, tmp_path: Path
 ) -> None:
-    tables = MESSAGING_TABLES
+    # Each node has its own database, as in production: a shared outbox would
+    # be published by both relays. The receiver's is a SQLite file.
+    receiver_engine = create_engine(f"sqlite:///{tmp_path / 'receiver.sqlite3'}")
+    MESSAGING_METADATA.create_all(receiver_engine)
+    EFFECTS_METADATA.create_all(receiver_engine)
+    engines = {"AAA": engine, "BBB": receiver_engine}
     received: dict[str, list[RawKafkaRecord]] = {"AAA": [], "BBB": []}
     decisions: dict[str, list[RawKafkaRecord]] = {"AAA": [], "BBB": []}
 
@@ -71,7 +85,7 @@ async def test_two_edges_exchange_an_inbox_message_and_a_decision(
         edge: MessagingEdge
 
         async def handle_inbox(record: RawKafkaRecord) -> None:
-            await asyncio.to_thread(apply_once, engine, edge.inbox, record)
+            await asyncio.to_thread(apply_once, engines[party], edge.inbox, record)
             received[party].append(record)
 
         async def handle_decision(record: RawKafkaRecord) -> None:
@@ -79,15 +93,13 @@ async def test_two_edges_exchange_an_inbox_message_and_a_decision(
 
         edge = MessagingEdge(
             names.config(party, kafka_bootstrap),
-            engine,
-            tables,
+            engines[party],
+            MESSAGING_TABLES,
             handle_inbox=handle_inbox,
             handle_decision=handle_decision,
         )
         return edge
 
-    # Both nodes share one database here only to keep the test short; the
-    # inbox ids are distinct, so nothing they write collides.
     sender, receiver = edge_for("AAA"), edge_for("BBB")
     await asyncio.gather(sender.start(), receiver.start())
     try:
@@ -117,5 +129,6 @@ async def test_two_edges_exchange_an_inbox_message_and_a_decision(
         await eventually(caught_up, what="BBB's consumer lag to reach zero")
     finally:
         await asyncio.gather(sender.stop(), receiver.stop())
-    assert effect_counts(engine) == {"prepare-1": 1}
+        receiver_engine.dispose()
+    assert effect_counts(engines["BBB"]) == {"prepare-1": 1}
     assert received["AAA"] == []

@@ -114,6 +114,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         # Observable progress, for tests now and metrics later.
         self.published_count = 0
+        self.pass_count = 0
         self.failed_pass_count = 0
 
     @property
@@ -190,6 +191,7 @@ class OutboxRelay:
                 await self._sleep_unless_stopping(backoff_s)
                 backoff_s = min(backoff_s * 2, self._backoff_max_s)
                 continue
+            self.pass_count += 1
             backoff_s = self._backoff_initial_s
             if batch_count < self._batch_size_max:
                 await self._wait_for_work()
