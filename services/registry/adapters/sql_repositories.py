@@ -757,6 +757,8 @@ class SqlIdempotencyRepository(_SqlRepository):
             statement = sqlite.insert(t.idempotency_keys).values(**values)
         else:
             raise NotImplementedError(f"no idempotency upsert for {dialect}")
-        inserted = self._connection.execute(statement.on_conflict_do_nothing()).rowcount
-        if inserted == 0:
+        inserted = self._connection.execute(
+            statement.on_conflict_do_nothing().returning(t.idempotency_keys.c.idempotency_key)
+        ).first()
+        if inserted is None:
             raise IdempotencyKeyExists(f"idempotency key {record.idempotency_key!r} is taken")
