@@ -104,7 +104,7 @@ class CoordinatorState(BaseModel):
             return None
         if self.winner is not None and isinstance(self.winner.payload, Decision):
             return self.winner.payload.outcome
-        return Outcome.ABORT
+        return Outcome.COMMIT if self.phase is CoordinatorPhase.COMMITTED else Outcome.ABORT
 
 
 Step = tuple[CoordinatorState, list[Effect]]

@@ -1,0 +1,56 @@
+"""Deliberately broken nodes, to prove the checker can fail.
+
+Each variant swaps in one plausible mistake; the campaign in
+``test_broken_variants_are_caught`` must report violations for every one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from registry.protocol import coordinator, participant
+from registry.protocol.coordinator import CoordinatorPhase, CoordinatorState
+from registry.protocol.effects import AppendDecision, ApplyCommit, Effect, Role
+from registry.protocol.events import DecisionRead, Event
+from registry.protocol.participant import ParticipantPhase, ParticipantState
+from tests.sim.world import Variant
+
+
+def _last_decision_wins(
+    state: ParticipantState, event: Event, now: datetime
+) -> tuple[ParticipantState, list[Effect]]:
+    """A participant that lets every later valid record overwrite the winner."""
+    if isinstance(event, DecisionRead) and event.refusal is None and state.winner is not None:
+        held = state.prepare is not None and state.phase is not ParticipantPhase.REFUSED
+        state = state.model_copy(
+            update={
+                "winner": None,
+                "phase": ParticipantPhase.PREPARED if held else ParticipantPhase.UNKNOWN,
+            }
+        )
+    return participant.step(state, event, now)
+
+
+def _commit_before_readback(
+    state: CoordinatorState, event: Event, now: datetime
+) -> tuple[CoordinatorState, list[Effect]]:
+    """A coordinator that treats its own COMMIT as decided when it appends it."""
+    if state.phase is CoordinatorPhase.COMMITTED and state.winner is None:
+        return state, []  # believes it is done; ignores what the log says
+    new_state, effects = coordinator.step(state, event, now)
+    if any(isinstance(e, AppendDecision) and e.decision.outcome == "COMMIT" for e in effects):
+        new_state = new_state.model_copy(update={"phase": CoordinatorPhase.COMMITTED})
+        effects.append(ApplyCommit(state.transfer_id, state.party, Role.COORDINATOR))
+    return new_state, effects
+
+
+VARIANTS: dict[str, Variant] = {
+    "correct": Variant(),
+    "last_decision_wins": Variant(name="last_decision_wins", participant_step=_last_decision_wins),
+    "commit_before_readback": Variant(
+        name="commit_before_readback", coordinator_step=_commit_before_readback
+    ),
+    "accepts_unverified": Variant(
+        name="accepts_unverified", verify_inbox=False, judge_decisions=False
+    ),
+}
