@@ -82,8 +82,6 @@ def pick_by_quantity(candidates: Iterable[SerialBlock], quantity: int, refuse: R
     remaining = quantity
     refusals: list[ReasonCode] = []
     for block in candidates:
-        if remaining == 0:
-            break
         reasons = refuse(block)
         if reasons:
             refusals.extend(reasons)
@@ -93,6 +91,9 @@ def pick_by_quantity(candidates: Iterable[SerialBlock], quantity: int, refuse: R
             pick.stays.append(kept)
         pick.taken.append(moved)
         remaining -= moved.quantity
+        if remaining == 0:
+            # Stop before pulling another candidate: it may cost a page of rows.
+            break
     if remaining > 0:
         # When nothing was eligible the refusals explain why; otherwise it is a shortfall.
         main = refusals[0] if refusals and pick.quantity == 0 else ReasonCode.INSUFFICIENT_UNITS
