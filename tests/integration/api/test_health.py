@@ -56,3 +56,9 @@ def test_unknown_route_and_method_use_the_error_body(anonymous: TestClient) -> N
     wrong_method = anonymous.delete("/v1/health")
     assert wrong_method.status_code == 405
     assert wrong_method.json()["reason"] == "METHOD_NOT_ALLOWED"
+
+
+def test_every_answer_carries_a_request_id(anonymous: TestClient) -> None:
+    first = anonymous.get("/v1/health").headers["x-request-id"]
+    second = anonymous.get("/v1/no-such-thing").headers["x-request-id"]
+    assert first != second

@@ -5,11 +5,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
+import httpx
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
+from registry.entrypoints.api.idempotency import (
+    Claimed,
+    ClaimOutcome,
+    IdempotencyMiddleware,
+    KeyedRequest,
+    KeyReused,
+    Replay,
+    StoredResponse,
+)
+from registry.settings import load_settings
 from tests.integration.api.conftest import (
     AUDITOR_TOKEN,
     HOLDING_ACCOUNT,
+    OPERATOR_TOKEN,
     issuance_body,
     ok,
     refused,
@@ -104,3 +118,55 @@ def test_keys_are_scoped_to_a_token_and_never_replayed_to_other_roles(
 def test_reads_ignore_the_key(ledger: TestClient) -> None:
     answer: Any = ok(ledger.get("/v1/accounts", headers={"Idempotency-Key": "read"}))
     assert isinstance(answer, list)
+
+
+class _DictStore:
+    """The store contract in a dict: enough to drive the middleware on its own."""
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[str, str], tuple[str, StoredResponse]] = {}
+
+    def claim(self, request: KeyedRequest) -> ClaimOutcome:
+        found = self.answers.get((request.principal, request.key))
+        if found is None:
+            return Claimed()
+        fingerprint, response = found
+        return Replay(response) if fingerprint == request.fingerprint else KeyReused()
+
+    def finish(self, request: KeyedRequest, response: StoredResponse) -> None:
+        self.answers[(request.principal, request.key)] = (request.fingerprint, response)
+
+    def abandon(self, request: KeyedRequest) -> None:
+        pass
+
+
+async def test_a_repeat_while_the_first_runs_is_refused_not_run() -> None:
+    started, release = anyio.Event(), anyio.Event()
+    runs: list[int] = []
+
+    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+        runs.append(1)
+        started.set()
+        await release.wait()
+        await JSONResponse({"done": True}, status_code=201)(scope, receive, send)
+
+    settings = load_settings(party="THA", registry_id="THA01", operator_tokens=[OPERATOR_TOKEN])
+    middleware = IdempotencyMiddleware(slow_app, settings, _DictStore())
+    headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}", "Idempotency-Key": "slow-1"}
+    transport = httpx.ASGITransport(app=middleware)
+    async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+        answers: list[httpx.Response] = []
+
+        async def first_request() -> None:
+            answers.append(await client.post("/v1/issuances", json={}, headers=headers))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(first_request)
+            await started.wait()
+            repeat = await client.post("/v1/issuances", json={}, headers=headers)
+            release.set()
+        replay = await client.post("/v1/issuances", json={}, headers=headers)
+    refused(repeat, 409, "IDEMPOTENCY_KEY_IN_PROGRESS")
+    assert answers[0].status_code == 201
+    assert (replay.status_code, replay.json()) == (201, {"done": True})
+    assert len(runs) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from registry.bootstrap import Node
+from registry.entrypoints.api.access_log import AccessLogMiddleware
 from registry.entrypoints.api.errors import ErrorBody, install_error_handlers
 from registry.entrypoints.api.idempotency import IdempotencyMiddleware, UnitOfWorkIdempotencyStore
 from registry.entrypoints.api.routes import (
@@ -40,6 +41,10 @@ def create_app(node: Node) -> FastAPI:
         IdempotencyMiddleware,
         settings=node.settings,
         store=UnitOfWorkIdempotencyStore(node.unit_of_work, node.clock),
+    )
+    # Added last, so it wraps everything: replays and refusals are logged too.
+    app.add_middleware(
+        AccessLogMiddleware, party=node.settings.party, registry_id=node.settings.registry_id
     )
     version_1 = APIRouter(prefix=API_VERSION_PREFIX, responses=_ERROR_RESPONSES)
     for family in (

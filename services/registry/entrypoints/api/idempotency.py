@@ -15,10 +15,12 @@ answer is never replayed to someone who could not have caused it.
 
 Keys are scoped to the token that sent them, so two operators cannot
 collide or read each other's answers. The first answer is stored after the
-command's own transaction commits. Two requests with the same key racing
-each other, or a crash between the command's commit and the store, can still
-run a command twice; closing that gap needs the record written inside the
-command's transaction (requested from the application layer).
+command's own transaction commits. While a key's first request runs, a
+repeat reaching the same process gets 409 ``IDEMPOTENCY_KEY_IN_PROGRESS``.
+A repeat reaching another process at that moment, or a crash between the
+command's commit and the store, can still run a command twice; closing that
+gap needs the record written inside the command's transaction (requested
+from the application layer).
 """
 
 from __future__ import annotations
@@ -144,6 +146,9 @@ class IdempotencyMiddleware:
         self.app = app
         self.settings = settings
         self.store = store
+        # (principal, key) of requests running now. Only the event loop thread
+        # touches it, between awaits, so it needs no lock.
+        self._in_flight: set[tuple[str, str]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._applies(scope):
@@ -194,7 +199,23 @@ class IdempotencyMiddleware:
         )
 
     async def _run_once(self, scope: Scope, send: Send, request: KeyedRequest, body: bytes) -> None:
-        outcome = await anyio.to_thread.run_sync(self.store.claim, request)
+        in_flight = (request.principal, request.key)
+        if in_flight in self._in_flight:
+            outcome: ClaimOutcome = InProgress()
+        else:
+            self._in_flight.add(in_flight)
+            try:
+                outcome = await anyio.to_thread.run_sync(self.store.claim, request)
+                if isinstance(outcome, Claimed):
+                    await self._run_and_store(scope, send, request, body)
+                    return
+            finally:
+                self._in_flight.discard(in_flight)
+        await self._answer_without_running(scope, send, outcome)
+
+    async def _answer_without_running(
+        self, scope: Scope, send: Send, outcome: ClaimOutcome
+    ) -> None:
         if isinstance(outcome, Replay):
             await _send_stored(outcome.response, send)
         elif isinstance(outcome, KeyReused):
@@ -211,10 +232,8 @@ class IdempotencyMiddleware:
                 send,
                 409,
                 ApiReason.IDEMPOTENCY_KEY_IN_PROGRESS,
-                "the first request with this Idempotency-Key has not finished",
+                "the first request with this Idempotency-Key has not finished; retry shortly",
             )
-        else:
-            await self._run_and_store(scope, send, request, body)
 
     async def _run_and_store(
         self, scope: Scope, send: Send, request: KeyedRequest, body: bytes
