@@ -5,6 +5,10 @@ from __future__ import annotations
 from alembic import context
 
 from registry.adapters.database import make_engine
+
+# Importing the messaging tables puts the outbox and inbox (revision 0002) on
+# the ledger's metadata, so autogenerate sees the whole database.
+from registry.adapters.messaging import tables as _messaging_tables  # noqa: F401
 from registry.adapters.tables import metadata
 
 
