@@ -112,8 +112,8 @@ def status_for_reason(reason: str) -> int:
 def validation_reason(error: RequestValidationError) -> str:
     """The domain's own code when the first problem is one it names, else MALFORMED_REQUEST.
 
-    Every string pattern in the request schemas is an Article 6 identifier,
-    and every lower bound of zero is a quantity, so a client sees the same code
+    Every string pattern in the request schemas is an identifier, and a
+    quantity field's lower bound is zero, so a client sees the same code
     whether the API or the domain caught the mistake.
     """
     details = error.errors()

@@ -7,7 +7,6 @@ built from domain values, so the API never exposes a table's layout.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -180,12 +179,3 @@ class AccountOut(BaseModel):
             holder_entity_id=account.holder_entity_id,
             name=account.name,
         )
-
-
-class Timeframe(RequestModel):
-    """An optional date range; either end may be open."""
-
-    start: date | None = Field(default=None, alias="from")
-    end: date | None = Field(default=None, alias="to")
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
