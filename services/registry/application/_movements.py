@@ -261,7 +261,7 @@ def _retire(
     selection: UnitSelection,
     kind: AccountKind,
     *,
-    year_of_use: int = 0,
+    year_of_use: int | None = None,
 ) -> MovementResult:
     now = clock.now()
     action, status = _RETIREMENT_ACTIONS[kind]
@@ -286,7 +286,11 @@ def _retire(
             piece = block.moved(account_id=target, status=status)
             authorisation = lookups.authorisation(block)
             approach = lookups.known_approach(block.attributes.cooperative_approach_id)
-            if kind is AccountKind.NDC_USE and block.attributes.first_transfer_done:
+            if (
+                kind is AccountKind.NDC_USE
+                and year_of_use is not None
+                and block.attributes.first_transfer_done
+            ):
                 # Only an ITMO (first transferred) is adjusted; a Party's own
                 # never-transferred units used at home change no balance.
                 adjustments.append(
