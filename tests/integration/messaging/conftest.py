@@ -10,18 +10,14 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
 
-from registry.adapters.messaging import MESSAGING_METADATA
-
-from .support import EFFECTS_METADATA, UniqueNames
+from .support import UniqueNames, messaging_engine
 
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine(database_url)
-    MESSAGING_METADATA.create_all(engine)
-    EFFECTS_METADATA.create_all(engine)
+    engine = messaging_engine(database_url)
     yield engine
     engine.dispose()
 

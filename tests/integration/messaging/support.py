@@ -11,7 +11,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, func, insert, select
 
+from registry.adapters.database import make_engine
 from registry.adapters.messaging import (
+    MESSAGING_TABLES,
     Inbox,
     MessagingConfig,
     RawKafkaRecord,
@@ -34,6 +36,15 @@ EFFECTS = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("message_id", String(128), nullable=False),
 )
+
+
+def messaging_engine(database_url: str) -> Engine:
+    """The ledger's own engine settings, with only the messaging and effect tables created."""
+    engine = make_engine(database_url)
+    MESSAGING_TABLES.outbox.create(engine)
+    MESSAGING_TABLES.inbox.create(engine)
+    EFFECTS_METADATA.create_all(engine)
+    return engine
 
 
 @dataclass(frozen=True)

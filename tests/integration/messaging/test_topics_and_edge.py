@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
 
 from registry.adapters.messaging import (
-    MESSAGING_METADATA,
     MESSAGING_TABLES,
     MessagingEdge,
     RawKafkaRecord,
@@ -20,12 +19,12 @@ from registry.adapters.messaging import (
 )
 
 from .support import (
-    EFFECTS_METADATA,
     MESSAGE_ID_HEADER,
     UniqueNames,
     apply_once,
     effect_counts,
     eventually,
+    messaging_engine,
 )
 
 pytestmark = pytest.mark.integration
@@ -74,9 +73,7 @@ async def test_two_edges_exchange_an_inbox_message_and_a_decision(
 ) -> None:
     # Each node has its own database, as in production: a shared outbox would
     # be published by both relays. The receiver's is a SQLite file.
-    receiver_engine = create_engine(f"sqlite:///{tmp_path / 'receiver.sqlite3'}")
-    MESSAGING_METADATA.create_all(receiver_engine)
-    EFFECTS_METADATA.create_all(receiver_engine)
+    receiver_engine = messaging_engine(f"sqlite:///{tmp_path / 'receiver.sqlite3'}")
     engines = {"AAA": engine, "BBB": receiver_engine}
     received: dict[str, list[RawKafkaRecord]] = {"AAA": [], "BBB": []}
     decisions: dict[str, list[RawKafkaRecord]] = {"AAA": [], "BBB": []}

@@ -35,7 +35,6 @@ from .inbox import Inbox
 from .outbox import Outbox
 from .relay import OutboxRelay, RecordSender, RelayPublishError
 from .tables import (
-    MESSAGING_METADATA,
     MESSAGING_TABLES,
     MessagingTables,
     define_messaging_tables,
@@ -44,7 +43,6 @@ from .topics import TopicSpec, ensure_topics, node_topic_specs
 
 __all__ = [
     "DECISION_TOPIC",
-    "MESSAGING_METADATA",
     "MESSAGING_TABLES",
     "BrokerSender",
     "DuplicateMessageError",

@@ -25,11 +25,11 @@ the inbox table drops it if its effect had already committed.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -39,7 +39,7 @@ from faststream.middlewares import AckPolicy
 from .config import MessagingConfig
 from .errors import MessagingError
 
-_log = logging.getLogger(__name__)
+_log = structlog.get_logger(__name__)
 
 # Producer. acks="all" with idempotence means a record is acknowledged only
 # once every in-sync replica has it, and a retried send cannot duplicate or
@@ -159,10 +159,10 @@ def subscribe_records(
             # A tombstone can never become a protocol message; raising would
             # redeliver it forever and block its partition, so it is skipped.
             _log.warning(
-                "skipping a record without a value at %s/%s@%s",
-                raw.topic,
-                raw.partition,
-                raw.offset,
+                "skipping a record without a value",
+                topic=raw.topic,
+                partition=raw.partition,
+                offset=raw.offset,
             )
             return
         record = RawKafkaRecord.from_consumer_record(raw)
@@ -171,10 +171,11 @@ def subscribe_records(
         except Exception:
             # FastStream logs the exception with its traceback; this says what happens next.
             _log.warning(
-                "handler failed on %s/%s@%s; the record will be redelivered",
-                record.topic,
-                record.partition,
-                record.offset,
+                "handler failed; the record will be redelivered",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                redelivery_delay_s=REDELIVERY_DELAY_S,
             )
             await asyncio.sleep(REDELIVERY_DELAY_S)
             raise

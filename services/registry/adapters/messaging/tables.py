@@ -1,11 +1,12 @@
-"""The outbox and inbox tables, defined on whichever ``MetaData`` holds the ledger.
+"""The outbox and inbox tables, defined on the ledger's ``MetaData``.
 
 The tables must live in the same database as the ledger, because the whole
 point of both is to share its transactions: an outbox row commits with the
 state change that caused it, an inbox row with the effect of the message it
-names. ``define_messaging_tables`` therefore takes the ledger's ``MetaData`` so
-that one migration creates everything; ``MESSAGING_METADATA`` is a stand-alone
-home for tests and for as long as the ledger has none.
+names. They are therefore defined on ``registry.adapters.tables.metadata``,
+so that one migration creates everything (and Alembic's autogenerate sees
+them once this module is imported). ``define_messaging_tables`` can put them
+on another ``MetaData`` (a simulation, a test) as well.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    DateTime,
     Index,
     Integer,
     LargeBinary,
@@ -26,6 +26,9 @@ from sqlalchemy import (
     text,
 )
 
+from registry.adapters.tables import AutoIncrementId, UtcDateTime
+from registry.adapters.tables import metadata as ledger_metadata
+
 OUTBOX_TABLE_NAME = "outbox"
 INBOX_TABLE_NAME = "inbox"
 
@@ -34,10 +37,6 @@ TOPIC_NAME_LENGTH_MAX_CHARS = 249
 # Message ids are envelope ids (UUIDs, or a sender-qualified id); 128 leaves room
 # for a Party or registry prefix without inviting unbounded keys.
 MESSAGE_ID_LENGTH_MAX_CHARS = 128
-
-# SQLite makes only an INTEGER PRIMARY KEY an alias of its rowid (and so
-# auto-incrementing); PostgreSQL gets a 64-bit identity that never wraps.
-_OUTBOX_ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
 
 
 @dataclass(frozen=True)
@@ -58,13 +57,13 @@ def define_messaging_tables(metadata: MetaData) -> MessagingTables:
         OUTBOX_TABLE_NAME,
         metadata,
         # The id is the publish order: the relay sends unsent rows by ascending id.
-        Column("id", _OUTBOX_ID_TYPE, primary_key=True, autoincrement=True),
+        Column("id", AutoIncrementId, primary_key=True, autoincrement=True),
         Column("topic", String(TOPIC_NAME_LENGTH_MAX_CHARS), nullable=False),
         Column("key", LargeBinary(), nullable=True),
         Column("value", LargeBinary(), nullable=False),
         Column("headers", JSON(), nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False),
-        Column("sent_at", DateTime(timezone=True), nullable=True),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("sent_at", UtcDateTime(), nullable=True),
         Column("attempt_count", Integer(), nullable=False, server_default=text("0")),
     )
     # The relay's only query is "unsent rows by id"; a partial index keeps it
@@ -84,10 +83,9 @@ def define_messaging_tables(metadata: MetaData) -> MessagingTables:
         # the prefix spares every hand-written query from quoting them.
         Column("kafka_partition", Integer(), nullable=False),
         Column("kafka_offset", BigInteger(), nullable=False),
-        Column("received_at", DateTime(timezone=True), nullable=False),
+        Column("received_at", UtcDateTime(), nullable=False),
     )
     return MessagingTables(outbox=outbox, inbox=inbox)
 
 
-MESSAGING_METADATA = MetaData()
-MESSAGING_TABLES = define_messaging_tables(MESSAGING_METADATA)
+MESSAGING_TABLES = define_messaging_tables(ledger_metadata)

@@ -16,7 +16,12 @@ from typing import Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import (
+    KafkaError,
+    LeaderNotAvailableError,
+    TopicAlreadyExistsError,
+    for_code,
+)
 
 from .config import MessagingConfig
 from .errors import TopicSetupError
@@ -28,9 +33,11 @@ ADMIN_REQUEST_TIMEOUT_MS = 30_000
 TOPIC_CREATE_TIMEOUT_MS = 30_000
 # A topic just created (by us or by the node that won the race) may take a
 # moment to appear in the metadata of the broker we ask.
-DESCRIBE_ATTEMPTS_MAX = 25
+DESCRIBE_ATTEMPTS_MAX = 100
 DESCRIBE_RETRY_DELAY_S = 0.2
 _NO_ERROR = 0
+# A topic whose partition leaders are still being elected exists all the same.
+_TOPIC_EXISTS_CODES = frozenset({_NO_ERROR, LeaderNotAvailableError.errno})
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,18 +130,20 @@ async def _partition_counts(
 ) -> dict[str, int]:
     names = [spec.name for spec in specs]
     counts: dict[str, int] = {}
+    error_codes: dict[str, int] = {}
     for _ in range(DESCRIBE_ATTEMPTS_MAX):
         described = await admin.describe_topics(names)
+        error_codes = {topic["topic"]: topic["error_code"] for topic in described}
         counts = {
             topic["topic"]: len(topic["partitions"])
             for topic in described
-            if topic["error_code"] == _NO_ERROR and topic["partitions"]
+            if topic["error_code"] in _TOPIC_EXISTS_CODES and topic["partitions"]
         }
         if all(name in counts for name in names):
             return counts
         await asyncio.sleep(DESCRIBE_RETRY_DELAY_S)
-    missing = sorted(set(names) - set(counts))
-    raise TopicSetupError(f"topics {missing} do not exist after creation")
+    missing = {name: error_codes.get(name) for name in names if name not in counts}
+    raise TopicSetupError(f"topics not visible after creation (name: Kafka error code): {missing}")
 
 
 def _warn_on_partition_mismatch(specs: Sequence[TopicSpec], counts: dict[str, int]) -> None:
