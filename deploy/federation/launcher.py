@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -226,10 +227,13 @@ class Federation:
             _wipe_own_base_dir(base)
         base.mkdir(parents=True, exist_ok=True)
         ports = self._ports()
+        # `init` is mostly interpreter start-up and migrations, independent per Party:
+        # run them side by side, one per CPU.
+        with ThreadPoolExecutor(max_workers=max(1, min(len(ports), os.cpu_count() or 1))) as pool:
+            initialised = list(pool.map(self._init_node, self.spec.parties, ports))
         members: list[FederationMember] = []
-        for party, port in zip(self.spec.parties, ports, strict=True):
-            node = self._init_node(party, port)
-            self.nodes[party.party] = node
+        for node in initialised:
+            self.nodes[node.party] = node
             members.append(
                 FederationMember(
                     party=node.party,
