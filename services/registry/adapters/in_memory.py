@@ -10,14 +10,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
 from registry.application.ports import (
+    ClassQuantity,
     IdempotencyKeyExists,
     IdempotencyRecord,
 )
-from registry.domain.accounts import Account
+from registry.domain.accounts import Account, AccountKind
 from registry.domain.adjustments import CorrespondingAdjustment
 from registry.domain.approaches import CooperativeApproach
 from registry.domain.audit import AuditAction, AuditEntry
@@ -134,6 +136,22 @@ class InMemoryAuthorisationRepository(_Repository):
             key=lambda authorisation: authorisation.version,
         )
 
+    def list_current(self, authorising_party: str) -> list[Authorisation]:
+        current: dict[str, Authorisation] = {}
+        for authorisation in self.list_versions(authorising_party):
+            current[authorisation.authorisation_id] = authorisation
+        return list(current.values())
+
+    def list_versions(self, authorising_party: str) -> list[Authorisation]:
+        return sorted(
+            (
+                authorisation
+                for (party, _, _), authorisation in self._store.authorisations.items()
+                if party == authorising_party
+            ),
+            key=lambda authorisation: (authorisation.authorisation_id, authorisation.version),
+        )
+
     def counted_quantity(self, authorisation_id: str) -> int:
         return self._store.counted.get(authorisation_id, 0)
 
@@ -241,6 +259,20 @@ class InMemoryBlockRepository(_Repository):
             key=_order,
         )
 
+    def quantities_by_class(self) -> list[ClassQuantity]:
+        totals: dict[tuple[AccountKind, str, int, str, BlockStatus], int] = {}
+        for block in self._store.blocks.values():
+            attributes = block.attributes
+            key = (
+                self._store.accounts[block.account_id].kind,
+                attributes.cooperative_approach_id,
+                attributes.vintage,
+                attributes.metric,
+                block.status,
+            )
+            totals[key] = totals.get(key, 0) + block.quantity
+        return [ClassQuantity(*key, quantity) for key, quantity in sorted(totals.items())]
+
 
 class InMemoryAdjustmentRepository(_Repository):
     def add_many(self, entries: Sequence[CorrespondingAdjustment]) -> None:
@@ -274,6 +306,16 @@ class InMemoryAuditRepository(_Repository):
 
     def total_quantity(self, action: AuditAction) -> int:
         return sum(entry.quantity for entry in self._store.audit if entry.action is action)
+
+    def between(
+        self, occurred_from: datetime | None, occurred_before: datetime
+    ) -> list[AuditEntry]:
+        return [
+            entry
+            for entry in self._store.audit
+            if (occurred_from is None or occurred_from <= entry.occurred_at)
+            and entry.occurred_at < occurred_before
+        ]
 
 
 class InMemoryReservationRepository(_Repository):

@@ -7,6 +7,7 @@ Driver errors that mean a rule was broken become domain errors here, at the edge
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from registry.adapters import tables as t
-from registry.application.ports import IdempotencyKeyExists, IdempotencyRecord
+from registry.application.ports import ClassQuantity, IdempotencyKeyExists, IdempotencyRecord
 from registry.domain.accounts import Account, AccountKind, AccountStatus
 from registry.domain.adjustments import AdjustmentCause, CorrespondingAdjustment
 from registry.domain.approaches import CooperativeApproach
@@ -261,6 +262,35 @@ class SqlAuthorisationRepository(_SqlRepository):
     def history(self, authorising_party: str, authorisation_id: str) -> list[Authorisation]:
         rows = self._connection.execute(
             self._of(authorising_party, authorisation_id).order_by(t.authorisations.c.version)
+        )
+        return [_authorisation(row) for row in rows.mappings()]
+
+    def list_current(self, authorising_party: str) -> list[Authorisation]:
+        columns = t.authorisations.c
+        highest = (
+            select(columns.authorisation_id, func.max(columns.version).label("version"))
+            .where(columns.authorising_party == authorising_party)
+            .group_by(columns.authorisation_id)
+            .subquery()
+        )
+        rows = self._connection.execute(
+            select(t.authorisations)
+            .join(
+                highest,
+                (columns.authorisation_id == highest.c.authorisation_id)
+                & (columns.version == highest.c.version),
+            )
+            .where(columns.authorising_party == authorising_party)
+            .order_by(columns.authorisation_id)
+        )
+        return [_authorisation(row) for row in rows.mappings()]
+
+    def list_versions(self, authorising_party: str) -> list[Authorisation]:
+        columns = t.authorisations.c
+        rows = self._connection.execute(
+            select(t.authorisations)
+            .where(columns.authorising_party == authorising_party)
+            .order_by(columns.authorisation_id, columns.version)
         )
         return [_authorisation(row) for row in rows.mappings()]
 
@@ -532,6 +562,33 @@ class SqlBlockRepository(_SqlRepository):
         )
         return [_block(row) for row in rows.mappings()]
 
+    def quantities_by_class(self) -> list[ClassQuantity]:
+        quantity = func.sum(_BLOCK.last_serial - _BLOCK.first_serial + 1)
+        keys = (
+            t.accounts.c.kind,
+            _BLOCK.cooperative_approach_id,
+            _BLOCK.vintage,
+            _BLOCK.metric,
+            _BLOCK.status,
+        )
+        rows = self._connection.execute(
+            select(*keys, quantity)
+            .select_from(t.serial_blocks.join(t.accounts))
+            .group_by(*keys)
+            .order_by(*keys)
+        )
+        return [
+            ClassQuantity(
+                account_kind=AccountKind(kind),
+                cooperative_approach_id=approach,
+                vintage=vintage,
+                metric=metric,
+                status=BlockStatus(status),
+                quantity=int(total),
+            )
+            for kind, approach, vintage, metric, status, total in rows
+        ]
+
 
 class SqlAdjustmentRepository(_SqlRepository):
     def add_many(self, entries: Sequence[CorrespondingAdjustment]) -> None:
@@ -596,6 +653,12 @@ _AUDIT_FIELDS = (
     "to_account_id",
     "transfer_id",
     "counterparty_party",
+    "cooperative_approach_id",
+    "vintage",
+    "metric",
+    "first_transferring_party",
+    "authorisation_id",
+    "year_of_use",
 )
 
 
@@ -604,7 +667,11 @@ class SqlAuditRepository(_SqlRepository):
 
     def append_many(self, entries: Sequence[AuditEntry]) -> None:
         rows = [
-            {"action": entry.action.value, **{name: getattr(entry, name) for name in _AUDIT_FIELDS}}
+            {
+                "action": entry.action.value,
+                "purpose": None if entry.purpose is None else entry.purpose.value,
+                **{name: getattr(entry, name) for name in _AUDIT_FIELDS},
+            }
             for entry in entries
         ]
         for batch in _batches(rows):
@@ -623,12 +690,17 @@ class SqlAuditRepository(_SqlRepository):
             )
             .order_by(columns.entry_id)
         )
-        return [
-            AuditEntry(
-                action=AuditAction(row["action"]), **{name: row[name] for name in _AUDIT_FIELDS}
-            )
-            for row in rows.mappings()
-        ]
+        return [_audit_entry(row) for row in rows.mappings()]
+
+    def between(
+        self, occurred_from: datetime | None, occurred_before: datetime
+    ) -> list[AuditEntry]:
+        columns = t.audit_entries.c
+        statement = select(t.audit_entries).where(columns.occurred_at < occurred_before)
+        if occurred_from is not None:
+            statement = statement.where(columns.occurred_at >= occurred_from)
+        rows = self._connection.execute(statement.order_by(columns.entry_id))
+        return [_audit_entry(row) for row in rows.mappings()]
 
     def total_quantity(self, action: AuditAction) -> int:
         columns = t.audit_entries.c
@@ -636,6 +708,14 @@ class SqlAuditRepository(_SqlRepository):
             select(func.sum(columns.quantity)).where(columns.action == action.value)
         ).scalar_one()
         return int(total or 0)
+
+
+def _audit_entry(row: RowMapping) -> AuditEntry:
+    return AuditEntry(
+        action=AuditAction(row["action"]),
+        purpose=None if row["purpose"] is None else Purpose(row["purpose"]),
+        **{name: row[name] for name in _AUDIT_FIELDS},
+    )
 
 
 class SqlReservationRepository(_SqlRepository):

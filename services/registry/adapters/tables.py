@@ -218,8 +218,18 @@ audit_entries = Table(
     Column("to_account_id", String(ID_LENGTH_MAX)),
     Column("transfer_id", String(128)),
     Column("counterparty_party", String(3)),
+    # Block attributes and purpose as of the action, for the AEF (migration 0003).
+    Column("cooperative_approach_id", String(6)),
+    Column("vintage", Integer),
+    Column("metric", String(NAME_LENGTH_MAX)),
+    Column("first_transferring_party", String(3)),
+    Column("authorisation_id", String(ID_LENGTH_MAX)),
+    Column("purpose", String(CODE_LENGTH_MAX)),
+    Column("year_of_use", Integer),
     Index("ix_audit_entries_block", "originating_registry_id", "first_serial"),
     Index("ix_audit_entries_action", "action"),
+    # A report reads one year of the trail.
+    Index("ix_audit_entries_occurred_at", "occurred_at"),
 )
 
 reservations = Table(

@@ -197,6 +197,7 @@ def hold_incoming_transfer(
                     to_account_id=command.to_account_id,
                     transfer_id=command.transfer_id,
                     counterparty_party=command.transferring_party,
+                    purpose=command.purpose,
                 )
                 for block in blocks
             ]
@@ -271,6 +272,7 @@ def finalise_incoming_transfer(
                     to_account_id=block.account_id,
                     transfer_id=command.transfer_id,
                     counterparty_party=reservation.counterparty_party,
+                    purpose=reservation.purpose,
                 )
                 for block in acquired
             ]

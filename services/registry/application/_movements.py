@@ -156,7 +156,10 @@ def _issuance_records(
         if block.attributes.first_transfer_done:
             approach = lookups.known_approach(block.attributes.cooperative_approach_id)
             adjustments.append(first_transfer_adjustment(node.party, block, approach, at=now))
-            audit.append(audit_entry(block, AuditAction.FIRST_TRANSFER, at=now))
+            # Only an LoA for OIMP puts the first transfer at issuance.
+            audit.append(
+                audit_entry(block, AuditAction.FIRST_TRANSFER, at=now, purpose=Purpose.OIMP)
+            )
             first_transferred[str(block.attributes.authorisation_id)] += block.quantity
     count_against_caps(node, first_transferred, lookups)
     return adjustments, audit
@@ -254,6 +257,10 @@ _RETIREMENT_ACTIONS = {
 }
 
 
+# The purpose a retirement serves, where it has one (cancellations have none).
+_RETIREMENT_PURPOSES = {AccountKind.NDC_USE: Purpose.NDC, AccountKind.OIMP_USE: Purpose.OIMP}
+
+
 def _retire(
     uow: UnitOfWork,
     clock: Clock,
@@ -306,11 +313,21 @@ def _retire(
                     piece, attributes=replace(piece.attributes, first_transfer_done=True)
                 )
                 adjustments.append(first_transfer_adjustment(node.party, piece, approach, at=now))
-                audit.append(audit_entry(piece, AuditAction.FIRST_TRANSFER, at=now))
+                audit.append(
+                    audit_entry(piece, AuditAction.FIRST_TRANSFER, at=now, purpose=Purpose.OIMP)
+                )
                 first_transferred[authorisation.authorisation_id] += piece.quantity
             moved.append(piece)
             audit.append(
-                audit_entry(piece, action, at=now, from_account_id=account_id, to_account_id=target)
+                audit_entry(
+                    piece,
+                    action,
+                    at=now,
+                    from_account_id=account_id,
+                    to_account_id=target,
+                    purpose=_RETIREMENT_PURPOSES.get(kind),
+                    year_of_use=year_of_use,
+                )
             )
         count_against_caps(node, first_transferred, lookups)
         changes = Changes()

@@ -135,6 +135,7 @@ def reserve_for_transfer(
                     from_account_id=command.from_account_id,
                     transfer_id=command.transfer_id,
                     counterparty_party=command.acquiring_party,
+                    purpose=command.purpose,
                 )
                 for block in [*deliveries, *omge]
             ]
@@ -294,6 +295,7 @@ def finalise_outgoing_transfer(
                         at=now,
                         transfer_id=command.transfer_id,
                         counterparty_party=reservation.counterparty_party,
+                        purpose=reservation.purpose,
                     )
                 )
             out = delivered.moved(
@@ -310,6 +312,7 @@ def finalise_outgoing_transfer(
                     from_account_id=block.account_id,
                     transfer_id=command.transfer_id,
                     counterparty_party=reservation.counterparty_party,
+                    purpose=reservation.purpose,
                 )
             )
         uow.blocks.update_many(changed)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from a6wire.identifiers import VINTAGE_MAX, VINTAGE_MIN
 from registry.application._common import load_node
 from registry.application._outgoing import reservation_result
 from registry.application.ports import Clock, UnitOfWork
-from registry.application.results import IncomingResult, LedgerTotals, ReservationResult
+from registry.application.results import (
+    HoldingsTotal,
+    IncomingResult,
+    LedgerTotals,
+    ReportSource,
+    ReservationResult,
+)
 from registry.domain.accounts import Account
 from registry.domain.adjustments import CorrespondingAdjustment
 from registry.domain.approaches import CooperativeApproach
@@ -124,3 +134,71 @@ def pending_transfers(uow: UnitOfWork, clock: Clock) -> list[Reservation]:
     """Every reservation not yet finalised or released, for recovery after a restart."""
     with uow:
         return uow.reservations.list(state=ReservationState.PENDING)
+
+
+def current_authorisations(
+    uow: UnitOfWork, clock: Clock, authorising_party: str | None = None
+) -> list[Authorisation]:
+    """The current version of every LoA of this Party (or of the Party named)."""
+    with uow:
+        party = authorising_party or load_node(uow).party
+        return uow.authorisations.list_current(party)
+
+
+# Block statuses summed into each column of the holdings totals. RESERVED units
+# are still held here until a cross-border transfer commits; INCOMING ones are not
+# held yet, and TRANSFERRED_OUT ones are gone.
+_HOLDINGS_COLUMNS = {
+    BlockStatus.HELD: "held",
+    BlockStatus.RESERVED: "held",
+    BlockStatus.RETIRED: "retired",
+    BlockStatus.CANCELLED: "cancelled",
+}
+
+
+def holdings_totals(
+    uow: UnitOfWork,
+    clock: Clock,
+    cooperative_approach_id: str | None = None,
+    vintage: int | None = None,
+) -> list[HoldingsTotal]:
+    """Units per cooperative approach, vintage and metric, summed over every account.
+
+    The store sums by class (GROUP BY); only the few class rows are folded here.
+    """
+    with uow:
+        classes = uow.blocks.quantities_by_class()
+    sums: defaultdict[tuple[str, int, str], dict[str, int]] = defaultdict(
+        lambda: {"held": 0, "retired": 0, "cancelled": 0}
+    )
+    for row in classes:
+        column = _HOLDINGS_COLUMNS.get(row.status)
+        if (
+            column is None
+            or cooperative_approach_id not in (None, row.cooperative_approach_id)
+            or vintage not in (None, row.vintage)
+        ):
+            continue
+        sums[(row.cooperative_approach_id, row.vintage, row.metric)][column] += row.quantity
+    return [
+        HoldingsTotal(approach, year, metric, **columns)
+        for (approach, year, metric), columns in sorted(sums.items())
+    ]
+
+
+def report_source(uow: UnitOfWork, clock: Clock, reported_year: int) -> ReportSource:
+    """Everything the AEF of ``reported_year`` needs, read in one transaction."""
+    if not VINTAGE_MIN <= reported_year <= VINTAGE_MAX:
+        raise DomainError(ReasonCode.INVALID_TIMEFRAME, f"reported year {reported_year}")
+    year_end = datetime(reported_year + 1, 1, 1, tzinfo=UTC)
+    with uow:
+        node = load_node(uow)
+        return ReportSource(
+            node=node,
+            reported_year=reported_year,
+            read_at=clock.now(),
+            accounts=tuple(uow.accounts.list()),
+            approaches=tuple(uow.approaches.list()),
+            authorisations=tuple(uow.authorisations.list_versions(node.party)),
+            audit=tuple(uow.audit.between(None, year_end)),
+        )

@@ -38,7 +38,9 @@ Queries (``handler(uow, clock, ...)``, read-only)
 - ``get_registry_node``, ``get_account``, ``list_accounts``, ``account_blocks``,
   ``account_balance``, ``list_cooperative_approaches``, ``authorisation_history``,
   ``ledger_totals``, ``adjustment_balance``, ``adjustments_for_party``, ``audit_trail``,
-  ``get_transfer``, ``pending_transfers``.
+  ``get_transfer``, ``pending_transfers``, ``current_authorisations``, ``holdings_totals``
+  (per approach, vintage and metric, summed by the store), ``report_source`` (what the
+  AEF of one year is built from).
 """
 
 from __future__ import annotations
@@ -83,13 +85,16 @@ from registry.application._queries import (
     adjustments_for_party,
     audit_trail,
     authorisation_history,
+    current_authorisations,
     get_account,
     get_registry_node,
     get_transfer,
+    holdings_totals,
     ledger_totals,
     list_accounts,
     list_cooperative_approaches,
     pending_transfers,
+    report_source,
 )
 from registry.application.commands import (
     CancelForOmge,
@@ -158,6 +163,7 @@ __all__ = [
     "cancel_for_omge",
     "cancel_voluntarily",
     "change_account_status",
+    "current_authorisations",
     "finalise_incoming_transfer",
     "finalise_outgoing_transfer",
     "get_account",
@@ -165,6 +171,7 @@ __all__ = [
     "get_transfer",
     "handle",
     "hold_incoming_transfer",
+    "holdings_totals",
     "initialise_registry",
     "issue_units",
     "ledger_totals",
@@ -176,6 +183,7 @@ __all__ = [
     "register_cooperative_approach",
     "release_incoming_transfer",
     "release_outgoing_reservation",
+    "report_source",
     "reserve_for_transfer",
     "revoke_authorisation",
     "set_transfer_freeze",

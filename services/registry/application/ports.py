@@ -13,7 +13,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from registry.domain.accounts import Account
+from registry.domain.accounts import Account, AccountKind
 from registry.domain.adjustments import CorrespondingAdjustment
 from registry.domain.approaches import CooperativeApproach
 from registry.domain.audit import AuditAction, AuditEntry
@@ -23,6 +23,18 @@ from registry.domain.registry_node import RegistryNode
 from registry.domain.transfers import Reservation, ReservationState, TransferDirection
 
 JsonValue = Any
+
+
+@dataclass(frozen=True, slots=True)
+class ClassQuantity:
+    """Units of one class (approach, vintage, metric) in one status, in accounts of one kind."""
+
+    account_kind: AccountKind
+    cooperative_approach_id: str
+    vintage: int
+    metric: str
+    status: BlockStatus
+    quantity: int
 
 
 class Clock(Protocol):
@@ -92,6 +104,14 @@ class AuthorisationRepository(Protocol):
 
     def history(self, authorising_party: str, authorisation_id: str) -> list[Authorisation]: ...
 
+    def list_current(self, authorising_party: str) -> list[Authorisation]:
+        """The highest version of every LoA of one Party, ordered by authorisation id."""
+        ...
+
+    def list_versions(self, authorising_party: str) -> list[Authorisation]:
+        """Every version of every LoA of one Party, ordered by authorisation id and version."""
+        ...
+
     def counted_quantity(self, authorisation_id: str) -> int:
         """Units counted against this Party's own LoA's cap (first transfers, pending or done)."""
         ...
@@ -140,6 +160,13 @@ class BlockRepository(Protocol):
 
     def list_account(self, account_id: str) -> list[SerialBlock]: ...
 
+    def quantities_by_class(self) -> list[ClassQuantity]:
+        """Units summed per account kind, unit class (approach, vintage, metric) and status.
+
+        Computed by the store (GROUP BY), never by loading the blocks.
+        """
+        ...
+
 
 class AdjustmentRepository(Protocol):
     def add_many(self, entries: Sequence[CorrespondingAdjustment]) -> None: ...
@@ -161,6 +188,15 @@ class AuditRepository(Protocol):
         ...
 
     def total_quantity(self, action: AuditAction) -> int: ...
+
+    def between(
+        self, occurred_from: datetime | None, occurred_before: datetime
+    ) -> list[AuditEntry]:
+        """Entries with ``occurred_from <= occurred_at < occurred_before``, oldest first.
+
+        ``occurred_from`` None means from the first entry.
+        """
+        ...
 
 
 class ReservationRepository(Protocol):

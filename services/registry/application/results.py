@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
+from registry.domain.accounts import Account
+from registry.domain.approaches import CooperativeApproach
+from registry.domain.audit import AuditEntry
+from registry.domain.authorisations import Authorisation
 from registry.domain.blocks import BlockSpec
 from registry.domain.errors import ReasonCode
+from registry.domain.registry_node import RegistryNode
 from registry.domain.transfers import ReservationState
 
 
@@ -75,3 +81,33 @@ class LedgerTotals:
     @property
     def conserved(self) -> bool:
         return self.accounted == self.issued + self.acquired
+
+
+@dataclass(frozen=True, slots=True)
+class HoldingsTotal:
+    """Units of one class (approach, vintage, metric) summed over every account."""
+
+    cooperative_approach_id: str
+    vintage: int
+    metric: str
+    held: int
+    retired: int
+    cancelled: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSource:
+    """What the AEF of one reported year is built from, read in one transaction.
+
+    ``audit`` holds every entry before the end of the reported year: the year's
+    own entries are its actions, and replaying all of them gives the holdings at
+    the year's end. ``authorisations`` are every version of this Party's LoAs.
+    """
+
+    node: RegistryNode
+    reported_year: int
+    read_at: datetime
+    accounts: tuple[Account, ...]
+    approaches: tuple[CooperativeApproach, ...]
+    authorisations: tuple[Authorisation, ...]
+    audit: tuple[AuditEntry, ...]

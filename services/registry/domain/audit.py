@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from registry.domain.authorisations import Purpose
 from registry.domain.blocks import SerialBlock
 
 
@@ -41,6 +42,16 @@ class AuditEntry:
     to_account_id: str | None = None
     transfer_id: str | None = None
     counterparty_party: str | None = None
+    # What the AEF (table 3) reports for every action, copied from the block so a
+    # report never needs the block itself, which may have been split or moved on.
+    cooperative_approach_id: str | None = None
+    vintage: int | None = None
+    metric: str | None = None
+    first_transferring_party: str | None = None
+    authorisation_id: str | None = None
+    # Where the action has one: transfers, uses, and first transfers.
+    purpose: Purpose | None = None
+    year_of_use: int | None = None
 
 
 def audit_entry(
@@ -52,11 +63,14 @@ def audit_entry(
     to_account_id: str | None = None,
     transfer_id: str | None = None,
     counterparty_party: str | None = None,
+    purpose: Purpose | None = None,
+    year_of_use: int | None = None,
 ) -> AuditEntry:
+    attributes = block.attributes
     return AuditEntry(
         occurred_at=at,
         action=action,
-        originating_registry_id=block.attributes.originating_registry_id,
+        originating_registry_id=attributes.originating_registry_id,
         first_serial=block.first_serial,
         last_serial=block.last_serial,
         first_identifier=block.first_identifier,
@@ -66,4 +80,11 @@ def audit_entry(
         to_account_id=to_account_id,
         transfer_id=transfer_id,
         counterparty_party=counterparty_party,
+        cooperative_approach_id=attributes.cooperative_approach_id,
+        vintage=attributes.vintage,
+        metric=attributes.metric,
+        first_transferring_party=attributes.first_transferring_party,
+        authorisation_id=attributes.authorisation_id,
+        purpose=purpose,
+        year_of_use=year_of_use,
     )
