@@ -162,6 +162,12 @@ def revoke_authorisation(
     return AuthorisationOut.of(execute(node, handlers.revoke_authorisation, command))
 
 
+@router.get("", response_model=list[AuthorisationOut])
+def list_current(node: NodeDep, _: PublicReader) -> list[AuthorisationOut]:
+    """The current version of every LoA of this Party (revoked ones included, marked)."""
+    return [AuthorisationOut.of(loa) for loa in execute(node, handlers.current_authorisations)]
+
+
 @router.get("/{authorisation_id}", response_model=AuthorisationOut)
 def current_version(
     authorisation_id: AuthorisationId, node: NodeDep, _: PublicReader

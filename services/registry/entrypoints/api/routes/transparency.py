@@ -6,6 +6,7 @@ No account, holder or entity appears here; anyone may read it without a token.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import asdict
 from datetime import datetime
 
 from fastapi import APIRouter
@@ -13,7 +14,6 @@ from pydantic import BaseModel
 
 from registry.application import handlers
 from registry.domain.adjustments import AdjustmentCause
-from registry.entrypoints.api import queries
 from registry.entrypoints.api.auth import PublicReader
 from registry.entrypoints.api.dependencies import NodeDep, execute
 from registry.entrypoints.api.schemas import AttributeText, CooperativeApproachId, Vintage
@@ -62,8 +62,8 @@ def holdings_totals(
     cooperative_approach_id: CooperativeApproachId | None = None,
     vintage: Vintage | None = None,
 ) -> list[HoldingsTotalOut]:
-    totals = execute(node, queries.holdings_totals, cooperative_approach_id, vintage)
-    return [HoldingsTotalOut(**vars(total)) for total in totals]
+    totals = execute(node, handlers.holdings_totals, cooperative_approach_id, vintage)
+    return [HoldingsTotalOut(**asdict(total)) for total in totals]
 
 
 @router.get("/ca-ledger", response_model=LedgerOut)
