@@ -1,0 +1,577 @@
+#!/usr/bin/env python3
+"""``make demo``: a local federation of Article 6.2 registry nodes telling one story.
+
+    python deploy/federation/demo.py [--parties 3..5] [--base-dir var/demo] [--exit]
+
+Starts a local Kafka broker (reused if one already answers), one registry node
+process per Party (CHE, GHA, THA; with ``--parties 4`` or ``5`` also SGP, JPN),
+seeds them through their APIs, then runs a scripted story: first transfers, an
+onward transfer, a refused transfer, a use towards an NDC and an OMGE
+cancellation, and prints a summary per Party. It then keeps the federation
+running until Ctrl-C (``--exit``: stops right after the summary) and stops the
+nodes and the broker it started.
+
+Every step goes through the operator API of the node that would do it in real
+life; cross-border transfers use ``POST /v1/transfers``. Where a node does not
+serve that endpoint yet, the step says so and the story goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a script: make `deploy.federation` importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+from deploy.federation.launcher import (  # noqa: E402
+    Federation,
+    FederationError,
+    FederationSpec,
+    NodeClient,
+    PartySpec,
+)
+from deploy.federation.seed import (  # noqa: E402
+    SeedError,
+    entity_account,
+    national_account,
+    seed_federation,
+)
+from rich.console import Console  # noqa: E402
+from rich.panel import Panel  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+ALL_PARTIES = ("CHE", "GHA", "THA", "SGP", "JPN")
+PARTIES_MIN = 3
+DEFAULT_BASE_DIR = REPO_ROOT / "var" / "demo"
+DEFAULT_KAFKA_PORT = 9092
+DEFAULT_API_PORT_BASE = 8101
+
+# How long POST /v1/transfers may wait at the coordinating node for a final state;
+# a commit over a local broker takes well under a second once the nodes are warm.
+TRANSFER_WAIT_S = 20
+# After that, how long the demo keeps polling GET /v1/transfers/{id} (coordinator,
+# then the acquiring node) before it reports the transfer as still pending.
+TRANSFER_FINAL_TIMEOUT_S = 30.0
+TRANSFER_POLL_INTERVAL_S = 0.25
+SUCCESS_STATES = frozenset({"COMMITTED", "COMPLETED"})
+FAILURE_STATES = frozenset({"ABORTED", "REFUSED", "REJECTED", "FAILED"})
+# A 404/405 whose reason is the API edge's own means the route is not there at all
+# (a domain 404 carries an UNKNOWN_* reason instead).
+MISSING_ROUTE_REASONS = frozenset({"NOT_FOUND", "METHOD_NOT_ALLOWED", "HTTP_404", "HTTP_405"})
+
+console = Console()
+
+
+# --------------------------------------------------------------------- the broker
+
+
+def _broker_script() -> ModuleType:
+    """deploy/kafka/broker.py is a script, not a package: load it by path."""
+    name = "a6_deploy_kafka_broker"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "deploy/kafka/broker.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {REPO_ROOT / 'deploy/kafka/broker.py'}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------------- transfers
+
+
+@dataclass
+class Outcome:
+    """What one story step ended with, for the progress line and the summary."""
+
+    ok: bool
+    text: str
+    missing_endpoint: bool = False
+    transfer_id: str | None = None
+
+
+def _error_reason(body: Any, status: int) -> tuple[str, str]:
+    if isinstance(body, dict) and "reason" in body:
+        return str(body["reason"]), str(body.get("message", ""))
+    return f"HTTP_{status}", str(body)[:200]
+
+
+def _json(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _poll_state(node: NodeClient, transfer_id: str, deadline: float) -> dict[str, Any] | None:
+    """GET /v1/transfers/{id} until a final state or the deadline; the last body seen."""
+    last: dict[str, Any] | None = None
+    with node.operator() as client:
+        while True:
+            response = client.get(f"/v1/transfers/{transfer_id}")
+            if response.is_success:
+                last = response.json()
+                if str(last.get("state")) in SUCCESS_STATES | FAILURE_STATES:
+                    return last
+            if time.monotonic() >= deadline:
+                return last
+            time.sleep(TRANSFER_POLL_INTERVAL_S)
+
+
+def cross_border_transfer(
+    sender: NodeClient, receiver: NodeClient, body: dict[str, Any]
+) -> Outcome:
+    """``POST /v1/transfers`` at the sender, then follow it to a final state at both ends."""
+    transfer_id = str(uuid.uuid4())
+    request = {"transfer_id": transfer_id, "to_party": receiver.party, **body}
+    with sender.operator() as client:
+        response = client.post(
+            "/v1/transfers",
+            params={"wait_s": TRANSFER_WAIT_S},
+            json=request,
+            headers={"Idempotency-Key": transfer_id},
+        )
+    answer = _json(response)
+    if response.status_code in (404, 405):
+        reason, _ = _error_reason(answer, response.status_code)
+        if reason in MISSING_ROUTE_REASONS:
+            return Outcome(
+                False,
+                f"{sender.party} does not serve POST /v1/transfers yet "
+                f"(HTTP {response.status_code}); skipped",
+                missing_endpoint=True,
+            )
+    if not response.is_success:
+        reason, message = _error_reason(answer, response.status_code)
+        return Outcome(False, f"refused by {sender.party}: {reason}: {message}", False, transfer_id)
+    state = str(answer.get("state"))
+    if state not in SUCCESS_STATES | FAILURE_STATES:
+        polled = _poll_state(sender, transfer_id, time.monotonic() + TRANSFER_FINAL_TIMEOUT_S)
+        if polled is not None:
+            answer, state = polled, str(polled.get("state"))
+    reasons = ", ".join(str(reason) for reason in answer.get("reasons") or []) or "none given"
+    if state in FAILURE_STATES:
+        return Outcome(False, f"{state}, reasons: {reasons}", False, transfer_id)
+    if state not in SUCCESS_STATES:
+        return Outcome(
+            False, f"still {state} after {TRANSFER_FINAL_TIMEOUT_S:.0f} s", False, transfer_id
+        )
+    # The coordinator knows first; wait until the acquiring node has applied it too.
+    at_receiver = _poll_state(receiver, transfer_id, time.monotonic() + TRANSFER_FINAL_TIMEOUT_S)
+    receiver_state = "unknown" if at_receiver is None else str(at_receiver.get("state"))
+    return Outcome(
+        True, f"{state} at {sender.party}, {receiver_state} at {receiver.party}", False, transfer_id
+    )
+
+
+# ------------------------------------------------------------------------ queries
+
+
+def _get(node: NodeClient, path: str, params: dict[str, Any] | None = None) -> Any:
+    with node.operator() as client:
+        response = client.get(f"/v1{path}", params=params)
+    return response.json() if response.is_success else None
+
+
+def ca_balances(node: NodeClient) -> dict[int, int]:
+    ledger = _get(node, "/ca-ledger") or {"balances": []}
+    balances: dict[int, int] = {}
+    for balance in ledger["balances"]:
+        balances[int(balance["year"])] = balances.get(int(balance["year"]), 0) + int(
+            balance["quantity"]
+        )
+    return balances
+
+
+def held(node: NodeClient, account_id: str, approach: str | None = None) -> int:
+    params = {"cooperative_approach_id": approach} if approach else None
+    body = _get(node, f"/accounts/{account_id}/holdings", params)
+    return 0 if body is None else int(body["total_quantity"])
+
+
+def totals(node: NodeClient) -> dict[str, int]:
+    rows = _get(node, "/holdings/totals") or []
+    summed = {"held": 0, "retired": 0, "cancelled": 0}
+    for row in rows:
+        for key in summed:
+            summed[key] += int(row[key])
+    return summed
+
+
+def transfer_counts(node: NodeClient) -> tuple[str, str]:
+    """(in, out) from GET /v1/transfers, or ("n/a", "n/a") where it is not served."""
+    body = _get(node, "/transfers")
+    if not isinstance(body, dict):
+        return "n/a", "n/a"
+    incoming = outgoing = 0
+    for item in body.get("items", []):
+        direction = str(item.get("direction", "")).upper()
+        if direction == "INCOMING" or item.get("to_party") == node.party:
+            incoming += 1
+        elif direction == "OUTGOING" or item.get("from_party") == node.party:
+            outgoing += 1
+    return str(incoming), str(outgoing)
+
+
+def _signed(quantity: int) -> str:
+    return f"{quantity:+,}"
+
+
+# -------------------------------------------------------------------------- story
+
+
+@dataclass
+class Story:
+    federation: Federation
+    outcomes: list[tuple[str, Outcome]] = field(default_factory=list)
+
+    def node(self, party: str) -> NodeClient:
+        return self.federation.node(party)
+
+    def has(self, *parties: str) -> bool:
+        return all(party in self.federation.nodes for party in parties)
+
+    def step(self, title: str, run: Callable[[], Outcome]) -> Outcome:
+        number = len(self.outcomes) + 1
+        with console.status(f"[bold]{number}. {title}[/]"):
+            try:
+                outcome = run()
+            except Exception as error:  # one broken step must not end the demo
+                outcome = Outcome(False, f"{error.__class__.__name__}: {error}")
+        mark = "[green]✔[/]" if outcome.ok else "[yellow]⚠[/]" if outcome.missing_endpoint else "✘"
+        console.print(f" {mark} [bold]{number}. {title}[/]\n      {outcome.text}", highlight=False)
+        self.outcomes.append((title, outcome))
+        return outcome
+
+    def transfer(
+        self, sender: str, receiver: str, quantity: int, approach: str, **extra: Any
+    ) -> Outcome:
+        body = {
+            "from_account_id": national_account(sender),
+            "to_account_id": extra.pop("to_account_id", national_account(receiver)),
+            "quantity": quantity,
+            "cooperative_approach_id": approach,
+            "purpose": extra.pop("purpose", "NDC"),
+            **extra,
+        }
+        return cross_border_transfer(self.node(sender), self.node(receiver), body)
+
+
+def first_transfer_gha_che(story: Story) -> Outcome:
+    before = ca_balances(story.node("GHA")).get(2024, 0)
+    outcome = story.transfer(
+        "GHA", "CHE", 10_000, "CA0001", vintage=2024, authorisation_id="GHA-LOA-CA0001-001"
+    )
+    if outcome.ok:
+        after = ca_balances(story.node("GHA")).get(2024, 0)
+        outcome.text += (
+            f"; CHE-GOV now holds {held(story.node('CHE'), 'CHE-GOV', 'CA0001'):,} CA0001"
+            f"; GHA's corresponding adjustment for 2024: {_signed(after - before)}"
+        )
+    return outcome
+
+
+def first_transfer_tha_che(story: Story) -> Outcome:
+    tha = story.node("THA")
+    cancelled_before = totals(tha)["cancelled"]
+    outcome = story.transfer(
+        "THA", "CHE", 2_000, "CA0002", vintage=2023, authorisation_id="THA-LOA-CA0002-001"
+    )
+    if outcome.ok:
+        omge = totals(tha)["cancelled"] - cancelled_before
+        outcome.text += (
+            f"; CA0002's 2 % OMGE share: {omge:,} units cancelled at THA"
+            f"; THA's adjustment for 2023: {_signed(ca_balances(tha).get(2023, 0))}"
+        )
+    return outcome
+
+
+def onward_transfer_che_tha(story: Story) -> Outcome:
+    che = story.node("CHE")
+    ledger_before = ca_balances(che)
+    outcome = story.transfer(
+        "CHE",
+        "THA",
+        500,
+        "CA0002",
+        to_account_id=entity_account("THA"),
+        authorisation_id="THA-LOA-CA0002-001",
+    )
+    if outcome.ok:
+        unchanged = ca_balances(che) == ledger_before
+        outcome.text += (
+            "; no second corresponding adjustment (CHE's ledger unchanged)"
+            if unchanged
+            else "; [red]CHE's ledger changed: an onward transfer must not adjust[/]"
+        )
+    return outcome
+
+
+def refused_transfer_che_tha(story: Story) -> Outcome:
+    outcome = story.transfer("CHE", "THA", 100, "CA0001", authorisation_id="GHA-LOA-CA0001-001")
+    if outcome.missing_endpoint:
+        return outcome
+    # Refusal is the expected end of this step, so it counts as the story going right.
+    expected = not outcome.ok and outcome.transfer_id is not None
+    outcome.ok = expected
+    outcome.text = (
+        f"refused as it should be (THA is no party to CA0001): {outcome.text}"
+        if expected
+        else f"[red]expected a refusal[/]: {outcome.text}"
+    )
+    return outcome
+
+
+def use_towards_ndc(story: Story) -> Outcome:
+    che = story.node("CHE")
+    if held(che, "CHE-GOV", "CA0001") >= 3_000:
+        party, quantity, node = "CHE", 3_000, che
+        note = "an acquired ITMO: CHE's balance for 2025 goes down"
+    else:
+        # Without cross-border transfers CHE holds nothing; Ghana using its own,
+        # never-transferred units at home shows the other half of the rule.
+        party, quantity, node = "GHA", 1_000, story.node("GHA")
+        note = "GHA's own units, never first-transferred: no corresponding adjustment"
+    before = ca_balances(node).get(2025, 0)
+    with node.operator() as client:
+        response = client.post(
+            "/v1/uses",
+            json={
+                "account_id": national_account(party),
+                "quantity": quantity,
+                "cooperative_approach_id": "CA0001",
+                "purpose": "NDC",
+                "year_of_use": 2025,
+            },
+        )
+    if not response.is_success:
+        reason, message = _error_reason(_json(response), response.status_code)
+        return Outcome(False, f"{party} refused: {reason}: {message}")
+    change = ca_balances(node).get(2025, 0) - before
+    return Outcome(
+        True, f"{party} used {quantity:,} CA0001 for 2025 ({note}); adjustment {_signed(change)}"
+    )
+
+
+def omge_cancellation(story: Story) -> Outcome:
+    gha = story.node("GHA")
+    with gha.operator() as client:
+        response = client.post(
+            "/v1/cancellations",
+            json={
+                "account_id": national_account("GHA"),
+                "quantity": 200,
+                "cooperative_approach_id": "CA0001",
+                "kind": "OMGE",
+            },
+        )
+    if not response.is_success:
+        reason, message = _error_reason(_json(response), response.status_code)
+        return Outcome(False, f"GHA refused: {reason}: {message}")
+    first = response.json()["blocks"][0]
+    return Outcome(
+        True,
+        f"GHA cancelled 200 CA0001 units for overall mitigation in global emissions "
+        f"({first['first_identifier']} ...); they can never be used or transferred",
+    )
+
+
+def run_story(story: Story) -> None:
+    console.rule("[bold]The story")
+    story.step(
+        "First transfer GHA → CHE: 10,000 CA0001 (vintage 2024) for the Swiss NDC",
+        lambda: first_transfer_gha_che(story),
+    )
+    story.step(
+        "First transfer THA → CHE: 2,000 CA0002 Bangkok e-bus units (vintage 2023)",
+        lambda: first_transfer_tha_che(story),
+    )
+    story.step(
+        "Onward transfer CHE → THA: 500 CA0002 units to a Thai entity",
+        lambda: onward_transfer_che_tha(story),
+    )
+    story.step(
+        "Refused transfer CHE → THA: 100 Ghanaian CA0001 units",
+        lambda: refused_transfer_che_tha(story),
+    )
+    if story.has("SGP"):
+        story.step(
+            "First transfer GHA → SGP: 1,000 CA0003 clean-cookstove units",
+            lambda: story.transfer(
+                "GHA", "SGP", 1_000, "CA0003", authorisation_id="GHA-LOA-CA0003-001"
+            ),
+        )
+    if story.has("JPN"):
+        story.step(
+            "Transfer THA → JPN: 500 CA0004 JCM units for OIMP (first transfer was at issuance)",
+            lambda: story.transfer(
+                "THA", "JPN", 500, "CA0004", purpose="OIMP", authorisation_id="THA-LOA-CA0004-001"
+            ),
+        )
+    story.step("Use towards an NDC", lambda: use_towards_ndc(story))
+    story.step("OMGE cancellation at GHA: 200 CA0001", lambda: omge_cancellation(story))
+
+
+# ------------------------------------------------------------------------ summary
+
+
+def print_summary(federation: Federation) -> None:
+    table = Table(title="Per Party, after the story", title_style="bold")
+    for column in ("Party", "held", "retired", "cancelled", "transfers in", "transfers out"):
+        table.add_column(column, justify="left" if column == "Party" else "right")
+    table.add_column("corresponding adjustments by year")
+    for node in federation.nodes.values():
+        summed = totals(node)
+        incoming, outgoing = transfer_counts(node)
+        balances = ca_balances(node)
+        table.add_row(
+            f"{node.party} ({node.registry_id})",
+            f"{summed['held']:,}",
+            f"{summed['retired']:,}",
+            f"{summed['cancelled']:,}",
+            incoming,
+            outgoing,
+            ", ".join(f"{year}: {_signed(q)}" for year, q in sorted(balances.items())) or "none",
+        )
+    console.print(table)
+    links = Table(title="Each node", title_style="bold")
+    for column in ("Party", "API docs", "public page", "operator token", "log"):
+        links.add_column(column, overflow="fold")
+    for node in federation.nodes.values():
+        links.add_row(
+            node.party, node.docs_url, node.public_url, node.operator_token, str(node.log_path)
+        )
+    console.print(links)
+
+
+# --------------------------------------------------------------------------- main
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """`kill <demo pid>` cleans up like Ctrl-C does, instead of orphaning the nodes."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--parties",
+        type=int,
+        default=PARTIES_MIN,
+        choices=range(PARTIES_MIN, len(ALL_PARTIES) + 1),
+        help=f"how many of {', '.join(ALL_PARTIES)} (default {PARTIES_MIN})",
+    )
+    parser.add_argument("--base-dir", type=Path, default=DEFAULT_BASE_DIR, help="wiped each run")
+    parser.add_argument("--kafka-port", type=int, default=DEFAULT_KAFKA_PORT)
+    parser.add_argument("--api-port-base", type=int, default=DEFAULT_API_PORT_BASE)
+    parser.add_argument("--exit", action="store_true", help="stop after the summary")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    parties = ALL_PARTIES[: args.parties]
+    started = time.monotonic()
+    console.print(
+        Panel.fit(
+            "A federation of national Article 6.2 registries on this machine: one registry\n"
+            f"node process per Party ({', '.join(parties)}), each with its own database\n"
+            "and signing key, talking over a real Apache Kafka broker.",
+            title="Article 6.2 registry federation demo",
+        )
+    )
+    broker = _broker_script()
+    broker_started_here = False
+    federation: Federation | None = None
+    with _sigterm_as_interrupt():
+        try:
+            broker_was_up = broker.broker_is_up(args.kafka_port)
+            with console.status("Starting Kafka (the first run fetches its jars, ~45 MB)"):
+                bootstrap = broker.start_broker(port=args.kafka_port)
+            broker_started_here = not broker_was_up
+            console.print(
+                f" [green]✔[/] Kafka at {bootstrap} "
+                f"({'started' if broker_started_here else 'already running, reused'})"
+            )
+            federation = Federation(
+                FederationSpec(
+                    parties=[PartySpec(party) for party in parties],
+                    base_dir=args.base_dir,
+                    kafka_bootstrap=bootstrap,
+                    api_port_base=args.api_port_base,
+                )
+            )
+            with console.status("Initialising one registry node per Party (registry-node init)"):
+                federation.prepare()
+            with console.status("Starting the nodes and waiting for /v1/health"):
+                federation.start()
+            for node in federation.nodes.values():
+                console.print(
+                    f" [green]✔[/] {node.party} node {node.registry_id} at {node.api_url} "
+                    f"(pid {federation.pid(node.party)})"
+                )
+            with console.status("Seeding accounts, cooperative approaches, LoAs, issuances"):
+                seeded = seed_federation(federation.nodes)
+            console.print(
+                f" [green]✔[/] seeded: {sum(seeded.issued.values()):,} units issued, "
+                f"{len({a for ids in seeded.approaches.values() for a in ids})} cooperative "
+                "approaches registered by both of their Parties"
+            )
+            story = Story(federation)
+            run_story(story)
+            print_summary(federation)
+            missing = sum(1 for _, outcome in story.outcomes if outcome.missing_endpoint)
+            if missing:
+                console.print(
+                    f"[yellow]{missing} cross-border step(s) skipped: the nodes do not serve "
+                    "POST /v1/transfers yet.[/]"
+                )
+            console.print(f"Story told in {time.monotonic() - started:.1f} s.")
+            if not args.exit:
+                console.print("[bold]The federation keeps running. Press Ctrl-C to stop it.[/]")
+                while True:
+                    signal.pause()
+        except KeyboardInterrupt:
+            console.print("\nStopping.")
+        except (FederationError, SeedError, broker.BrokerError) as error:
+            console.print(f"[bold red]error:[/] {error}", highlight=False)
+            return 1
+        finally:
+            # Ignore a second Ctrl-C while cleaning up: half a cleanup leaves orphans.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            if federation is not None:
+                with console.status("Stopping the nodes"):
+                    federation.stop()
+                console.print(" [green]✔[/] nodes stopped")
+            if broker_started_here:
+                with console.status("Stopping Kafka"):
+                    broker.stop_broker(port=args.kafka_port)
+                console.print(" [green]✔[/] Kafka stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
