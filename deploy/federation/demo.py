@@ -431,15 +431,15 @@ def run_story(story: Story) -> None:
 
 def print_summary(federation: Federation) -> None:
     table = Table(title="Per Party, after the story", title_style="bold")
-    for column in ("Party", "held", "retired", "cancelled", "transfers in", "transfers out"):
+    for column in ("Party", "held", "retired", "cancelled", "in", "out"):
         table.add_column(column, justify="left" if column == "Party" else "right")
-    table.add_column("corresponding adjustments by year")
+    table.add_column("CA balance by year", no_wrap=True)
     for node in federation.nodes.values():
         summed = totals(node)
         incoming, outgoing = transfer_counts(node)
         balances = ca_balances(node)
         table.add_row(
-            f"{node.party} ({node.registry_id})",
+            node.party,
             f"{summed['held']:,}",
             f"{summed['retired']:,}",
             f"{summed['cancelled']:,}",
@@ -448,14 +448,36 @@ def print_summary(federation: Federation) -> None:
             ", ".join(f"{year}: {_signed(q)}" for year, q in sorted(balances.items())) or "none",
         )
     console.print(table)
-    links = Table(title="Each node", title_style="bold")
-    for column in ("Party", "API docs", "public page", "operator token", "log"):
-        links.add_column(column, overflow="fold")
+    console.print(
+        "[dim]in/out: cross-border transfers at this node; CA: corresponding adjustments "
+        "(+ first transfers out, - uses of acquired ITMOs)[/]"
+    )
+    # Plain lines, not a table: URLs and tokens must not be folded, people copy them.
+    console.rule("[bold]Each node")
     for node in federation.nodes.values():
-        links.add_row(
-            node.party, node.docs_url, node.public_url, node.operator_token, str(node.log_path)
+        console.print(
+            f"[bold]{node.party}[/] ({node.registry_id})  API docs {node.docs_url}  "
+            f"public page {node.public_url}\n"
+            f"     operator token {node.operator_token}\n"
+            f"     log {_relative(node.log_path)}",
+            highlight=False,
+            soft_wrap=True,
         )
-    console.print(links)
+    node = next(iter(federation.nodes.values()))
+    console.print(
+        f"Try: curl -H 'Authorization: Bearer {node.operator_token}' "
+        f"{node.api_url}/v1/accounts/{national_account(node.party)}/holdings",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"Federation directory: {_relative(federation.directory_path)}", highlight=False)
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 # --------------------------------------------------------------------------- main
