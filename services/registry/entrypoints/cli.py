@@ -9,6 +9,7 @@ any other client.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -32,6 +33,10 @@ from a6wire.keys import (
 )
 from registry.bootstrap import BootstrapError, Node, build_node
 from registry.entrypoints.logging_config import configure_logging
+from registry.reports.aef import NDC_PERIOD_DEFAULT, SUBMISSION_VERSION_DEFAULT
+from registry.reports.checker import check_aef
+from registry.reports.consistency import find_disagreements
+from registry.reports.formats import ReportFormat
 from registry.settings import (
     DATABASE_FILE_NAME,
     DEFAULT_API_HOST,
@@ -58,6 +63,8 @@ DEFAULT_API_URL = f"http://{DEFAULT_API_HOST}:{DEFAULT_API_PORT}"
 EXIT_REFUSED = 1
 EXIT_BAD_SETTINGS = 2
 EXIT_UNREACHABLE = 3
+# A consistency check compares one Party's report with at least one other's.
+CONSISTENCY_FILES_MIN = 2
 
 app = typer.Typer(
     name="registry-node",
@@ -265,13 +272,21 @@ class ApiClient:
         headers = {"Idempotency-Key": str(uuid.uuid4())}
         return self._send("POST", path, json=dict(body or {}), headers=headers)
 
+    def download(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
+        """A GET whose body is a file (CSV, XLSX), not JSON."""
+        clean = {name: value for name, value in (params or {}).items() if value is not None}
+        return self._response("GET", path, params=clean).content
+
     def _send(self, method: str, path: str, **options: Any) -> Any:
+        return self._response(method, path, **options).json()
+
+    def _response(self, method: str, path: str, **options: Any) -> httpx.Response:
         try:
             response = self._client.request(method, f"/v1{path}", **options)
         except httpx.TransportError as error:
             _fail(f"cannot reach the registry API at {self._api_url}: {error}", EXIT_UNREACHABLE)
         if response.is_success:
-            return response.json()
+            return response
         try:
             body = response.json()
             reason, message = body["reason"], body["message"]
@@ -565,6 +580,80 @@ def audit(
     rows = _client(ctx).get("/audit", {"first_identifier": first, "last_identifier": last})
     columns = ("occurred_at", "action", "first_identifier", "last_identifier", "quantity")
     _print_rows("audit trail", rows, (*columns, "from_account_id", "to_account_id"))
+
+
+# ---------------------------------------------------------------------------
+# AEF reports: export over HTTP; check and consistency on local files
+
+
+aef_app = typer.Typer(help="Export, check and cross-check Agreed Electronic Format reports.")
+app.add_typer(aef_app, name="aef")
+
+
+@aef_app.command("export")
+def aef_export(
+    ctx: typer.Context,
+    year: Annotated[int, typer.Option(help="the reported year")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="file to write")],
+    report_format: Annotated[
+        ReportFormat, typer.Option("--format", help="json, csv (a zip of five files) or xlsx")
+    ] = ReportFormat.JSON,
+    submission_version: Annotated[int, typer.Option(min=1)] = SUBMISSION_VERSION_DEFAULT,
+    ndc_period_from: Annotated[int, typer.Option()] = NDC_PERIOD_DEFAULT[0],
+    ndc_period_to: Annotated[int, typer.Option()] = NDC_PERIOD_DEFAULT[1],
+) -> None:
+    """Download this registry's AEF for one year."""
+    params = {
+        "format": report_format.value,
+        "submission_version": submission_version,
+        "ndc_period_from": ndc_period_from,
+        "ndc_period_to": ndc_period_to,
+    }
+    content = _client(ctx).download(f"/reports/aef/{year}", params)
+    output.write_bytes(content)
+    out.print(f"wrote {output} ({len(content)} bytes)", highlight=False)
+
+
+def _load_aef_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        _fail(f"{path}: {error}", EXIT_BAD_SETTINGS)
+
+
+@aef_app.command("check")
+def aef_check(file: Annotated[Path, typer.Argument(help="an AEF JSON export")]) -> None:
+    """Check one AEF JSON file: identifiers, required fields, quantities, dates."""
+    problems = check_aef(_load_aef_json(file))
+    for problem in problems:
+        out.print(str(problem), highlight=False)
+    if problems:
+        _fail(f"{file}: {len(problems)} problem(s)", EXIT_REFUSED)
+    out.print(f"{file}: no problems", highlight=False)
+
+
+@aef_app.command("consistency")
+def aef_consistency(
+    files: Annotated[list[Path], typer.Argument(help="two or more Parties' AEF JSON exports")],
+) -> None:
+    """List every transfer whose sender and receiver rows disagree between the Parties."""
+    if len(files) < CONSISTENCY_FILES_MIN:
+        _fail(f"give at least {CONSISTENCY_FILES_MIN} AEF files", EXIT_BAD_SETTINGS)
+    documents = [_load_aef_json(path) for path in files]
+    unreadable = [
+        f"{path}: {problem}"
+        for path, document in zip(files, documents, strict=True)
+        for problem in check_aef(document)[:1]
+        if problem.table in ("document", "submission")
+    ]
+    if unreadable:
+        _fail("; ".join(unreadable), EXIT_BAD_SETTINGS)
+    disagreements = find_disagreements(documents)
+    for disagreement in disagreements:
+        out.print(str(disagreement), highlight=False)
+    if disagreements:
+        _fail(f"{len(disagreements)} disagreement(s)", EXIT_REFUSED)
+    out.print(f"{len(files)} reports agree", highlight=False)
 
 
 def main() -> None:

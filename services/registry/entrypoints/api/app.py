@@ -8,6 +8,7 @@ from registry.bootstrap import Node
 from registry.entrypoints.api.access_log import AccessLogMiddleware
 from registry.entrypoints.api.errors import ErrorBody, install_error_handlers
 from registry.entrypoints.api.idempotency import IdempotencyMiddleware, UnitOfWorkIdempotencyStore
+from registry.entrypoints.api.reports import router as reports_router
 from registry.entrypoints.api.routes import (
     accounts,
     approaches,
@@ -18,6 +19,8 @@ from registry.entrypoints.api.routes import (
     registry,
     transparency,
 )
+from registry.entrypoints.metrics import install_metrics
+from registry.entrypoints.public import router as public_router
 
 API_VERSION_PREFIX = "/v1"
 API_TITLE = "Article 6.2 registry node: operator API"
@@ -58,5 +61,9 @@ def create_app(node: Node) -> FastAPI:
         audit,
     ):
         version_1.include_router(family.router)
+    version_1.include_router(reports_router)
     app.include_router(version_1)
+    app.include_router(public_router)
+    # Last, so request counting wraps every other middleware and sees every answer.
+    install_metrics(app, node.engine)
     return app
