@@ -1,0 +1,262 @@
+"""What the public transparency page shows, gathered from the query handlers.
+
+Everything here is the public role's subset: Parties, approaches, vintages,
+block identifiers, quantities and LoA terms; never an account, an account
+holder or an entity's holding. The template only lays these values out: every
+sum, sort, limit and label is decided here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from registry.application import handlers
+from registry.application.results import HoldingsTotal
+from registry.bootstrap import Node
+from registry.domain.adjustments import CorrespondingAdjustment
+from registry.domain.authorisations import Authorisation
+from registry.entrypoints.api.dependencies import execute
+
+# The first year of the Paris Agreement's first NDC period; the AEF is reported
+# per calendar year from then on (decision 2/CMA.3).
+AEF_FIRST_REPORTED_YEAR = 2021
+AEF_FORMATS = ("json", "csv", "xlsx")
+AEF_PATH_TEMPLATE = "/v1/reports/aef/{year}?format={format}"
+# A page a person reads, not an export: the newest entries only; the API and
+# the AEF have the rest.
+LEDGER_ENTRIES_SHOWN_MAX = 200
+TRANSFERS_SHOWN_MAX = 200
+
+ROLE_COORDINATOR = "COORDINATOR"
+DIRECTION_OUT = "out"
+DIRECTION_IN = "in"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerBalance:
+    year: int
+    metric: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    year: int
+    metric: str
+    quantity: int
+    cause: str
+    first_identifier: str
+    last_identifier: str
+    recorded_at: str
+    transfer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorisationRow:
+    authorisation_id: str
+    version: int
+    cooperative_approach_id: str
+    authorised_on: str
+    authorised_parties: str
+    purposes: str
+    quantity_cap: str
+    mitigation_timeframe: str
+    use_timeframe: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferBlock:
+    first_identifier: str
+    last_identifier: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRow:
+    transfer_id: str
+    direction: str  # DIRECTION_OUT (this Party sent) or DIRECTION_IN (it received)
+    counterparty: str
+    status: str
+    quantity: int
+    blocks: tuple[TransferBlock, ...]
+    reasons: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class AefYear:
+    year: int
+    links: tuple[tuple[str, str], ...]  # (format label, href)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicPage:
+    party: str
+    registry_id: str
+    generated_at: str
+    holdings: tuple[HoldingsTotal, ...]
+    ledger_balances: tuple[LedgerBalance, ...]
+    ledger_entries: tuple[LedgerEntry, ...]
+    ledger_entries_total: int
+    authorisations: tuple[AuthorisationRow, ...]
+    # False while this node cannot list transfers (its query has not landed).
+    transfers_available: bool
+    transfers_out: tuple[TransferRow, ...]
+    transfers_in: tuple[TransferRow, ...]
+    transfers_total: int
+    aef_years: tuple[AefYear, ...]
+
+
+def build_public_page(node: Node) -> PublicPage:
+    registry = execute(node, handlers.get_registry_node)
+    now = node.clock.now()
+    adjustments = execute(node, handlers.adjustments_for_party, registry.party)
+    views = _transfer_views(node)
+    transfers = () if views is None else transfer_rows_of(views, registry.party)
+    return PublicPage(
+        party=registry.party,
+        registry_id=registry.registry_id,
+        generated_at=_timestamp(now),
+        holdings=tuple(execute(node, handlers.holdings_totals)),
+        ledger_balances=ledger_balances(adjustments),
+        ledger_entries=ledger_entries(adjustments)[:LEDGER_ENTRIES_SHOWN_MAX],
+        ledger_entries_total=len(adjustments),
+        authorisations=tuple(
+            authorisation_row(loa)
+            for loa in sorted(
+                execute(node, handlers.current_authorisations),
+                key=lambda loa: loa.authorisation_id,
+            )
+        ),
+        transfers_available=views is not None,
+        transfers_out=_newest(transfers, DIRECTION_OUT),
+        transfers_in=_newest(transfers, DIRECTION_IN),
+        transfers_total=len(transfers),
+        aef_years=aef_years(now.year),
+    )
+
+
+def _transfer_views(node: Node) -> Sequence[Any] | None:
+    """The transfer query's views, or None while this node has no such query."""
+    return None
+
+
+def _newest(rows: Iterable[TransferRow], direction: str) -> tuple[TransferRow, ...]:
+    return tuple(row for row in rows if row.direction == direction)[:TRANSFERS_SHOWN_MAX]
+
+
+def ledger_balances(adjustments: Iterable[CorrespondingAdjustment]) -> tuple[LedgerBalance, ...]:
+    sums: defaultdict[tuple[int, str], int] = defaultdict(int)
+    for entry in adjustments:
+        sums[(entry.year, entry.metric)] += entry.quantity
+    return tuple(
+        LedgerBalance(year, metric, quantity) for (year, metric), quantity in sorted(sums.items())
+    )
+
+
+def ledger_entries(adjustments: Iterable[CorrespondingAdjustment]) -> tuple[LedgerEntry, ...]:
+    newest_first = sorted(adjustments, key=lambda entry: entry.recorded_at, reverse=True)
+    return tuple(
+        LedgerEntry(
+            year=entry.year,
+            metric=entry.metric,
+            quantity=entry.quantity,
+            cause=entry.cause.value.replace("_", " ").lower(),
+            first_identifier=entry.first_identifier,
+            last_identifier=entry.last_identifier,
+            recorded_at=_timestamp(entry.recorded_at),
+            transfer_id=entry.transfer_id or "",
+        )
+        for entry in newest_first
+    )
+
+
+def authorisation_row(loa: Authorisation) -> AuthorisationRow:
+    return AuthorisationRow(
+        authorisation_id=loa.authorisation_id,
+        version=loa.version,
+        cooperative_approach_id=loa.cooperative_approach_id,
+        authorised_on=loa.authorised_on.isoformat(),
+        authorised_parties=", ".join(sorted(loa.authorised_parties)),
+        purposes=", ".join(sorted(loa.purposes)),
+        quantity_cap="no cap" if loa.quantity_cap is None else f"{loa.quantity_cap:,}",
+        mitigation_timeframe=_timeframe(loa.mitigation_from, loa.mitigation_to),
+        use_timeframe=_timeframe(loa.use_from, loa.use_to),
+        status="revoked" if loa.revoked else "in force",
+    )
+
+
+def transfer_rows_of(views: Iterable[Any], party: str) -> tuple[TransferRow, ...]:
+    """Rows from the transfer query's views (objects or mappings with the agreed fields).
+
+    A node may hold two views of one transfer (it coordinated it and took part in
+    it); the coordinator's is the one that decided, so it is the one shown.
+    """
+    chosen: dict[str, Any] = {}
+    for view in views:
+        transfer_id = str(_field(view, "transfer_id"))
+        if transfer_id not in chosen or _field(view, "role") == ROLE_COORDINATOR:
+            chosen[transfer_id] = view
+    rows = [_transfer_row(view, party) for view in chosen.values()]
+    rows.sort(key=lambda row: row.updated_at, reverse=True)
+    return tuple(rows)
+
+
+def _transfer_row(view: Any, party: str) -> TransferRow:
+    sent_here = _field(view, "from_party") == party
+    return TransferRow(
+        transfer_id=str(_field(view, "transfer_id")),
+        direction=DIRECTION_OUT if sent_here else DIRECTION_IN,
+        counterparty=str(_field(view, "to_party" if sent_here else "from_party")),
+        status=str(_field(view, "status")),
+        quantity=int(_field(view, "quantity")),
+        blocks=tuple(
+            TransferBlock(
+                first_identifier=str(_field(block, "first_identifier")),
+                last_identifier=str(_field(block, "last_identifier")),
+                quantity=int(_field(block, "quantity")),
+            )
+            for block in _field(view, "blocks") or ()
+        ),
+        reasons=", ".join(str(reason) for reason in _field(view, "reasons") or ()),
+        updated_at=_timestamp(_field(view, "updated_at")),
+    )
+
+
+def _field(view: Any, name: str) -> Any:
+    if isinstance(view, Mapping):
+        return view.get(name)
+    return getattr(view, name, None)
+
+
+def aef_years(current_year: int) -> tuple[AefYear, ...]:
+    """One entry per reported year, newest first, each linking every AEF format."""
+    return tuple(
+        AefYear(
+            year,
+            tuple(
+                (format_.upper(), AEF_PATH_TEMPLATE.format(year=year, format=format_))
+                for format_ in AEF_FORMATS
+            ),
+        )
+        for year in range(current_year, AEF_FIRST_REPORTED_YEAR - 1, -1)
+    )
+
+
+def _timeframe(start: date | None, end: date | None) -> str:
+    if start is None and end is None:
+        return "not limited"
+    return f"{start.isoformat() if start else '…'} to {end.isoformat() if end else '…'}"
+
+
+def _timestamp(moment: datetime | str | None) -> str:
+    if moment is None:
+        return ""
+    if isinstance(moment, str):
+        return moment
+    return moment.isoformat(timespec="seconds")
