@@ -71,6 +71,16 @@ FAILURE_STATES = frozenset({"ABORTED", "REFUSED", "REJECTED", "FAILED"})
 # (a domain 404 carries an UNKNOWN_* reason instead).
 MISSING_ROUTE_REASONS = frozenset({"NOT_FOUND", "METHOD_NOT_ALLOWED", "HTTP_404", "HTTP_405"})
 
+# Why CHE may not pass Ghanaian CA0001 units to THA: THA is no party to CA0001,
+# and Ghana's LoA does not authorise THA.
+EXPECTED_REFUSALS = frozenset(
+    {
+        "PARTY_NOT_IN_COOPERATIVE_APPROACH",
+        "PARTY_NOT_AUTHORISED",
+        "NOT_COVERED_BY_COOPERATIVE_APPROACH",
+    }
+)
+
 console = Console()
 
 
@@ -102,6 +112,7 @@ class Outcome:
     text: str
     missing_endpoint: bool = False
     transfer_id: str | None = None
+    reasons: tuple[str, ...] = ()
 
 
 def _error_reason(body: Any, status: int) -> tuple[str, str]:
@@ -157,15 +168,18 @@ def cross_border_transfer(
             )
     if not response.is_success:
         reason, message = _error_reason(answer, response.status_code)
-        return Outcome(False, f"refused by {sender.party}: {reason}: {message}", False, transfer_id)
+        return Outcome(
+            False, f"refused by {sender.party}: {reason}: {message}", False, transfer_id, (reason,)
+        )
     state = str(answer.get("state"))
     if state not in SUCCESS_STATES | FAILURE_STATES:
         polled = _poll_state(sender, transfer_id, time.monotonic() + TRANSFER_FINAL_TIMEOUT_S)
         if polled is not None:
             answer, state = polled, str(polled.get("state"))
-    reasons = ", ".join(str(reason) for reason in answer.get("reasons") or []) or "none given"
+    reason_codes = tuple(str(reason) for reason in answer.get("reasons") or [])
+    reasons = ", ".join(reason_codes) or "none given"
     if state in FAILURE_STATES:
-        return Outcome(False, f"{state}, reasons: {reasons}", False, transfer_id)
+        return Outcome(False, f"{state}, reasons: {reasons}", False, transfer_id, reason_codes)
     if state not in SUCCESS_STATES:
         return Outcome(
             False, f"still {state} after {TRANSFER_FINAL_TIMEOUT_S:.0f} s", False, transfer_id
@@ -325,8 +339,9 @@ def refused_transfer_che_tha(story: Story) -> Outcome:
     outcome = story.transfer("CHE", "THA", 100, "CA0001", authorisation_id="GHA-LOA-CA0001-001")
     if outcome.missing_endpoint:
         return outcome
-    # Refusal is the expected end of this step, so it counts as the story going right.
-    expected = not outcome.ok and outcome.transfer_id is not None
+    # Refusal for the right reason is the expected end of this step; a refusal for
+    # another reason (a malformed request, say) is not.
+    expected = not outcome.ok and bool(EXPECTED_REFUSALS.intersection(outcome.reasons))
     outcome.ok = expected
     outcome.text = (
         f"refused as it should be (THA is no party to CA0001): {outcome.text}"
