@@ -1,0 +1,109 @@
+"""GET /v1/reports/aef/{year}, GET /v1/authorisations and GET /v1/holdings/totals over a
+real node, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+
+from registry.reports import Table, check_aef
+from registry.reports.aef import TABLE_COLUMNS
+from tests.integration.api.conftest import HOLDING_ACCOUNT, LOA_ID, ok, refused
+
+USED = 100
+CANCELLED = 30
+
+
+def _trade(operator: TestClient) -> None:
+    use = {"account_id": HOLDING_ACCOUNT, "purpose": "NDC", "year_of_use": 2026, "quantity": USED}
+    ok(operator.post("/v1/uses", json=use))
+    cancel = {"account_id": HOLDING_ACCOUNT, "kind": "VOLUNTARY", "quantity": CANCELLED}
+    ok(operator.post("/v1/cancellations", json=cancel))
+
+
+def _year() -> int:
+    # The node's clock is the system clock: its actions happen this year.
+    return datetime.now(UTC).year
+
+
+def test_the_json_export_passes_the_checker(
+    issued: dict[str, Any], operator: TestClient, anonymous: TestClient
+) -> None:
+    _trade(operator)
+    document = ok(anonymous.get(f"/v1/reports/aef/{_year()}"))
+    assert check_aef(document) == []
+    types = [row["action_type"] for row in document["tables"]["actions"]]
+    assert types.count("issuance") == 1
+    assert {"use_towards_ndc", "cancellation"} <= set(types)
+    holdings = {row["account_type"]: row["quantity"] for row in document["tables"]["holdings"]}
+    assert holdings == {
+        "HOLDING": 1000 - USED - CANCELLED,
+        "NDC_USE": USED,
+        "VOLUNTARY_CANCELLATION": CANCELLED,
+    }
+    (loa,) = document["tables"]["authorisations"]
+    assert loa["authorisation_id"] == LOA_ID
+
+
+def test_xlsx_and_csv_carry_the_json_rows(issued: dict[str, Any], auditor: TestClient) -> None:
+    year = _year()
+    document = ok(auditor.get(f"/v1/reports/aef/{year}"))
+    response = auditor.get(f"/v1/reports/aef/{year}", params={"format": "xlsx"})
+    assert response.status_code == 200
+    assert f'filename="aef-THA-{year}.xlsx"' in response.headers["content-disposition"]
+    workbook = load_workbook(io.BytesIO(response.content))
+    assert workbook.sheetnames == [table.value for table in Table]
+    for table in Table:
+        header, *rows = workbook[table.value].iter_rows(values_only=True)
+        assert header == TABLE_COLUMNS[table]
+        assert len(rows) == len(document["tables"][table.value])
+    archive = zipfile.ZipFile(
+        io.BytesIO(auditor.get(f"/v1/reports/aef/{year}", params={"format": "csv"}).content)
+    )
+    assert len(archive.namelist()) == len(Table)
+
+
+def test_bad_requests_are_refused(anonymous: TestClient) -> None:
+    refused(anonymous.get("/v1/reports/aef/1999"), 422, "MALFORMED_REQUEST")
+    refused(anonymous.get("/v1/reports/aef/2025?format=pdf"), 422, "MALFORMED_REQUEST")
+    refused(
+        anonymous.get("/v1/reports/aef/2025?ndc_period_from=2030&ndc_period_to=2021"),
+        422,
+        "MALFORMED_REQUEST",
+    )
+
+
+def test_current_authorisations_are_public(ledger: TestClient, anonymous: TestClient) -> None:
+    ok(
+        ledger.post(
+            f"/v1/authorisations/{LOA_ID}/versions",
+            json={
+                "version": 2,
+                "authorised_on": "2025-01-01",
+                "cooperative_approach_id": "CA0001",
+                "authorised_parties": ["CHE"],
+                "purposes": ["NDC"],
+            },
+        ),
+        201,
+    )
+    (current,) = ok(anonymous.get("/v1/authorisations"))
+    assert (current["authorisation_id"], current["version"]) == (LOA_ID, 2)
+
+
+def test_holdings_totals_are_summed_by_the_store(
+    issued: dict[str, Any], operator: TestClient, anonymous: TestClient
+) -> None:
+    _trade(operator)
+    (total,) = ok(anonymous.get("/v1/holdings/totals"))
+    assert (total["held"], total["retired"], total["cancelled"]) == (
+        1000 - USED - CANCELLED,
+        USED,
+        CANCELLED,
+    )
+    assert ok(anonymous.get("/v1/holdings/totals", params={"vintage": 2024})) == []
