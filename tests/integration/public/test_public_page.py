@@ -1,0 +1,140 @@
+"""``GET /public``: each section's content after seeding through the API, and nothing private."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi.testclient import TestClient
+
+from registry.entrypoints.public.page import AEF_FIRST_REPORTED_YEAR
+from tests.integration.api.conftest import (
+    APPROACH_ID,
+    HOLDING_ACCOUNT,
+    LOA_ID,
+    OTHER_ACCOUNT,
+    approach_body,
+    issuance_body,
+    loa_body,
+    ok,
+)
+from tests.integration.public.html_tables import parse, table_with_caption
+
+HOLDER_NAMES = ("Thai Government Treasury", "Solar Co <b>Ltd</b>")
+HOLDER_ENTITY = "ENT-7"
+SECTION_HEADINGS = (
+    "Holdings by cooperative approach and vintage",
+    "Cross-border transfers",
+    "Corresponding adjustments",
+    "Authorisations (Letters of Authorisation)",
+    "Agreed Electronic Format (AEF) reports",
+)
+
+
+def _seed(operator: TestClient) -> None:
+    """One approach and LoA, two accounts with named holders, 1,000 units, 5 used for OIMP."""
+    ok(operator.post("/v1/cooperative-approaches", json=approach_body()), 201)
+    ok(operator.post("/v1/authorisations", json=loa_body(quantity_cap=40_000)), 201)
+    for account_id, name, entity in (
+        (HOLDING_ACCOUNT, HOLDER_NAMES[0], None),
+        (OTHER_ACCOUNT, HOLDER_NAMES[1], HOLDER_ENTITY),
+    ):
+        body = {"account_id": account_id, "name": name, "holder_entity_id": entity}
+        ok(operator.post("/v1/accounts", json={k: v for k, v in body.items() if v}), 201)
+    ok(operator.post("/v1/issuances", json=issuance_body(1000)), 201)
+    use = {"account_id": HOLDING_ACCOUNT, "purpose": "OIMP", "quantity": 5}
+    ok(operator.post("/v1/uses", json=use))
+
+
+def _page(client: TestClient) -> str:
+    response = client.get("/public")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    return response.text
+
+
+def test_an_empty_registry_has_every_section_and_accessible_tables(
+    anonymous: TestClient,
+) -> None:
+    html = _page(anonymous)
+    headings, tables = parse(html)
+    assert headings[0] == "Article 6.2 registry of THA"
+    for heading in SECTION_HEADINGS:
+        assert heading in headings
+    assert '<html lang="en">' in html
+    assert "<script" not in html
+    for table in tables:
+        assert table.caption, f"a table without caption: {table}"
+        assert table.header, f"a table without header row: {table.caption}"
+    holdings = table_with_caption(tables, "Units in this registry")
+    assert holdings.rows == [["No units have been issued or acquired yet."]]
+    assert table_with_caption(tables, "Transfers out").rows == [["No transfers out."]]
+    assert table_with_caption(tables, "Transfers in").rows == [["No transfers in."]]
+    assert anonymous.get("/public/style.css").headers["content-type"].startswith("text/css")
+
+
+def test_sections_show_holdings_ledger_and_authorisations(
+    operator: TestClient, anonymous: TestClient
+) -> None:
+    _seed(operator)
+    _, tables = parse(_page(anonymous))
+
+    holdings = table_with_caption(tables, "Units in this registry")
+    assert holdings.header[:3] == ["Cooperative approach", "Vintage", "Metric"]
+    assert holdings.rows == [[APPROACH_ID, "2025", "tCO2e", "995", "5", "0"]]
+
+    balances = table_with_caption(tables, "Balance by year and metric")
+    assert balances.rows == [["2025", "tCO2e", "5"]]
+    entries = table_with_caption(tables, "Entries, newest first")
+    assert len(entries.rows) == 1
+    year, metric, quantity, cause, first, last, _transfer, _recorded = entries.rows[0]
+    assert (year, metric, quantity, cause) == ("2025", "tCO2e", "5", "first transfer")
+    assert first.startswith(f"{APPROACH_ID}-THA01-THA-")
+    assert last.endswith("-2025")
+
+    loas = table_with_caption(tables, "Current version of every authorisation")
+    assert loas.rows == [
+        [
+            LOA_ID,
+            "1",
+            APPROACH_ID,
+            "2024-06-01",
+            "CHE, THA",
+            "NDC, OIMP",
+            "40,000",
+            "not limited",
+            "not limited",
+            "in force",
+        ]
+    ]
+    ok(operator.post(f"/v1/authorisations/{LOA_ID}/revoke"))
+    _, tables = parse(_page(anonymous))
+    revoked = table_with_caption(tables, "Current version of every authorisation").rows[0]
+    assert (revoked[1], revoked[-1]) == ("2", "revoked")
+
+
+def test_no_account_or_holder_appears(operator: TestClient, anonymous: TestClient) -> None:
+    _seed(operator)
+    html = _page(anonymous)
+    for private in (*HOLDER_NAMES, "Solar Co", HOLDER_ENTITY, HOLDING_ACCOUNT, OTHER_ACCOUNT):
+        assert private not in html, f"{private!r} leaked onto the public page"
+
+
+def test_aef_links_for_every_reported_year_and_the_public_may_fetch_them(
+    anonymous: TestClient,
+) -> None:
+    _, tables = parse(_page(anonymous))
+    reports = table_with_caption(tables, "Download the AEF")
+    current_year = datetime.now(UTC).year
+    years = [int(row[0]) for row in reports.rows]
+    assert years == list(range(current_year, AEF_FIRST_REPORTED_YEAR - 1, -1))
+    html = _page(anonymous)
+    for report_format in ("json", "csv", "xlsx"):
+        href = f"/v1/reports/aef/{current_year}?format={report_format}"
+        assert f'href="{href}"' in html
+        response = anonymous.get(href)
+        assert response.status_code == 200, (href, response.text[:300])
+
+
+def test_an_unknown_token_is_refused_rather_than_shown_less(anonymous: TestClient) -> None:
+    response = anonymous.get("/public", headers={"Authorization": "Bearer not-a-known-token"})
+    assert response.status_code == 401
