@@ -231,10 +231,9 @@ def _assert_refused_by_receiver(
 def test_units_without_a_letter_of_authorisation_never_leave(world: World) -> None:
     accounts = _fresh_accounts(world, "NOLOA", SENDER, BUYER)
     _fund(world, accounts[SENDER], 100, loa=None)
-    body = transfer_body(accounts[SENDER], BUYER, accounts[BUYER], 100, LOA)
-    _assert_refused_by_sender(
-        world, body, {"NO_AUTHORISATION", "AUTHORISATION_WRONG_COOPERATIVE_APPROACH"}
-    )
+    # Peru never issued this LoA: no authorisation covers these units or this transfer.
+    body = transfer_body(accounts[SENDER], BUYER, accounts[BUYER], 100, "PER-LOA-NEVER-ISSUED")
+    _assert_refused_by_sender(world, body, {"NO_AUTHORISATION"})
     assert_federation_invariants(world)
 
 
