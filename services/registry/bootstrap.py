@@ -9,17 +9,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import cast
 
 import structlog
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from a6wire.directory import FederationDirectory
+from a6wire.keys import load_federation_directory, load_private_key_pem, public_key_base64
+from a6wire.topics import inbox_topic
+from a6wire.verification import verify_signature
 from registry.adapters.database import make_engine, upgrade_database
+from registry.adapters.messaging import (
+    MESSAGING_TABLES,
+    MessagingConfig,
+    MessagingEdge,
+    RecordHandler,
+)
+from registry.adapters.transfer_unit_of_work import SqlTransferUnitOfWork
 from registry.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from registry.application import handlers
 from registry.application.commands import InitialiseRegistry
 from registry.application.ports import Clock, UnitOfWork
+from registry.application.transfers import (
+    FederationView,
+    KeySigner,
+    Transfers,
+    TransferUnitOfWork,
+)
 from registry.domain.errors import DomainError, ReasonCode
 from registry.settings import Settings
 
@@ -38,6 +56,27 @@ class BootstrapError(Exception):
 
 
 @dataclass(frozen=True)
+class TransferMessaging:
+    """The Kafka side of cross-border transfers: present when the node has a
+    federation directory and a key (``REGISTRY_DIRECTORY_PATH``, ``REGISTRY_KEY_PATH``)."""
+
+    config: MessagingConfig
+    directory: FederationDirectory
+    engine: Engine
+
+    def build_edge(
+        self, *, handle_inbox: RecordHandler, handle_decision: RecordHandler
+    ) -> MessagingEdge:
+        return MessagingEdge(
+            self.config,
+            self.engine,
+            MESSAGING_TABLES,
+            handle_inbox=handle_inbox,
+            handle_decision=handle_decision,
+        )
+
+
+@dataclass(frozen=True)
 class Node:
     """Everything an entrypoint needs to serve one Party's registry."""
 
@@ -45,6 +84,10 @@ class Node:
     engine: Engine
     unit_of_work: Callable[[], UnitOfWork]
     clock: Clock
+    # Cross-border transfers. Without a directory and key the node runs API-only:
+    # transfers can be read but not started, and no Kafka connection is made.
+    transfers: Transfers | None = None
+    messaging: TransferMessaging | None = None
 
     def database_reachable(self) -> bool:
         try:
@@ -75,7 +118,9 @@ def build_node(settings: Settings, *, migrate: bool = True, clock: Clock | None 
         # properties in the port would make it unnecessary.
         return cast(UnitOfWork, SqlAlchemyUnitOfWork(engine))
 
-    node = Node(settings, engine, unit_of_work, clock or SystemClock())
+    clock = clock or SystemClock()
+    transfers, messaging = build_transfers(settings, engine, clock)
+    node = Node(settings, engine, unit_of_work, clock, transfers, messaging)
     if migrate:
         _ensure_identity(node)
     return node
@@ -97,4 +142,80 @@ def _ensure_identity(node: Node) -> None:
         raise BootstrapError(
             f"the database belongs to registry {recorded.registry_id} of {recorded.party}, "
             f"not {settings.registry_id} of {settings.party}: check REGISTRY_DATABASE_URL"
+        )
+
+
+def build_transfers(
+    settings: Settings,
+    engine: Engine,
+    clock: Clock,
+    *,
+    messaging_config: MessagingConfig | None = None,
+    inbox_topic_of: Callable[[str], str] | None = None,
+) -> tuple[Transfers, TransferMessaging | None]:
+    """The transfer handlers over this engine; with messaging when a directory is configured.
+
+    ``messaging_config`` and ``inbox_topic_of`` let tests run two nodes on unique
+    topic names; production derives both from the federation's standard names.
+    """
+
+    def transfer_unit_of_work() -> TransferUnitOfWork:
+        # The cast: see unit_of_work in build_node.
+        return cast(TransferUnitOfWork, SqlTransferUnitOfWork(engine))
+
+    directory_path = settings.directory_path
+    key_path = settings.resolved_key_path
+    if directory_path is None or not key_path.is_file():
+        if directory_path is not None:
+            log.warning("no node key: transfers disabled", key_path=str(key_path))
+        federation = FederationView(
+            settings.party, settings.registry_id, lambda _: None, inbox_topic, ""
+        )
+        verify = partial(verify_signature, directory=FederationDirectory(members=()))
+        return Transfers(transfer_unit_of_work, clock, None, verify, federation), None
+    try:
+        directory = load_federation_directory(directory_path)
+        private_key = load_private_key_pem(key_path)
+    except (OSError, ValueError) as error:
+        raise BootstrapError(f"cannot load the federation directory or key: {error}") from error
+    _check_membership(settings, directory, public_key_base64(private_key))
+    config = messaging_config or MessagingConfig.from_settings(settings)
+
+    def registry_of(party: str) -> str | None:
+        return directory.member(party).registry_id if directory.is_member(party) else None
+
+    def directory_inbox_topic(party: str) -> str:
+        return directory.member(party).inbox_topic if directory.is_member(party) else ""
+
+    federation = FederationView(
+        party=settings.party,
+        registry_id=settings.registry_id,
+        registry_of=registry_of,
+        inbox_topic_of=inbox_topic_of or directory_inbox_topic,
+        decision_topic=config.decision_topic,
+    )
+    transfers = Transfers(
+        transfer_unit_of_work,
+        clock,
+        KeySigner(settings.party, private_key),
+        partial(verify_signature, directory=directory),
+        federation,
+    )
+    return transfers, TransferMessaging(config, directory, engine)
+
+
+def _check_membership(settings: Settings, directory: FederationDirectory, public_key: str) -> None:
+    """Refuse to start as a member the directory does not describe: peers would refuse us."""
+    if not directory.is_member(settings.party):
+        raise BootstrapError(f"{settings.party} is not in the federation directory")
+    member = directory.member(settings.party)
+    if member.registry_id != settings.registry_id:
+        raise BootstrapError(
+            f"the directory lists {member.registry_id} for {settings.party}, "
+            f"not {settings.registry_id}"
+        )
+    if member.public_key_base64 != public_key:
+        raise BootstrapError(
+            f"the directory's public key for {settings.party} is not this node's key "
+            "(REGISTRY_KEY_PATH)"
         )

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import structlog
 from fastapi import APIRouter, FastAPI
 
+from registry.application.transfers import Transfers
 from registry.bootstrap import Node
+from registry.entrypoints.api import transfers as transfer_routes
 from registry.entrypoints.api.access_log import AccessLogMiddleware
 from registry.entrypoints.api.errors import ErrorBody, install_error_handlers
 from registry.entrypoints.api.idempotency import IdempotencyMiddleware, UnitOfWorkIdempotencyStore
@@ -19,10 +26,16 @@ from registry.entrypoints.api.routes import (
     registry,
     transparency,
 )
+from registry.entrypoints.bus import TransferBus
 from registry.entrypoints.metrics import install_metrics
 from registry.entrypoints.public import router as public_router
 
+log = structlog.get_logger(__name__)
+
 API_VERSION_PREFIX = "/v1"
+# How often the node delivers a Tick to transfers whose timer is due (deadlines,
+# re-sends); well under PREPARE_RESEND_INTERVAL_MS so re-sends happen on time.
+TRANSFER_TICK_INTERVAL_S = 0.5
 API_TITLE = "Article 6.2 registry node: operator API"
 
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -37,6 +50,7 @@ def create_app(node: Node) -> FastAPI:
         version="1",
         docs_url="/docs",
         openapi_url="/openapi.json",
+        lifespan=_transfer_lifespan(node),
     )
     app.state.node = node
     install_error_handlers(app)
@@ -59,6 +73,7 @@ def create_app(node: Node) -> FastAPI:
         movements,
         transparency,
         audit,
+        transfer_routes,
     ):
         version_1.include_router(family.router)
     version_1.include_router(reports_router)
@@ -67,3 +82,56 @@ def create_app(node: Node) -> FastAPI:
     # Last, so request counting wraps every other middleware and sees every answer.
     install_metrics(app, node.engine)
     return app
+
+
+def _transfer_lifespan(
+    node: Node,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Start the Kafka edge and the ticker with the app when the node has messaging.
+
+    Recovery is the edge's start: the relay's first pass republishes every unsent
+    outbox row, both consumer groups resume from their committed offsets (so a
+    PREPARED transfer reads its decision partition), and the ticker resumes every
+    transfer whose timer is due from the database, where all protocol state lives.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        messaging, transfers = node.messaging, node.transfers
+        if messaging is None or transfers is None:
+            yield
+            return
+        bus = TransferBus(transfers, messaging.directory)
+        edge = messaging.build_edge(handle_inbox=bus.on_inbox, handle_decision=bus.on_decision)
+        loop = asyncio.get_running_loop()
+
+        def notify_relay() -> None:
+            # Handlers commit in worker threads; the relay's event lives on this loop.
+            loop.call_soon_threadsafe(edge.notify)
+
+        transfers.on_outbox_commit = notify_relay
+        await edge.start()
+        app.state.edge = edge
+        unfinished = await asyncio.to_thread(transfers.unfinished_count)
+        log.info("transfer messaging started", party=node.settings.party, unfinished=unfinished)
+        ticker = asyncio.create_task(_tick_forever(transfers))
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            transfers.on_outbox_commit = None
+            await edge.stop()
+
+    return lifespan
+
+
+async def _tick_forever(transfers: Transfers) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(transfers.tick)
+        except Exception:
+            # A failed tick (database briefly unreachable) is retried at the next one.
+            log.exception("transfer tick failed", party=transfers.party)
+        await asyncio.sleep(TRANSFER_TICK_INTERVAL_S)

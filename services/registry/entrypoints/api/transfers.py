@@ -1,0 +1,194 @@
+"""Cross-border transfers: start one, read one, list them; and the Kafka contract (AsyncAPI).
+
+``POST /v1/transfers`` answers 202 with the transfer's view once the PREPARE
+is committed to the outbox; ``wait_s`` waits (bounded) for a final status at
+this node. A refusal by this node's own ledger, before any PREPARE left, is a
+409 (422 for an impossible request) carrying every reason code, and the
+transfer is recorded ABORTED so that a GET shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import Field
+
+from registry.adapters.messaging import MessagingConfig, build_node_broker
+from registry.application.transfers import (
+    LIST_LIMIT_DEFAULT,
+    LIST_LIMIT_MAX,
+    TRANSFER_DEADLINE_DEFAULT_S,
+    TRANSFER_DEADLINE_MAX_S,
+    TRANSFER_DEADLINE_MIN_S,
+    InitiateTransfer,
+    Transfers,
+    TransferStatus,
+)
+from registry.domain.authorisations import Purpose
+from registry.entrypoints.api.auth import Operator, Reader
+from registry.entrypoints.api.dependencies import NodeDep
+from registry.entrypoints.api.errors import ApiError, ApiReason, status_for_reason
+from registry.entrypoints.api.schemas import AccountId, SelectsUnits
+
+router = APIRouter(tags=["transfers"])
+
+# How long POST may wait for a final status, and how often it looks.
+TRANSFER_WAIT_MAX_S = 60.0
+TRANSFER_WAIT_POLL_INTERVAL_S = 0.1
+MESSAGING_DISABLED = "MESSAGING_DISABLED"
+PARTY_CODE_PATTERN = r"^[A-Z]{3}$"
+
+
+class TransferIn(SelectsUnits):
+    """Units to move to another Party's registry (``quantity`` or an identifier range)."""
+
+    transfer_id: UUID | None = Field(default=None, description="chosen by the caller to retry")
+    from_account_id: AccountId
+    to_party: str = Field(pattern=PARTY_CODE_PATTERN, description="ISO 3166 alpha-3, e.g. CHE")
+    to_account_id: AccountId
+    authorisation_id: str = Field(min_length=1, max_length=64)
+    purpose: Purpose
+    deadline_s: int = Field(
+        default=TRANSFER_DEADLINE_DEFAULT_S, ge=TRANSFER_DEADLINE_MIN_S, le=TRANSFER_DEADLINE_MAX_S
+    )
+
+
+def _transfers(node: Any) -> Transfers:
+    transfers: Transfers | None = node.transfers
+    if transfers is None:
+        raise ApiError(503, MESSAGING_DISABLED, "this node serves no transfers")
+    return transfers
+
+
+def _not_found(transfer_id: UUID) -> ApiError:
+    return ApiError(404, ApiReason.NOT_FOUND, f"no transfer {transfer_id} at this node")
+
+
+@router.post("/transfers", status_code=status.HTTP_202_ACCEPTED)
+async def start_transfer(
+    body: TransferIn,
+    node: NodeDep,
+    _: Operator,
+    wait_s: Annotated[float, Query(ge=0, le=TRANSFER_WAIT_MAX_S)] = 0,
+) -> JSONResponse:
+    transfers = _transfers(node)
+    if node.messaging is None or not transfers.can_send:
+        raise ApiError(
+            503,
+            MESSAGING_DISABLED,
+            "this node has no federation directory and key: it cannot start transfers",
+        )
+    request = InitiateTransfer(
+        transfer_id=body.transfer_id or uuid4(),
+        from_account_id=body.from_account_id,
+        to_party=body.to_party,
+        to_account_id=body.to_account_id,
+        selection=body.selection(),
+        authorisation_id=body.authorisation_id,
+        purpose=body.purpose,
+        deadline_s=body.deadline_s,
+    )
+    outcome = await run_in_threadpool(transfers.initiate_transfer, request)
+    view = outcome.view.to_dict()
+    if outcome.refused:
+        reasons = view["reasons"] or [ApiReason.MALFORMED_REQUEST]
+        code = 422 if status_for_reason(reasons[0]) == 422 else 409
+        return JSONResponse(
+            status_code=code,
+            content={
+                "reason": reasons[0],
+                "message": outcome.message or "the transfer is refused",
+                "reasons": reasons,
+                "transfer_id": view["transfer_id"],
+            },
+        )
+    if wait_s > 0:
+        view = await _wait_for_final(transfers, request.transfer_id, wait_s) or view
+    return JSONResponse(status_code=202, content=view)
+
+
+async def _wait_for_final(
+    transfers: Transfers, transfer_id: UUID, wait_s: float
+) -> dict[str, Any] | None:
+    deadline = time.monotonic() + min(wait_s, TRANSFER_WAIT_MAX_S)
+    latest: dict[str, Any] | None = None
+    while True:
+        view = await run_in_threadpool(transfers.get_transfer_view, transfer_id)
+        latest = view.to_dict() if view is not None else latest
+        if latest is not None and latest["status"] != TransferStatus.PENDING:
+            return latest
+        if time.monotonic() >= deadline:
+            return latest
+        await asyncio.sleep(TRANSFER_WAIT_POLL_INTERVAL_S)
+
+
+@router.get("/transfers/{transfer_id}")
+async def get_transfer(transfer_id: UUID, node: NodeDep, _: Reader) -> dict[str, Any]:
+    view = await run_in_threadpool(_transfers(node).get_transfer_view, transfer_id)
+    if view is None:
+        raise _not_found(transfer_id)
+    return view.to_dict()
+
+
+@router.get("/transfers")
+async def list_transfers(
+    node: NodeDep,
+    _: Reader,
+    status: Annotated[
+        Literal["PENDING", "COMMITTED", "ABORTED"] | None, Query(alias="status")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = LIST_LIMIT_DEFAULT,
+) -> dict[str, Any]:
+    wanted = TransferStatus(status) if status is not None else None
+    views = await run_in_threadpool(_transfers(node).list_transfer_views, wanted, limit)
+    return {"items": [view.to_dict() for view in views]}
+
+
+def _specification(request: Request) -> Any:
+    """FastStream's AsyncAPI specification of this node's Kafka subscribers (cached)."""
+    cached = getattr(request.app.state, "asyncapi_specification", None)
+    if cached is not None:
+        return cached
+    from faststream.specification import AsyncAPI
+
+    node = request.app.state.node
+    edge = getattr(request.app.state, "edge", None)
+    if edge is not None:
+        broker = edge.broker
+    else:
+        # API-only mode: the same subscribers, built but never started, describe the contract.
+        async def _never(_: Any) -> None:
+            return None
+
+        config = MessagingConfig.from_settings(node.settings)
+        broker, _, _ = build_node_broker(config, handle_inbox=_never, handle_decision=_never)
+    specification = AsyncAPI(
+        broker,
+        title=f"Article 6.2 registry node {node.settings.registry_id}: Kafka contract",
+        version="1",
+        description=(
+            "Signed a6wire envelopes (schema version 1): PREPARE, VOTE and DONE on each "
+            "node's inbox topic, DECISION records on the shared decision topic keyed by "
+            "transfer id. See shared/a6wire/messages.py and PROTOCOL.md."
+        ),
+    ).to_specification()
+    request.app.state.asyncapi_specification = specification
+    return specification
+
+
+@router.get("/asyncapi.json", include_in_schema=False)
+def asyncapi_document(request: Request) -> Response:
+    return Response(_specification(request).to_json(), media_type="application/json")
+
+
+@router.get("/asyncapi", include_in_schema=False)
+def asyncapi_page(request: Request) -> HTMLResponse:
+    from faststream.specification.asyncapi.site import get_asyncapi_html
+
+    return HTMLResponse(get_asyncapi_html(_specification(request)))
