@@ -221,6 +221,10 @@ class Metrics:
         self._consumer_lag_source = consumer_lag
         self._lag_snapshot = None
 
+    @property
+    def consumer_lag_source(self) -> ConsumerLagSource | None:
+        return self._consumer_lag_source
+
     async def refresh_consumer_lag(self) -> None:
         source = self._consumer_lag_source
         if source is None:
@@ -287,6 +291,10 @@ router = APIRouter(tags=["observability"])
 async def metrics_endpoint(request: Request) -> Response:
     """Prometheus scrape target; no token, like ``/v1/health`` (it shows no holder data)."""
     metrics: Metrics = request.app.state.metrics
+    edge = getattr(request.app.state, "edge", None)
+    if metrics.consumer_lag_source is None and edge is not None:
+        # The app's lifespan put a started messaging edge here: watch it from now on.
+        metrics.watch_messaging(edge.consumer_lag)
     await metrics.refresh_consumer_lag()
     body = await run_in_threadpool(metrics.exposition)
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)

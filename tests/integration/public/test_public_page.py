@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
 
-from registry.entrypoints.public.page import AEF_FIRST_REPORTED_YEAR
+from registry.entrypoints.public.page import AEF_FIRST_REPORTED_YEAR, transfer_rows_of
 from tests.integration.api.conftest import (
     APPROACH_ID,
     HOLDING_ACCOUNT,
@@ -138,3 +138,33 @@ def test_aef_links_for_every_reported_year_and_the_public_may_fetch_them(
 def test_an_unknown_token_is_refused_rather_than_shown_less(anonymous: TestClient) -> None:
     response = anonymous.get("/public", headers={"Authorization": "Bearer not-a-known-token"})
     assert response.status_code == 401
+
+
+def test_transfer_views_become_rows_in_and_out_without_accounts() -> None:
+    block = {"first_identifier": "CA0001-GHA01-GHA-000000001-2024", "quantity": 250}
+    block["last_identifier"] = "CA0001-GHA01-GHA-000000250-2024"
+    view = {
+        "transfer_id": "t-1",
+        "role": "COORDINATOR",
+        "status": "COMMITTED",
+        "from_party": "THA",
+        "to_party": "CHE",
+        "from_account_id": HOLDING_ACCOUNT,
+        "to_account_id": "CHE-GOV",
+        "quantity": 250,
+        "blocks": [block],
+        "reasons": [],
+        "updated_at": "2026-01-02T03:04:05+00:00",
+    }
+    # The same transfer seen as a participant too: the coordinator's view wins.
+    as_participant = {**view, "role": "PARTICIPANT", "status": "PENDING"}
+    incoming = {**view, "transfer_id": "t-2", "from_party": "CHE", "to_party": "THA"}
+    rows = transfer_rows_of([as_participant, view, incoming], "THA")
+    by_id = {row.transfer_id: row for row in rows}
+    assert set(by_id) == {"t-1", "t-2"}
+    assert (by_id["t-1"].direction, by_id["t-1"].counterparty) == ("out", "CHE")
+    assert by_id["t-1"].status == "COMMITTED"
+    assert (by_id["t-2"].direction, by_id["t-2"].counterparty) == ("in", "CHE")
+    assert by_id["t-1"].blocks[0].last_identifier == block["last_identifier"]
+    assert HOLDING_ACCOUNT not in repr(rows)
+    assert "CHE-GOV" not in repr(rows)

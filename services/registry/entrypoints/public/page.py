@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from registry.application import handlers
 from registry.application.results import HoldingsTotal
@@ -30,6 +30,8 @@ AEF_PATH_TEMPLATE = "/v1/reports/aef/{year}?format={format}"
 # the AEF have the rest.
 LEDGER_ENTRIES_SHOWN_MAX = 200
 TRANSFERS_SHOWN_MAX = 200
+# Read from the transfer query: enough for both directions' newest rows.
+TRANSFERS_LISTED_MAX = 2 * TRANSFERS_SHOWN_MAX
 
 ROLE_COORDINATOR = "COORDINATOR"
 DIRECTION_OUT = "out"
@@ -141,9 +143,21 @@ def build_public_page(node: Node) -> PublicPage:
     )
 
 
+class _TransferQueries(Protocol):
+    def list_transfer_views(self, status: Any = None, limit: int = ...) -> Sequence[Any]: ...
+
+
 def _transfer_views(node: Node) -> Sequence[Any] | None:
-    """The transfer query's views, or None while this node has no such query."""
-    return None
+    """The transfer query's views (as the API's dicts), or None when the node has none.
+
+    Looked up by name because a node built without the transfer service (or
+    before it existed) still serves the rest of the page.
+    """
+    transfers: _TransferQueries | None = getattr(node, "transfers", None)
+    if transfers is None:
+        return None
+    views = transfers.list_transfer_views(None, limit=TRANSFERS_LISTED_MAX)
+    return [view.to_dict() if hasattr(view, "to_dict") else view for view in views]
 
 
 def _newest(rows: Iterable[TransferRow], direction: str) -> tuple[TransferRow, ...]:
