@@ -1,4 +1,7 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from a6wire.identifiers import (
     IdentifierError,
     UnitIdentifier,
@@ -6,8 +9,6 @@ from a6wire.identifiers import (
     parse_unique_identifier,
     registry_party,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 pytestmark = pytest.mark.unit
 
@@ -56,5 +57,7 @@ def test_registry_party_is_the_alpha_3_prefix() -> None:
 def test_format_and_parse_round_trip(
     approach: int, party: str, registry_suffix: int, serial: int, vintage: int
 ) -> None:
-    unit = UnitIdentifier(f"CA{approach:04d}", f"{party}{registry_suffix:02d}", party, serial, vintage)
+    unit = UnitIdentifier(
+        f"CA{approach:04d}", f"{party}{registry_suffix:02d}", party, serial, vintage
+    )
     assert parse_unique_identifier(str(unit)) == unit
