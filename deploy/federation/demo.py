@@ -128,6 +128,11 @@ def _json(response: Any) -> Any:
         return response.text
 
 
+def _status(view: dict[str, Any]) -> str:
+    """The node's ``status`` (the landed API); ``state`` was the contract's first draft."""
+    return str(view.get("status") or view.get("state"))
+
+
 def _poll_state(node: NodeClient, transfer_id: str, deadline: float) -> dict[str, Any] | None:
     """GET /v1/transfers/{id} until a final state or the deadline; the last body seen."""
     last: dict[str, Any] | None = None
@@ -136,7 +141,7 @@ def _poll_state(node: NodeClient, transfer_id: str, deadline: float) -> dict[str
             response = client.get(f"/v1/transfers/{transfer_id}")
             if response.is_success:
                 last = response.json()
-                if str(last.get("state")) in SUCCESS_STATES | FAILURE_STATES:
+                if _status(last) in SUCCESS_STATES | FAILURE_STATES:
                     return last
             if time.monotonic() >= deadline:
                 return last
@@ -168,14 +173,19 @@ def cross_border_transfer(
             )
     if not response.is_success:
         reason, message = _error_reason(answer, response.status_code)
+        codes = tuple(str(code) for code in answer.get("reasons", [reason]))
         return Outcome(
-            False, f"refused by {sender.party}: {reason}: {message}", False, transfer_id, (reason,)
+            False,
+            f"refused by {sender.party}: {', '.join(codes)}: {message}",
+            False,
+            transfer_id,
+            codes,
         )
-    state = str(answer.get("state"))
+    state = _status(answer)
     if state not in SUCCESS_STATES | FAILURE_STATES:
         polled = _poll_state(sender, transfer_id, time.monotonic() + TRANSFER_FINAL_TIMEOUT_S)
         if polled is not None:
-            answer, state = polled, str(polled.get("state"))
+            answer, state = polled, _status(polled)
     reason_codes = tuple(str(reason) for reason in answer.get("reasons") or [])
     reasons = ", ".join(reason_codes) or "none given"
     if state in FAILURE_STATES:
@@ -186,7 +196,7 @@ def cross_border_transfer(
         )
     # The coordinator knows first; wait until the acquiring node has applied it too.
     at_receiver = _poll_state(receiver, transfer_id, time.monotonic() + TRANSFER_FINAL_TIMEOUT_S)
-    receiver_state = "unknown" if at_receiver is None else str(at_receiver.get("state"))
+    receiver_state = "unknown" if at_receiver is None else _status(at_receiver)
     return Outcome(
         True, f"{state} at {sender.party}, {receiver_state} at {receiver.party}", False, transfer_id
     )
