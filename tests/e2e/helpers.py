@@ -58,6 +58,9 @@ KAFKA_POLL_TIMEOUT_MS = 200
 # Until a node's consumer group has committed past the records we produced.
 CONSUMED_TIMEOUT_S = 60.0
 KAFKA_REQUEST_TIMEOUT_MS = 30_000
+# How much of a node's log a failure quotes: protocol lines, not the access log of polls.
+LOG_LINES_SCANNED = 2_000
+LOG_LINES_SHOWN = 40
 
 FINAL_STATUSES = frozenset({"COMMITTED", "ABORTED"})
 HTTP_CONFLICT_OR_UNPROCESSABLE = frozenset({409, 422})
@@ -127,7 +130,10 @@ class World:
         return pid
 
     def log(self, party: str) -> str:
-        return log_tail(self.node(party).log_path)
+        """The node's last log lines that are not HTTP access lines (the polls)."""
+        lines = log_tail(self.node(party).log_path, LOG_LINES_SCANNED).splitlines()
+        kept = [line for line in lines if '"request"' not in line and "access" not in line]
+        return "\n".join(kept[-LOG_LINES_SHOWN:])
 
 
 @contextlib.contextmanager
