@@ -19,6 +19,13 @@
 ``federation_module``
     one seeded three-Party federation per module, for tests that only read, or that
     use fresh accounts or transfer ids so they do not see each other's effects.
+
+One caveat for writers of e2e tests: a node's Kafka consumer groups are named after
+its Party, so two live federations with the same Parties on one broker split each
+other's inbox partitions. Do not keep ``federation_module`` alive next to
+``federation`` in one module, and give a suite that runs alongside these fixtures
+Party codes of its own (``federation_factory(("PER", "SWE", "KEN"))`` needs matching
+seed data, or ``seed=False``).
 """
 
 from __future__ import annotations
