@@ -44,7 +44,6 @@ from deploy.federation.launcher import (  # noqa: E402
 )
 from deploy.federation.seed import (  # noqa: E402
     SeedError,
-    entity_account,
     national_account,
     seed_federation,
 )
@@ -325,22 +324,24 @@ def first_transfer_tha_che(story: Story) -> Outcome:
 
 
 def onward_transfer_che_tha(story: Story) -> Outcome:
-    che = story.node("CHE")
-    ledger_before = ca_balances(che)
-    outcome = story.transfer(
-        "CHE",
-        "THA",
-        500,
-        "CA0002",
-        to_account_id=entity_account("THA"),
-        authorisation_id="THA-LOA-CA0002-001",
+    """GHA first-transfers CA0005 units to CHE, and CHE passes part of them on to THA."""
+    first = story.transfer(
+        "GHA", "CHE", 1_000, "CA0005", vintage=2024, authorisation_id="GHA-LOA-CA0005-001"
     )
+    if not first.ok:
+        first.text = f"the first transfer GHA -> CHE of CA0005 did not commit: {first.text}"
+        return first
+    che = story.node("CHE")
+    ledgers_before = {party: ca_balances(story.node(party)) for party in ("GHA", "CHE", "THA")}
+    outcome = story.transfer("CHE", "THA", 500, "CA0005", authorisation_id="GHA-LOA-CA0005-001")
     if outcome.ok:
-        unchanged = ca_balances(che) == ledger_before
-        outcome.text += (
-            "; no second corresponding adjustment (CHE's ledger unchanged)"
+        unchanged = all(
+            ca_balances(story.node(party)) == before for party, before in ledgers_before.items()
+        )
+        outcome.text += f"; CHE keeps {held(che, 'CHE-GOV', 'CA0005'):,} CA0005" + (
+            "; no second corresponding adjustment anywhere"
             if unchanged
-            else "; [red]CHE's ledger changed: an onward transfer must not adjust[/]"
+            else "; [red]a ledger changed: an onward transfer must not adjust[/]"
         )
     return outcome
 
@@ -426,7 +427,7 @@ def run_story(story: Story) -> None:
         lambda: first_transfer_tha_che(story),
     )
     story.step(
-        "Onward transfer CHE → THA: 500 CA0002 units to a Thai entity",
+        "Onward transfer: GHA → CHE 1,000 CA0005, then CHE → THA 500 of them",
         lambda: onward_transfer_che_tha(story),
     )
     story.step(

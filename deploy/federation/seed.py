@@ -50,7 +50,7 @@ ENTITY_NAMES = {
 class ApproachSeed:
     cooperative_approach_id: str
     host: str  # the Party where the mitigation happens: issues and first transfers
-    buyer: str
+    buyers: tuple[str, ...]
     name: str
     in_force_from: date
     vintage_from: int
@@ -58,6 +58,10 @@ class ApproachSeed:
     sectors: tuple[str, ...]
     activity_types: tuple[str, ...]
     omge_share: str | None = None  # decimal as text: the API takes it exactly
+
+    @property
+    def parties(self) -> tuple[str, ...]:
+        return (self.host, *self.buyers)
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ APPROACHES: tuple[ApproachSeed, ...] = (
     ApproachSeed(
         "CA0001",
         host="GHA",
-        buyer="CHE",
+        buyers=("CHE",),
         name="Ghana-Switzerland: climate-smart rice and clean cookstoves",
         in_force_from=date(2020, 11, 23),
         vintage_from=2021,
@@ -96,7 +100,7 @@ APPROACHES: tuple[ApproachSeed, ...] = (
     ApproachSeed(
         "CA0002",
         host="THA",
-        buyer="CHE",
+        buyers=("CHE",),
         name="Thailand-Switzerland: Bangkok e-bus programme",
         in_force_from=date(2022, 6, 24),
         vintage_from=2022,
@@ -109,7 +113,7 @@ APPROACHES: tuple[ApproachSeed, ...] = (
     ApproachSeed(
         "CA0003",
         host="GHA",
-        buyer="SGP",
+        buyers=("SGP",),
         name="Ghana-Singapore implementation agreement",
         in_force_from=date(2023, 5, 18),
         vintage_from=2021,
@@ -120,13 +124,27 @@ APPROACHES: tuple[ApproachSeed, ...] = (
     ApproachSeed(
         "CA0004",
         host="THA",
-        buyer="JPN",
+        buyers=("JPN",),
         name="Japan-Thailand Joint Crediting Mechanism",
         in_force_from=date(2015, 11, 19),
         vintage_from=2021,
         vintage_to=2030,
         sectors=("Energy",),
         activity_types=("Solar PV",),
+    ),
+    # Illustrative, not a signed agreement: a plurilateral approach, so that units
+    # Switzerland acquires from Ghana may move on to Thailand (units move only
+    # between Parties that share the units' approach).
+    ApproachSeed(
+        "CA0005",
+        host="GHA",
+        buyers=("CHE", "THA"),
+        name="Ghana-Switzerland-Thailand (illustrative plurilateral approach)",
+        in_force_from=date(2024, 1, 1),
+        vintage_from=2021,
+        vintage_to=2030,
+        sectors=("Waste",),
+        activity_types=("Landfill gas capture",),
     ),
 )
 
@@ -148,14 +166,20 @@ AUTHORISATIONS: Mapping[str, tuple[AuthorisationSeed, ...]] = {
             purposes=("NDC",),
             quantity_cap=20_000,
         ),
+        AuthorisationSeed(
+            "GHA-LOA-CA0005-001",
+            "CA0005",
+            authorised_parties=("CHE", "THA"),
+            purposes=("NDC",),
+            quantity_cap=10_000,
+            terms="Transfers to Switzerland or Thailand, and onwards between them.",
+        ),
     ),
     "THA": (
         AuthorisationSeed(
             "THA-LOA-CA0002-001",
             "CA0002",
-            # Thailand lists itself so that units sold to Switzerland may come back to
-            # a Thai entity; the demo's onward transfer does exactly that.
-            authorised_parties=("CHE", "THA"),
+            authorised_parties=("CHE",),
             purposes=("NDC", "OIMP"),
             quantity_cap=10_000,
             oimp_first_transfer="use_or_cancellation",
@@ -184,6 +208,7 @@ ISSUANCES: Mapping[str, tuple[IssuanceSeed, ...]] = {
             "GHA-LOA-CA0001-001",
         ),
         IssuanceSeed("CA0003", 3_000, 2024, "Energy", "Clean cookstoves", "GHA-LOA-CA0003-001"),
+        IssuanceSeed("CA0005", 4_000, 2024, "Waste", "Landfill gas capture", "GHA-LOA-CA0005-001"),
     ),
     "THA": (
         IssuanceSeed("CA0002", 5_000, 2023, "Transport", "Electric buses", "THA-LOA-CA0002-001"),
@@ -211,9 +236,9 @@ class SeedResult:
 
 
 def approaches_for(parties: Sequence[str]) -> list[ApproachSeed]:
-    """The approaches whose two Parties both run a node in this federation."""
+    """The approaches whose Parties all run a node in this federation."""
     present = set(parties)
-    return [a for a in APPROACHES if {a.host, a.buyer} <= present]
+    return [a for a in APPROACHES if set(a.parties) <= present]
 
 
 def _post(node: NodeClient, path: str, body: Mapping[str, Any]) -> Any:
@@ -229,7 +254,7 @@ def _post(node: NodeClient, path: str, body: Mapping[str, Any]) -> Any:
 def _approach_body(approach: ApproachSeed) -> dict[str, Any]:
     return {
         "cooperative_approach_id": approach.cooperative_approach_id,
-        "participating_parties": sorted((approach.host, approach.buyer)),
+        "participating_parties": sorted(approach.parties),
         "vintage_from": approach.vintage_from,
         "vintage_to": approach.vintage_to,
         "in_force_from": approach.in_force_from.isoformat(),
@@ -271,7 +296,7 @@ def seed_federation(nodes: Mapping[str, NodeClient]) -> SeedResult:
             _post(node, "/accounts", {"account_id": account_id, "kind": "HOLDING", "name": name})
             result.accounts.setdefault(party, []).append(account_id)
     for approach in approaches:
-        for party in (approach.host, approach.buyer):
+        for party in approach.parties:
             _post(nodes[party], "/cooperative-approaches", _approach_body(approach))
             result.approaches.setdefault(party, []).append(approach.cooperative_approach_id)
     for party, node in nodes.items():
