@@ -11,13 +11,14 @@ import functools
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, text
 
 from a6wire.directory import FederationDirectory, FederationMember
 from a6wire.keys import generate_private_key, public_key_base64, save_private_key_pem
@@ -80,15 +81,28 @@ class RunningNode:
             time.sleep(POLL_INTERVAL_S)
 
 
-def _database_url(base: str, party: str, tmp_path: Path) -> str:
+def _database_url(
+    base: str, party: str, tmp_path: Path, request: pytest.FixtureRequest, stack: ExitStack
+) -> str:
+    """Each node its own database: a SQLite file, or a fresh PostgreSQL database."""
     if base.startswith("sqlite"):
         return f"sqlite:///{tmp_path / party / 'registry.sqlite3'}"
-    pytest.skip("two nodes need two PostgreSQL databases; SQLite covers the wiring")
+    admin: Engine = request.getfixturevalue("postgres_admin_engine")
+    name = f"t_{uuid.uuid4().hex}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    stack.callback(drop)
+    return admin.url.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture
 def federation(
-    kafka_bootstrap: str, database_url: str, tmp_path: Path
+    kafka_bootstrap: str, database_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[dict[str, RunningNode]]:
     names = UniqueNames(f"test.{uuid.uuid4().hex[:12]}")
     parties = {PARTY: REGISTRY_ID, PARTNER: PARTNER_REGISTRY_ID}
@@ -107,7 +121,7 @@ def federation(
     directory_path = tmp_path / "directory.json"
     directory_path.write_text(directory.model_dump_json())
     running: dict[str, RunningNode] = {}
-    with contextlib_exit_stack() as stack:
+    with ExitStack() as stack:
         for party, registry_id in parties.items():
             (tmp_path / party).mkdir()
             key_path = tmp_path / party / "node.pem"
@@ -115,7 +129,7 @@ def federation(
             settings = load_settings(
                 party=party,
                 registry_id=registry_id,
-                database_url=_database_url(database_url, party, tmp_path),
+                database_url=_database_url(database_url, party, tmp_path, request, stack),
                 data_dir=tmp_path / party,
                 operator_tokens=[OPERATOR_TOKEN],
                 key_path=key_path,
@@ -144,12 +158,6 @@ def federation(
         receiver.ledger().run(OpenAccount(RECEIVER_ACCOUNT))
         sender.ledger().run(IssueUnits(SENDER_ACCOUNT, (line(100),)))
         yield running
-
-
-def contextlib_exit_stack() -> Any:
-    import contextlib
-
-    return contextlib.ExitStack()
 
 
 def _body(**overrides: Any) -> dict[str, Any]:
