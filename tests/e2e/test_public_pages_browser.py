@@ -22,7 +22,13 @@ from typing import Any
 import httpx
 import pytest
 from deploy.federation.launcher import Federation, NodeClient
-from deploy.federation.seed import ENTITY_NAMES, national_account
+from deploy.federation.seed import (
+    AUTHORISATIONS,
+    ENTITY_NAMES,
+    ISSUANCES,
+    approaches_for,
+    national_account,
+)
 from playwright.sync_api import BrowserContext, Locator, Page, sync_playwright
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -155,10 +161,25 @@ def test_sections_of_the_public_page_in_a_browser(
             ]
             for total in totals
         ]
-        assert [row[:2] for row in rows] == [[APPROACH_ID, str(VINTAGE)]]
+        # What the seed issued at the sender, under the approaches this federation has.
+        present = {
+            a.cooperative_approach_id
+            for a in approaches_for([p.party for p in federation_module.spec.parties])
+        }
+        issued = sorted(
+            [i.cooperative_approach_id, str(i.vintage)]
+            for i in ISSUANCES[SENDER]
+            if i.cooperative_approach_id in present
+        )
+        assert sorted(row[:2] for row in rows) == issued
+        assert [APPROACH_ID, str(VINTAGE)] in issued
 
         loas = page.locator("#authorisations table tbody tr th").all_inner_texts()
-        assert loas == [AUTHORISATION_ID]
+        assert sorted(loas) == sorted(
+            loa.authorisation_id
+            for loa in AUTHORISATIONS[SENDER]
+            if loa.cooperative_approach_id in present
+        )
 
         json_link = page.get_by_role("link", name=f"JSON for {time.gmtime().tm_year}")
         href = json_link.get_attribute("href")
