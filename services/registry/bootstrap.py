@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import cast
 
 import structlog
 from sqlalchemy import Engine, text
@@ -113,10 +112,7 @@ def build_node(settings: Settings, *, migrate: bool = True, clock: Clock | None 
 
     def unit_of_work() -> UnitOfWork:
         # A fresh unit of work per command: each is one transaction on a pooled connection.
-        # The cast stands in for structural typing that mypy refuses only because the
-        # port declares repositories as mutable attributes (invariant); read-only
-        # properties in the port would make it unnecessary.
-        return cast(UnitOfWork, SqlAlchemyUnitOfWork(engine))
+        return SqlAlchemyUnitOfWork(engine)
 
     clock = clock or SystemClock()
     transfers, messaging = build_transfers(settings, engine, clock)
@@ -160,8 +156,7 @@ def build_transfers(
     """
 
     def transfer_unit_of_work() -> TransferUnitOfWork:
-        # The cast: see unit_of_work in build_node.
-        return cast(TransferUnitOfWork, SqlTransferUnitOfWork(engine))
+        return SqlTransferUnitOfWork(engine)
 
     directory_path = settings.directory_path
     key_path = settings.resolved_key_path

@@ -245,17 +245,38 @@ class IdempotencyRepository(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """One database transaction. ``with uow:`` begins it; leaving without commit rolls back."""
+    """One database transaction. ``with uow:`` begins it; leaving without commit rolls back.
 
-    registry_node: RegistryNodeRepository
-    accounts: AccountRepository
-    approaches: CooperativeApproachRepository
-    authorisations: AuthorisationRepository
-    blocks: BlockRepository
-    adjustments: AdjustmentRepository
-    audit: AuditRepository
-    reservations: ReservationRepository
-    idempotency: IdempotencyRepository
+    The repositories are read-only properties: a handler uses them, never swaps them,
+    and a read-only member lets an adapter's concrete repository types satisfy it.
+    """
+
+    @property
+    def registry_node(self) -> RegistryNodeRepository: ...
+
+    @property
+    def accounts(self) -> AccountRepository: ...
+
+    @property
+    def approaches(self) -> CooperativeApproachRepository: ...
+
+    @property
+    def authorisations(self) -> AuthorisationRepository: ...
+
+    @property
+    def blocks(self) -> BlockRepository: ...
+
+    @property
+    def adjustments(self) -> AdjustmentRepository: ...
+
+    @property
+    def audit(self) -> AuditRepository: ...
+
+    @property
+    def reservations(self) -> ReservationRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -49,7 +49,7 @@ def _page(client: TestClient) -> str:
     response = client.get("/public")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/html")
-    return response.text
+    return str(response.text)
 
 
 def test_an_empty_registry_has_every_section_and_accessible_tables(

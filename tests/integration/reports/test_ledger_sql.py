@@ -16,7 +16,7 @@ from tests.unit.reports.support import REPORTED_YEAR, actions, export, trade
 
 
 def _traded(engine: Engine) -> tuple[Ledger, Ledger]:
-    sender = Ledger(SqlAlchemyUnitOfWork(engine))  # type: ignore[arg-type]
+    sender = Ledger(SqlAlchemyUnitOfWork(engine))
     receiver = Ledger(InMemoryUnitOfWork())
     trade(sender, receiver)
     return sender, receiver

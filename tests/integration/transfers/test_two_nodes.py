@@ -60,6 +60,7 @@ class RunningNode:
     client: TestClient
 
     def ledger(self) -> Ledger:
+        # The real node runs on its system clock; Ledger only reads time through it.
         return Ledger(self.node.unit_of_work(), self.node.clock)  # type: ignore[arg-type]
 
     def transfer(self, transfer_id: str) -> dict[str, Any]:

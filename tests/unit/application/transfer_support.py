@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
+from typing import Any
 from uuid import UUID, uuid4
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -220,5 +221,5 @@ def request(quantity: int = 40, **overrides: object) -> InitiateTransfer:
     return InitiateTransfer(**values)  # type: ignore[arg-type]
 
 
-def initiate(fed: Federation, **overrides: object) -> InitiationOutcome:
+def initiate(fed: Federation, **overrides: Any) -> InitiationOutcome:
     return fed.node(PARTY).service.initiate_transfer(request(**overrides))

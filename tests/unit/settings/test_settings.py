@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def _problems(**values: object) -> list[str]:
+def _problems(**values: Any) -> list[str]:
     with pytest.raises(SettingsError) as caught:
         load_settings(**values)
     return caught.value.problems

@@ -134,10 +134,17 @@ class InboxPort(Protocol):
 class TransferUnitOfWork(UnitOfWork, Protocol):
     """The ledger's unit of work plus the transfer repositories; re-entrant (see module)."""
 
-    transfers: TransferStateRepository
-    decisions: DecisionRepository
-    outbox: OutboxPort
-    inbox: InboxPort
+    @property
+    def transfers(self) -> TransferStateRepository: ...
+
+    @property
+    def decisions(self) -> DecisionRepository: ...
+
+    @property
+    def outbox(self) -> OutboxPort: ...
+
+    @property
+    def inbox(self) -> InboxPort: ...
 
 
 class EnvelopeSigner(Protocol):
