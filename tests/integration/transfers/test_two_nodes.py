@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, func, select, text
 
 from a6wire.directory import FederationDirectory, FederationMember
@@ -191,6 +192,41 @@ def test_a_first_transfer_commits_at_both_nodes(federation: dict[str, RunningNod
     assert receiver.ledger().held(RECEIVER_ACCOUNT) == 40
     listed = sender.client.get("/v1/transfers", params={"status": "COMMITTED"}).json()
     assert [item["transfer_id"] for item in listed["items"]] == [transfer_id]
+    # Each node counted the outcome and timed it, in its own role.
+    for node, role in ((sender, "COORDINATOR"), (receiver, "PARTICIPANT")):
+        samples = _metric_samples(node)
+        finished = {"role": role, "outcome": "COMMITTED"}
+        assert samples[("registry_transfers_finished_total", _labels(finished))] == 1
+        latency = ("registry_transfer_commit_latency_seconds_count", _labels({"role": role}))
+        assert samples[latency] == 1
+
+
+def test_an_aborted_transfer_is_counted_and_not_timed_as_a_commit(
+    federation: dict[str, RunningNode],
+) -> None:
+    sender = federation[PARTY]
+    response = sender.client.post("/v1/transfers", json=_body(to_account_id="GHA-NOPE"))
+    transfer_id = response.json()["transfer_id"]
+    assert sender.wait_final(transfer_id)["status"] == "ABORTED"
+    samples = _metric_samples(sender)
+    aborted = {"role": "COORDINATOR", "outcome": "ABORTED"}
+    assert samples[("registry_transfers_finished_total", _labels(aborted))] == 1
+    latency = ("registry_transfer_commit_latency_seconds_count", _labels({"role": "COORDINATOR"}))
+    assert samples.get(latency, 0) == 0
+
+
+def _labels(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
+def _metric_samples(node: RunningNode) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = node.client.get("/metrics")
+    assert response.status_code == 200, response.text
+    return {
+        (sample.name, _labels(sample.labels)): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
 def test_a_refusal_by_the_receiver_aborts_at_both_and_releases(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -204,11 +204,17 @@ class _Refusal(Exception):  # noqa: N818 - a control-flow signal, never leaves t
         self.message = message
 
 
+# Told after a commit that a transfer reached its outcome at this node:
+# (role, status, seconds from its first record here to the outcome).
+TransferFinishedObserver = Callable[[str, str, float], None]
+
+
 @dataclass
 class _Transaction:
-    """Per-transaction bookkeeping: whether outbox rows were written."""
+    """Per-transaction bookkeeping: outbox rows written, transfers that reached an outcome."""
 
     wrote_outbox: bool = False
+    finished: list[tuple[str, str, float]] = field(default_factory=list)
 
 
 class Transfers:
@@ -231,6 +237,9 @@ class Transfers:
         self.federation = federation
         # Set by the edge once it runs: pokes the relay after a commit with outbox rows.
         self.on_outbox_commit = on_outbox_commit
+        # Set by the entrypoint that keeps metrics; told after each commit of a transfer
+        # that reached its outcome (COMMITTED or ABORTED) at this node.
+        self.on_transfer_finished: TransferFinishedObserver | None = None
 
     @property
     def party(self) -> str:
@@ -250,6 +259,9 @@ class Transfers:
         uow.commit()
         if transaction.wrote_outbox and self.on_outbox_commit is not None:
             self.on_outbox_commit()
+        if self.on_transfer_finished is not None:
+            for role, status, seconds in transaction.finished:
+                self.on_transfer_finished(role, status, seconds)
 
     # -- the API's request --------------------------------------------------------------
 
@@ -443,7 +455,7 @@ class Transfers:
                     current, PrepareReceived(envelope, _codes(error.reasons)), now
                 )
         self._perform(uow, Role.PARTICIPANT, effects, now, transaction, log)
-        self._save(uow, state, now, record)
+        self._save(uow, state, now, record, transaction)
 
     def _incoming_refusals(self, uow: TransferUnitOfWork, envelope: Envelope) -> tuple[str, ...]:
         prepare = envelope.payload
@@ -514,7 +526,7 @@ class Transfers:
         )
         new_state, effects = coordinator.step(state, event, now)
         self._perform(uow, Role.COORDINATOR, effects, now, transaction, log)
-        self._save(uow, new_state, now, record)
+        self._save(uow, new_state, now, record, transaction)
 
     # -- the decision topic ------------------------------------------------------------------
 
@@ -580,7 +592,7 @@ class Transfers:
             log.warning("decision for a transfer this node never announced is ignored")
             return
         self._perform(uow, role, effects, now, transaction, log)
-        self._save(uow, new_state, now, record)
+        self._save(uow, new_state, now, record, transaction)
 
     # -- timers ------------------------------------------------------------------------------
 
@@ -611,7 +623,7 @@ class Transfers:
                 role = Role.PARTICIPANT
             changed = new_state != state or bool(effects)
             self._perform(uow, role, effects, now, transaction, log)
-            self._save(uow, new_state, now, record)
+            self._save(uow, new_state, now, record, transaction)
             self._commit(uow, transaction)
         return changed
 
@@ -649,6 +661,7 @@ class Transfers:
         state: CoordinatorState | ParticipantState,
         now: datetime,
         previous: TransferRecord | None,
+        transaction: _Transaction,
     ) -> None:
         if isinstance(state, ParticipantState) and (
             state.phase is ParticipantPhase.UNKNOWN and state.winner is None
@@ -656,7 +669,12 @@ class Transfers:
             return  # nothing learnt: an UNKNOWN record is never persisted
         if previous is not None and previous.state == state:
             return
-        uow.transfers.put(record_of(state, now, previous))
+        record = record_of(state, now, previous)
+        uow.transfers.put(record)
+        was_pending = previous is None or previous.status is TransferStatus.PENDING
+        if was_pending and record.status is not TransferStatus.PENDING:
+            seconds = max(0.0, (now - record.created_at).total_seconds())
+            transaction.finished.append((record.role.value, record.status.value, seconds))
 
     def _perform(
         self,

@@ -110,6 +110,7 @@ def _transfer_lifespan(
             loop.call_soon_threadsafe(edge.notify)
 
         transfers.on_outbox_commit = notify_relay
+        transfers.on_transfer_finished = app.state.metrics.transfer_finished
         await edge.start()
         app.state.edge = edge
         unfinished = await asyncio.to_thread(transfers.unfinished_count)
@@ -122,6 +123,7 @@ def _transfer_lifespan(
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
             transfers.on_outbox_commit = None
+            transfers.on_transfer_finished = None
             await edge.stop()
 
     return lifespan
