@@ -205,8 +205,8 @@ class _Refusal(Exception):  # noqa: N818 - a control-flow signal, never leaves t
 
 
 # Told after a commit that a transfer reached its outcome at this node:
-# (role, status, seconds from its first record here to the outcome).
-TransferFinishedObserver = Callable[[str, str, float], None]
+# (transfer id, role, status, seconds from its first record here to the outcome).
+TransferFinishedObserver = Callable[[UUID, str, str, float], None]
 
 
 @dataclass
@@ -214,7 +214,7 @@ class _Transaction:
     """Per-transaction bookkeeping: outbox rows written, transfers that reached an outcome."""
 
     wrote_outbox: bool = False
-    finished: list[tuple[str, str, float]] = field(default_factory=list)
+    finished: list[tuple[UUID, str, str, float]] = field(default_factory=list)
 
 
 class Transfers:
@@ -260,8 +260,8 @@ class Transfers:
         if transaction.wrote_outbox and self.on_outbox_commit is not None:
             self.on_outbox_commit()
         if self.on_transfer_finished is not None:
-            for role, status, seconds in transaction.finished:
-                self.on_transfer_finished(role, status, seconds)
+            for transfer_id, role, status, seconds in transaction.finished:
+                self.on_transfer_finished(transfer_id, role, status, seconds)
 
     # -- the API's request --------------------------------------------------------------
 
@@ -674,7 +674,9 @@ class Transfers:
         was_pending = previous is None or previous.status is TransferStatus.PENDING
         if was_pending and record.status is not TransferStatus.PENDING:
             seconds = max(0.0, (now - record.created_at).total_seconds())
-            transaction.finished.append((record.role.value, record.status.value, seconds))
+            transaction.finished.append(
+                (record.transfer_id, record.role.value, record.status.value, seconds)
+            )
 
     def _perform(
         self,

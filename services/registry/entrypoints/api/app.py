@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from uuid import UUID
 
 import structlog
 from fastapi import APIRouter, FastAPI
@@ -53,6 +54,7 @@ def create_app(node: Node) -> FastAPI:
         lifespan=_transfer_lifespan(node),
     )
     app.state.node = node
+    app.state.outcome_waiters = transfer_routes.OutcomeWaiters()
     install_error_handlers(app)
     app.add_middleware(
         IdempotencyMiddleware,
@@ -109,8 +111,14 @@ def _transfer_lifespan(
             # Handlers commit in worker threads; the relay's event lives on this loop.
             loop.call_soon_threadsafe(edge.notify)
 
+        metrics, waiters = app.state.metrics, app.state.outcome_waiters
+
+        def transfer_finished(transfer_id: UUID, role: str, status: str, seconds: float) -> None:
+            metrics.transfer_finished(role, status, seconds)
+            loop.call_soon_threadsafe(waiters.notify, transfer_id)
+
         transfers.on_outbox_commit = notify_relay
-        transfers.on_transfer_finished = app.state.metrics.transfer_finished
+        transfers.on_transfer_finished = transfer_finished
         await edge.start()
         app.state.edge = edge
         unfinished = await asyncio.to_thread(transfers.unfinished_count)

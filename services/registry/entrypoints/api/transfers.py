@@ -10,6 +10,7 @@ transfer is recorded ABORTED so that a GET shows it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
@@ -38,9 +39,10 @@ from registry.entrypoints.api.schemas import AccountId, SelectsUnits
 
 router = APIRouter(tags=["transfers"])
 
-# How long POST may wait for a final status, and how often it looks.
+# How long POST may wait for a final status. The wait wakes when this process
+# commits the outcome; the fallback interval bounds it should a wake-up be missed.
 TRANSFER_WAIT_MAX_S = 60.0
-TRANSFER_WAIT_POLL_INTERVAL_S = 0.1
+TRANSFER_WAIT_FALLBACK_POLL_S = 1.0
 MESSAGING_DISABLED = "MESSAGING_DISABLED"
 PARTY_CODE_PATTERN = r"^[A-Z]{3}$"
 
@@ -70,11 +72,41 @@ def _not_found(transfer_id: UUID) -> ApiError:
     return ApiError(404, ApiReason.NOT_FOUND, f"no transfer {transfer_id} at this node")
 
 
+class OutcomeWaiters:
+    """Wakes ``POST /v1/transfers?wait_s=N`` callers when their transfer reaches an outcome.
+
+    The transfer service reports outcomes after its commits, from worker threads;
+    ``notify`` must therefore be called on the event loop that owns the events
+    (``loop.call_soon_threadsafe``).
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[UUID, tuple[asyncio.Event, int]] = {}
+
+    def register(self, transfer_id: UUID) -> asyncio.Event:
+        event, count = self._events.get(transfer_id, (asyncio.Event(), 0))
+        self._events[transfer_id] = (event, count + 1)
+        return event
+
+    def release(self, transfer_id: UUID) -> None:
+        event, count = self._events[transfer_id]
+        if count <= 1:
+            del self._events[transfer_id]
+        else:
+            self._events[transfer_id] = (event, count - 1)
+
+    def notify(self, transfer_id: UUID) -> None:
+        entry = self._events.get(transfer_id)
+        if entry is not None:
+            entry[0].set()
+
+
 @router.post("/transfers", status_code=status.HTTP_202_ACCEPTED)
 async def start_transfer(
     body: TransferIn,
     node: NodeDep,
     _: Operator,
+    http_request: Request,
     wait_s: Annotated[float, Query(ge=0, le=TRANSFER_WAIT_MAX_S)] = 0,
 ) -> JSONResponse:
     transfers = _transfers(node)
@@ -109,23 +141,34 @@ async def start_transfer(
             },
         )
     if wait_s > 0:
-        view = await _wait_for_final(transfers, request.transfer_id, wait_s) or view
+        waiters: OutcomeWaiters = http_request.app.state.outcome_waiters
+        view = await _wait_for_final(transfers, waiters, request.transfer_id, wait_s) or view
     return JSONResponse(status_code=202, content=view)
 
 
 async def _wait_for_final(
-    transfers: Transfers, transfer_id: UUID, wait_s: float
+    transfers: Transfers, waiters: OutcomeWaiters, transfer_id: UUID, wait_s: float
 ) -> dict[str, Any] | None:
     deadline = time.monotonic() + min(wait_s, TRANSFER_WAIT_MAX_S)
     latest: dict[str, Any] | None = None
-    while True:
-        view = await run_in_threadpool(transfers.get_transfer_view, transfer_id)
-        latest = view.to_dict() if view is not None else latest
-        if latest is not None and latest["status"] != TransferStatus.PENDING:
-            return latest
-        if time.monotonic() >= deadline:
-            return latest
-        await asyncio.sleep(TRANSFER_WAIT_POLL_INTERVAL_S)
+    # Registered before the first read, so an outcome committed after it always wakes us.
+    event = waiters.register(transfer_id)
+    try:
+        while True:
+            event.clear()
+            view = await run_in_threadpool(transfers.get_transfer_view, transfer_id)
+            latest = view.to_dict() if view is not None else latest
+            if latest is not None and latest["status"] != TransferStatus.PENDING:
+                return latest
+            remaining_s = deadline - time.monotonic()
+            if remaining_s <= 0:
+                return latest
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    event.wait(), timeout=min(remaining_s, TRANSFER_WAIT_FALLBACK_POLL_S)
+                )
+    finally:
+        waiters.release(transfer_id)
 
 
 @router.get("/transfers/{transfer_id}")
