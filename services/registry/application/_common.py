@@ -20,6 +20,7 @@ from registry.domain.selection import (
     pick_by_quantity,
     pick_by_range,
 )
+from registry.domain.transfers import Reservation, TransferDirection
 
 
 def load_node(uow: UnitOfWork) -> RegistryNode:
@@ -161,3 +162,15 @@ def assert_range(selection: SerialRangeSelection) -> None:
 
 def no_refusal(block: SerialBlock) -> list[ReasonCode]:
     return []
+
+
+def lock_reservation(
+    uow: UnitOfWork, transfer_id: str, direction: TransferDirection
+) -> Reservation:
+    """The reservation of one cross-border transfer in this direction, locked for change."""
+    reservation = uow.reservations.lock(transfer_id)
+    if reservation is None or reservation.direction is not direction:
+        raise DomainError(
+            ReasonCode.UNKNOWN_TRANSFER, f"no {direction.value.lower()} transfer {transfer_id}"
+        )
+    return reservation

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import date
 
 from a6wire.identifiers import is_party_code
-from registry.application._common import Lookups, load_node
+from registry.application._common import Lookups, load_node, lock_reservation
 from registry.application.commands import (
     FinaliseIncomingTransfer,
     HoldIncomingTransfer,
@@ -28,7 +28,7 @@ from registry.domain.approaches import check_cooperative_approach
 from registry.domain.audit import AuditAction, audit_entry
 from registry.domain.authorisations import Authorisation, check_authorisation
 from registry.domain.blocks import BlockSpec, BlockStatus, SerialBlock, TransferRole
-from registry.domain.errors import DomainError, ReasonCode, refuse_if_any
+from registry.domain.errors import ReasonCode, refuse_if_any
 from registry.domain.registry_node import RegistryNode
 from registry.domain.transfers import (
     Reservation,
@@ -235,20 +235,13 @@ def _incoming_result(uow: UnitOfWork, reservation: Reservation) -> IncomingResul
     )
 
 
-def _incoming(uow: UnitOfWork, transfer_id: str) -> Reservation:
-    reservation = uow.reservations.lock(transfer_id)
-    if reservation is None or reservation.direction is not TransferDirection.INCOMING:
-        raise DomainError(ReasonCode.UNKNOWN_TRANSFER, f"no incoming transfer {transfer_id}")
-    return reservation
-
-
 def finalise_incoming_transfer(
     uow: UnitOfWork, clock: Clock, command: FinaliseIncomingTransfer
 ) -> IncomingResult:
     """COMMIT won: the held blocks become holdings of the destination account."""
     now = clock.now()
     with uow:
-        reservation = _incoming(uow, command.transfer_id)
+        reservation = lock_reservation(uow, command.transfer_id, TransferDirection.INCOMING)
         if reservation.state is ReservationState.FINALISED:
             return _incoming_result(uow, reservation)
         finalised = reservation.finalised(now)
@@ -293,7 +286,7 @@ def release_incoming_transfer(
     """ABORT won: the pending credit disappears; the audit trail keeps the story."""
     now = clock.now()
     with uow:
-        reservation = _incoming(uow, command.transfer_id)
+        reservation = lock_reservation(uow, command.transfer_id, TransferDirection.INCOMING)
         if reservation.state is ReservationState.RELEASED:
             return IncomingResult(reservation.transfer_id, reservation.state, 0, ())
         released = reservation.released(now)

@@ -16,6 +16,7 @@ from registry.application._common import (
     Changes,
     Lookups,
     load_node,
+    lock_reservation,
     lock_usable_account,
     pick_units,
 )
@@ -234,20 +235,13 @@ def reservation_result(uow: UnitOfWork, reservation: Reservation) -> Reservation
     return _result(reservation, deliveries, omge)
 
 
-def _outgoing(uow: UnitOfWork, transfer_id: str) -> Reservation:
-    reservation = uow.reservations.lock(transfer_id)
-    if reservation is None or reservation.direction is not TransferDirection.OUTGOING:
-        raise DomainError(ReasonCode.UNKNOWN_TRANSFER, f"no outgoing transfer {transfer_id}")
-    return reservation
-
-
 def finalise_outgoing_transfer(
     uow: UnitOfWork, clock: Clock, command: FinaliseOutgoingTransfer
 ) -> ReservationResult:
     """COMMIT won: debit the units, record the first transfer and its adjustment, cancel OMGE."""
     now = clock.now()
     with uow:
-        reservation = _outgoing(uow, command.transfer_id)
+        reservation = lock_reservation(uow, command.transfer_id, TransferDirection.OUTGOING)
         if reservation.state is ReservationState.FINALISED:
             return reservation_result(uow, reservation)
         finalised = reservation.finalised(now)
@@ -333,7 +327,7 @@ def release_outgoing_reservation(
     """ABORT won: unlock the units (merging them back where they were split) and the cap."""
     now = clock.now()
     with uow:
-        reservation = _outgoing(uow, command.transfer_id)
+        reservation = lock_reservation(uow, command.transfer_id, TransferDirection.OUTGOING)
         if reservation.state is ReservationState.RELEASED:
             return _result(reservation, [], [])
         released = reservation.released(now)
