@@ -290,6 +290,8 @@ class ApiClient:
         try:
             body = response.json()
             reason, message = body["reason"], body["message"]
+            # A refused transfer carries every reason code the ledger found.
+            reason = ", ".join(body.get("reasons") or [reason])
         except (ValueError, KeyError, TypeError):
             reason, message = f"HTTP_{response.status_code}", response.text[:200]
         _fail(f"{reason}: {message}", EXIT_REFUSED)
@@ -492,6 +494,74 @@ def transfer_internal(
         **_selection(quantity, approach, vintage, first, last),
     }
     _print_movement("transferred", _client(ctx).post("/internal-transfers", body))
+
+
+transfers_app = typer.Typer(help="Cross-border transfers: send one to another Party, follow them.")
+app.add_typer(transfers_app, name="transfers")
+
+# How long `transfers send` waits by default for the transfer's outcome at this node.
+TRANSFER_WAIT_DEFAULT_S = 30
+_TRANSFER_COLUMNS = ("transfer_id", "role", "status", "from_party", "to_party", "quantity")
+_TRANSFER_BLOCK_COLUMNS = ("first_identifier", "last_identifier", "quantity")
+
+
+def _print_transfer(view: Mapping[str, Any]) -> None:
+    _print_record(
+        f"transfer {view['transfer_id']}",
+        {name: value for name, value in view.items() if name != "blocks"},
+    )
+    if view.get("blocks"):
+        _print_rows("blocks", view["blocks"], _TRANSFER_BLOCK_COLUMNS)
+
+
+@transfers_app.command("send")
+def transfers_send(
+    ctx: typer.Context,
+    from_account: Annotated[str, typer.Option("--from", help="account in this registry")],
+    to_party: Annotated[str, typer.Option("--to-party", help="acquiring Party, e.g. CHE")],
+    to_account: Annotated[str, typer.Option("--to", help="account in the acquiring registry")],
+    authorisation: Annotated[str, typer.Option(help="the LoA covering the units")],
+    purpose: Annotated[str, typer.Option(help="NDC or OIMP")] = "NDC",
+    quantity: QuantityOption = None,
+    approach: ApproachOption = None,
+    vintage: VintageOption = None,
+    first: FirstOption = None,
+    last: LastOption = None,
+    wait_s: Annotated[
+        int, typer.Option(min=0, help="seconds to wait for the outcome here (0: don't)")
+    ] = TRANSFER_WAIT_DEFAULT_S,
+) -> None:
+    """Transfer units to another Party's registry; exits 1 if the transfer is refused."""
+    body = {
+        "from_account_id": from_account,
+        "to_party": to_party.upper(),
+        "to_account_id": to_account,
+        "authorisation_id": authorisation,
+        "purpose": purpose.upper(),
+        **_selection(quantity, approach, vintage, first, last),
+    }
+    view = _client(ctx).post(f"/transfers?wait_s={wait_s}", body)
+    _print_transfer(view)
+    if view["status"] == "ABORTED":
+        _fail(f"the transfer was refused: {', '.join(view['reasons'])}", EXIT_REFUSED)
+
+
+@transfers_app.command("show")
+def transfers_show(ctx: typer.Context, transfer_id: str) -> None:
+    """One transfer as this node records it, with the reason codes of a refusal."""
+    _print_transfer(_client(ctx).get(f"/transfers/{transfer_id}"))
+
+
+@transfers_app.command("list")
+def transfers_list(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="PENDING, COMMITTED or ABORTED")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+) -> None:
+    """The latest transfers at this node."""
+    params = {"status": status.upper() if status else None, "limit": limit}
+    items = _client(ctx).get("/transfers", params)["items"]
+    _print_rows("transfers", items, _TRANSFER_COLUMNS)
 
 
 @app.command()
