@@ -544,9 +544,10 @@ def main(argv: list[str] | None = None) -> int:
     parties = ALL_PARTIES[: args.parties]
     started = time.monotonic()
     console.print(
-        Panel.fit(
-            "A federation of national Article 6.2 registries on this machine: one registry\n"
-            f"node process per Party ({', '.join(parties)}), each with its own database\n"
+        Panel(
+            # One paragraph, wrapped by rich to the terminal's width.
+            "A federation of national Article 6.2 registries on this machine: one registry "
+            f"node process per Party ({', '.join(parties)}), each with its own database "
             "and signing key, talking over a real Apache Kafka broker.",
             title="Article 6.2 registry federation demo",
         )
