@@ -343,6 +343,10 @@ def _provision(bin_dir: Path, data_dir: Path, port: int) -> None:
         f"CREATE ROLE {ROLE}; END IF; "
         f"ALTER ROLE {ROLE} LOGIN CREATEDB PASSWORD '{PASSWORD}'; END$$;",
     )
+    # DROP DATABASE ... WITH (FORCE) on a test database must be able to end an
+    # autovacuum worker that happens to be in it; those run under no role, so
+    # only pg_signal_backend lets a non-superuser terminate them.
+    _psql(bin_dir, data_dir, port, f"GRANT pg_signal_backend TO {ROLE}")
     exists = _psql(
         bin_dir, data_dir, port, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"
     )
