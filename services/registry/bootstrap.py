@@ -83,9 +83,10 @@ class Node:
     engine: Engine
     unit_of_work: Callable[[], UnitOfWork]
     clock: Clock
-    # Cross-border transfers. Without a directory and key the node runs API-only:
-    # transfers can be read but not started, and no Kafka connection is made.
-    transfers: Transfers | None = None
+    # Cross-border transfers. Without a directory and key the node runs API-only
+    # (``messaging`` is None): transfers can be read but not started, and no Kafka
+    # connection is made.
+    transfers: Transfers
     messaging: TransferMessaging | None = None
 
     def database_reachable(self) -> bool:

@@ -61,13 +61,6 @@ class TransferIn(SelectsUnits):
     )
 
 
-def _transfers(node: Any) -> Transfers:
-    transfers: Transfers | None = node.transfers
-    if transfers is None:
-        raise ApiError(503, MESSAGING_DISABLED, "this node serves no transfers")
-    return transfers
-
-
 def _not_found(transfer_id: UUID) -> ApiError:
     return ApiError(404, ApiReason.NOT_FOUND, f"no transfer {transfer_id} at this node")
 
@@ -109,7 +102,7 @@ async def start_transfer(
     http_request: Request,
     wait_s: Annotated[float, Query(ge=0, le=TRANSFER_WAIT_MAX_S)] = 0,
 ) -> JSONResponse:
-    transfers = _transfers(node)
+    transfers = node.transfers
     if node.messaging is None or not transfers.can_send:
         raise ApiError(
             503,
@@ -173,7 +166,7 @@ async def _wait_for_final(
 
 @router.get("/transfers/{transfer_id}")
 async def get_transfer(transfer_id: UUID, node: NodeDep, _: Reader) -> dict[str, Any]:
-    view = await run_in_threadpool(_transfers(node).get_transfer_view, transfer_id)
+    view = await run_in_threadpool(node.transfers.get_transfer_view, transfer_id)
     if view is None:
         raise _not_found(transfer_id)
     return view.to_dict()
@@ -189,7 +182,7 @@ async def list_transfers(
     limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = LIST_LIMIT_DEFAULT,
 ) -> dict[str, Any]:
     wanted = TransferStatus(status) if status is not None else None
-    views = await run_in_threadpool(_transfers(node).list_transfer_views, wanted, limit)
+    views = await run_in_threadpool(node.transfers.list_transfer_views, wanted, limit)
     return {"items": [view.to_dict() for view in views]}
 
 

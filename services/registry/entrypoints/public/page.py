@@ -9,10 +9,10 @@ sum, sort, limit and label is decided here.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from registry.application import handlers
 from registry.application.results import HoldingsTotal
@@ -106,8 +106,6 @@ class PublicPage:
     ledger_entries: tuple[LedgerEntry, ...]
     ledger_entries_total: int
     authorisations: tuple[AuthorisationRow, ...]
-    # False while this node cannot list transfers (its query has not landed).
-    transfers_available: bool
     transfers_out: tuple[TransferRow, ...]
     transfers_in: tuple[TransferRow, ...]
     transfers_total: int
@@ -119,7 +117,7 @@ def build_public_page(node: Node) -> PublicPage:
     now = node.clock.now()
     adjustments = execute(node, handlers.adjustments_for_party, registry.party)
     views = _transfer_views(node)
-    transfers = () if views is None else transfer_rows_of(views, registry.party)
+    transfers = transfer_rows_of(views, registry.party)
     return PublicPage(
         party=registry.party,
         registry_id=registry.registry_id,
@@ -135,7 +133,6 @@ def build_public_page(node: Node) -> PublicPage:
                 key=lambda loa: loa.authorisation_id,
             )
         ),
-        transfers_available=views is not None,
         transfers_out=_newest(transfers, DIRECTION_OUT),
         transfers_in=_newest(transfers, DIRECTION_IN),
         transfers_total=len(transfers),
@@ -143,21 +140,10 @@ def build_public_page(node: Node) -> PublicPage:
     )
 
 
-class _TransferQueries(Protocol):
-    def list_transfer_views(self, status: Any = None, limit: int = ...) -> Sequence[Any]: ...
-
-
-def _transfer_views(node: Node) -> Sequence[Any] | None:
-    """The transfer query's views (as the API's dicts), or None when the node has none.
-
-    Looked up by name because a node built without the transfer service (or
-    before it existed) still serves the rest of the page.
-    """
-    transfers: _TransferQueries | None = getattr(node, "transfers", None)
-    if transfers is None:
-        return None
-    views = transfers.list_transfer_views(None, limit=TRANSFERS_LISTED_MAX)
-    return [view.to_dict() if hasattr(view, "to_dict") else view for view in views]
+def _transfer_views(node: Node) -> list[dict[str, Any]]:
+    """The latest transfers at this node, as the API shows them."""
+    views = node.transfers.list_transfer_views(None, limit=TRANSFERS_LISTED_MAX)
+    return [view.to_dict() for view in views]
 
 
 def _newest(rows: Iterable[TransferRow], direction: str) -> tuple[TransferRow, ...]:
@@ -205,47 +191,41 @@ def authorisation_row(loa: Authorisation) -> AuthorisationRow:
     )
 
 
-def transfer_rows_of(views: Iterable[Any], party: str) -> tuple[TransferRow, ...]:
-    """Rows from the transfer query's views (objects or mappings with the agreed fields).
+def transfer_rows_of(views: Iterable[Mapping[str, Any]], party: str) -> tuple[TransferRow, ...]:
+    """Rows from the transfer views as the API shows them.
 
     A node may hold two views of one transfer (it coordinated it and took part in
     it); the coordinator's is the one that decided, so it is the one shown.
     """
-    chosen: dict[str, Any] = {}
+    chosen: dict[str, Mapping[str, Any]] = {}
     for view in views:
-        transfer_id = str(_field(view, "transfer_id"))
-        if transfer_id not in chosen or _field(view, "role") == ROLE_COORDINATOR:
+        transfer_id = str(view["transfer_id"])
+        if transfer_id not in chosen or view["role"] == ROLE_COORDINATOR:
             chosen[transfer_id] = view
     rows = [_transfer_row(view, party) for view in chosen.values()]
     rows.sort(key=lambda row: row.updated_at, reverse=True)
     return tuple(rows)
 
 
-def _transfer_row(view: Any, party: str) -> TransferRow:
-    sent_here = _field(view, "from_party") == party
+def _transfer_row(view: Mapping[str, Any], party: str) -> TransferRow:
+    sent_here = view["from_party"] == party
     return TransferRow(
-        transfer_id=str(_field(view, "transfer_id")),
+        transfer_id=str(view["transfer_id"]),
         direction=DIRECTION_OUT if sent_here else DIRECTION_IN,
-        counterparty=str(_field(view, "to_party" if sent_here else "from_party")),
-        status=str(_field(view, "status")),
-        quantity=int(_field(view, "quantity")),
+        counterparty=str(view["to_party" if sent_here else "from_party"]),
+        status=str(view["status"]),
+        quantity=int(view["quantity"]),
         blocks=tuple(
             TransferBlock(
-                first_identifier=str(_field(block, "first_identifier")),
-                last_identifier=str(_field(block, "last_identifier")),
-                quantity=int(_field(block, "quantity")),
+                first_identifier=str(block["first_identifier"]),
+                last_identifier=str(block["last_identifier"]),
+                quantity=int(block["quantity"]),
             )
-            for block in _field(view, "blocks") or ()
+            for block in view["blocks"] or ()
         ),
-        reasons=", ".join(str(reason) for reason in _field(view, "reasons") or ()),
-        updated_at=_timestamp(_field(view, "updated_at")),
+        reasons=", ".join(str(reason) for reason in view["reasons"] or ()),
+        updated_at=_timestamp(view["updated_at"]),
     )
-
-
-def _field(view: Any, name: str) -> Any:
-    if isinstance(view, Mapping):
-        return view.get(name)
-    return getattr(view, name, None)
 
 
 def aef_years(current_year: int) -> tuple[AefYear, ...]:
