@@ -322,8 +322,11 @@ class InMemoryReservationRepository(_Repository):
     def get(self, transfer_id: str) -> Reservation | None:
         return self._store.reservations.get(transfer_id)
 
-    def lock(self, transfer_id: str) -> Reservation | None:
-        return self.get(transfer_id)
+    def lock(self, transfer_id: str, coordinator_party: str) -> Reservation | None:
+        reservation = self.get(transfer_id)
+        if reservation is None or reservation.coordinator_party != coordinator_party:
+            return None
+        return reservation
 
     def add(self, reservation: Reservation) -> None:
         if reservation.transfer_id in self._store.reservations:
@@ -331,6 +334,9 @@ class InMemoryReservationRepository(_Repository):
         self._store.reservations[reservation.transfer_id] = reservation
 
     def update(self, reservation: Reservation) -> None:
+        stored = self._store.reservations.get(reservation.transfer_id)
+        if stored is None or stored.coordinator_party != reservation.coordinator_party:
+            raise DomainError(ReasonCode.UNKNOWN_TRANSFER, f"{reservation.transfer_id} is not kept")
         self._store.reservations[reservation.transfer_id] = reservation
 
     def list(

@@ -722,10 +722,14 @@ class SqlReservationRepository(_SqlRepository):
     def get(self, transfer_id: str) -> Reservation | None:
         return self._load(select(t.reservations).where(t.reservations.c.transfer_id == transfer_id))
 
-    def lock(self, transfer_id: str) -> Reservation | None:
+    def lock(self, transfer_id: str, coordinator_party: str) -> Reservation | None:
+        columns = t.reservations.c
         return self._load(
             self._lockable(
-                select(t.reservations).where(t.reservations.c.transfer_id == transfer_id)
+                select(t.reservations).where(
+                    columns.transfer_id == transfer_id,
+                    columns.coordinator_party == coordinator_party,
+                )
             )
         )
 
@@ -747,7 +751,10 @@ class SqlReservationRepository(_SqlRepository):
     def update(self, reservation: Reservation) -> None:
         self._connection.execute(
             update(t.reservations)
-            .where(t.reservations.c.transfer_id == reservation.transfer_id)
+            .where(
+                t.reservations.c.transfer_id == reservation.transfer_id,
+                t.reservations.c.coordinator_party == reservation.coordinator_party,
+            )
             .values(**_reservation_row(reservation))
         )
 
@@ -772,6 +779,7 @@ def _reservation(row: RowMapping) -> Reservation:
         direction=TransferDirection(row["direction"]),
         account_id=row["account_id"],
         counterparty_party=row["counterparty_party"],
+        coordinator_party=row["coordinator_party"],
         purpose=Purpose(row["purpose"]),
         quantity=row["quantity"],
         omge_quantity=row["omge_quantity"],
@@ -789,6 +797,7 @@ def _reservation_row(reservation: Reservation) -> dict[str, Any]:
         "direction": reservation.direction.value,
         "account_id": reservation.account_id,
         "counterparty_party": reservation.counterparty_party,
+        "coordinator_party": reservation.coordinator_party,
         "purpose": reservation.purpose.value,
         "quantity": reservation.quantity,
         "omge_quantity": reservation.omge_quantity,

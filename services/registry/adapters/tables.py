@@ -235,7 +235,9 @@ audit_entries = Table(
 reservations = Table(
     "reservations",
     metadata,
+    # A transfer is (transfer id, coordinator) across the federation (migration 0005).
     Column("transfer_id", String(128), primary_key=True),
+    Column("coordinator_party", String(3), primary_key=True),
     Column("direction", String(CODE_LENGTH_MAX), nullable=False),
     Column("account_id", String(ID_LENGTH_MAX), nullable=False),
     Column("counterparty_party", String(3), nullable=False),
@@ -248,6 +250,9 @@ reservations = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Column("acquiring_entity", String(ID_LENGTH_MAX)),
     Index("ix_reservations_state", "state"),
+    # The store's own guard of the rule that a node admits one coordinator per
+    # transfer id (registry.domain.transfers.check_transfer_id_claims).
+    Index("uq_reservations_transfer_id", "transfer_id", unique=True),
 )
 
 idempotency_keys = Table(

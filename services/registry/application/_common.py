@@ -165,12 +165,18 @@ def no_refusal(block: SerialBlock) -> list[ReasonCode]:
 
 
 def lock_reservation(
-    uow: UnitOfWork, transfer_id: str, direction: TransferDirection
+    uow: UnitOfWork, transfer_id: str, coordinator_party: str, direction: TransferDirection
 ) -> Reservation:
-    """The reservation of one cross-border transfer in this direction, locked for change."""
-    reservation = uow.reservations.lock(transfer_id)
+    """The reservation of one cross-border transfer in this direction, locked for change.
+
+    Found by the full transfer key: a decision about another coordinator's transfer
+    under the same id never reaches this one.
+    """
+    reservation = uow.reservations.lock(transfer_id, coordinator_party)
     if reservation is None or reservation.direction is not direction:
         raise DomainError(
-            ReasonCode.UNKNOWN_TRANSFER, f"no {direction.value.lower()} transfer {transfer_id}"
+            ReasonCode.UNKNOWN_TRANSFER,
+            f"no {direction.value.lower()} transfer {transfer_id} coordinated by "
+            f"{coordinator_party}",
         )
     return reservation

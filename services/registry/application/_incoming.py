@@ -35,6 +35,8 @@ from registry.domain.transfers import (
     ReservationState,
     TransferDirection,
     check_transfer_id,
+    check_transfer_id_claims,
+    reservation_claim,
 )
 
 # A PREPARE carries a bounded number of blocks; more is refused, not processed.
@@ -49,18 +51,22 @@ def validate_incoming_transfer(
     with uow:
         existing = uow.reservations.get(command.transfer_id)
         if existing is not None:
-            return IncomingValidation(command.transfer_id, _duplicate_reasons(existing))
+            return IncomingValidation(
+                command.transfer_id, _duplicate_reasons(existing, command.transferring_party)
+            )
         reasons = _incoming_refusals(uow, load_node(uow), command, clock.now().date())
     return IncomingValidation(command.transfer_id, tuple(dict.fromkeys(reasons)))
 
 
-def _duplicate_reasons(existing: Reservation) -> tuple[ReasonCode, ...]:
-    """A duplicate of a transfer in progress is fine; anything else reuses the id."""
-    if existing.direction is not TransferDirection.INCOMING:
-        return (ReasonCode.TRANSFER_ID_REUSED,)
-    if existing.state is ReservationState.RELEASED:
-        return (ReasonCode.TRANSFER_ALREADY_RELEASED,)
-    return ()
+def _duplicate_reasons(existing: Reservation, coordinator_party: str) -> tuple[ReasonCode, ...]:
+    """The same transfer still pending here is a repeat; any other use of the id is refused.
+
+    The coordinator of an incoming transfer is its transferring Party.
+    """
+    reasons = check_transfer_id_claims(coordinator_party, [reservation_claim(existing)])
+    if not reasons and existing.direction is not TransferDirection.INCOMING:
+        reasons.append(ReasonCode.TRANSFER_ID_CLAIMED)  # our own outgoing transfer's id
+    return tuple(reasons)
 
 
 def _incoming_refusals(
@@ -146,7 +152,11 @@ def hold_incoming_transfer(
     with uow:
         existing = uow.reservations.get(command.transfer_id)
         if existing is not None:
-            refuse_if_any(_duplicate_reasons(existing), "the transfer id was used before")
+            refuse_if_any(
+                _duplicate_reasons(existing, command.transferring_party),
+                f"transfer id {command.transfer_id} is known here under "
+                f"{existing.coordinator_party}",
+            )
             return _incoming_result(uow, existing)
         # Incoming transfers are rare; serialising them on the node row makes the
         # overlap check and the insert atomic against a concurrent hold.
@@ -178,6 +188,7 @@ def hold_incoming_transfer(
             direction=TransferDirection.INCOMING,
             account_id=command.to_account_id,
             counterparty_party=command.transferring_party,
+            coordinator_party=command.transferring_party,
             purpose=command.purpose,
             quantity=sum(block.quantity for block in blocks),
             omge_quantity=0,
@@ -241,7 +252,9 @@ def finalise_incoming_transfer(
     """COMMIT won: the held blocks become holdings of the destination account."""
     now = clock.now()
     with uow:
-        reservation = lock_reservation(uow, command.transfer_id, TransferDirection.INCOMING)
+        reservation = lock_reservation(
+            uow, command.transfer_id, command.coordinator_party, TransferDirection.INCOMING
+        )
         if reservation.state is ReservationState.FINALISED:
             return _incoming_result(uow, reservation)
         finalised = reservation.finalised(now)
@@ -286,7 +299,9 @@ def release_incoming_transfer(
     """ABORT won: the pending credit disappears; the audit trail keeps the story."""
     now = clock.now()
     with uow:
-        reservation = lock_reservation(uow, command.transfer_id, TransferDirection.INCOMING)
+        reservation = lock_reservation(
+            uow, command.transfer_id, command.coordinator_party, TransferDirection.INCOMING
+        )
         if reservation.state is ReservationState.RELEASED:
             return IncomingResult(reservation.transfer_id, reservation.state, 0, ())
         released = reservation.released(now)

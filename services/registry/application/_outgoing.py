@@ -51,6 +51,7 @@ def reserve_for_transfer(
     """Run the sender-side checks (3-8, 10) and lock the units and the OMGE share."""
     now = clock.now()
     with uow:
+        node = load_node(uow)
         existing = uow.reservations.get(command.transfer_id)
         if existing is not None:
             # Check 1: a repeated transaction id returns the first answer.
@@ -59,10 +60,12 @@ def reserve_for_transfer(
                 and existing.account_id == command.from_account_id
             ):
                 return reservation_result(uow, existing)
-            raise DomainError(
-                ReasonCode.TRANSFER_ID_REUSED, f"transfer id {command.transfer_id} is taken"
+            reason = (
+                ReasonCode.TRANSFER_ID_REUSED
+                if existing.coordinator_party == node.party
+                else ReasonCode.TRANSFER_ID_CLAIMED
             )
-        node = load_node(uow)
+            raise DomainError(reason, f"transfer id {command.transfer_id} is taken")
         refuse_if_any(_request_refusals(node, command), "the transfer is refused")
         lock_usable_account(uow, command.from_account_id)
         lookups = Lookups(uow)
@@ -117,6 +120,7 @@ def reserve_for_transfer(
             direction=TransferDirection.OUTGOING,
             account_id=command.from_account_id,
             counterparty_party=command.acquiring_party,
+            coordinator_party=node.party,
             purpose=command.purpose,
             quantity=pick.quantity,
             omge_quantity=sum(block.quantity for block in omge),
@@ -241,11 +245,13 @@ def finalise_outgoing_transfer(
     """COMMIT won: debit the units, record the first transfer and its adjustment, cancel OMGE."""
     now = clock.now()
     with uow:
-        reservation = lock_reservation(uow, command.transfer_id, TransferDirection.OUTGOING)
+        node = load_node(uow)
+        reservation = lock_reservation(
+            uow, command.transfer_id, node.party, TransferDirection.OUTGOING
+        )
         if reservation.state is ReservationState.FINALISED:
             return reservation_result(uow, reservation)
         finalised = reservation.finalised(now)
-        node = load_node(uow)
         lookups = Lookups(uow)
         omge_account = retirement_account_id(node.registry_id, AccountKind.OMGE_CANCELLATION)
         changed: list[SerialBlock] = []
@@ -327,11 +333,13 @@ def release_outgoing_reservation(
     """ABORT won: unlock the units (merging them back where they were split) and the cap."""
     now = clock.now()
     with uow:
-        reservation = lock_reservation(uow, command.transfer_id, TransferDirection.OUTGOING)
+        node = load_node(uow)
+        reservation = lock_reservation(
+            uow, command.transfer_id, node.party, TransferDirection.OUTGOING
+        )
         if reservation.state is ReservationState.RELEASED:
             return _result(reservation, [], [])
         released = reservation.released(now)
-        node = load_node(uow)
         lookups = Lookups(uow)
         blocks = sorted(uow.blocks.for_transfer(command.transfer_id), key=lambda b: b.key)
         deliveries = [b for b in blocks if b.transfer_role is TransferRole.DELIVERY]

@@ -165,11 +165,14 @@ class HoldIncomingTransfer:
 @dataclass(frozen=True, slots=True)
 class FinaliseIncomingTransfer:
     transfer_id: str
+    # The transfer's coordinator (its transferring Party): with the id, its key.
+    coordinator_party: str
 
 
 @dataclass(frozen=True, slots=True)
 class ReleaseIncomingTransfer:
     transfer_id: str
+    coordinator_party: str
 
 
 Command = (

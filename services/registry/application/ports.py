@@ -200,10 +200,22 @@ class AuditRepository(Protocol):
 
 
 class ReservationRepository(Protocol):
-    def get(self, transfer_id: str) -> Reservation | None: ...
+    """This node's side of its cross-border transfers, keyed by (transfer id, coordinator).
 
-    def lock(self, transfer_id: str) -> Reservation | None:
-        """Like ``get``, and serialise concurrent finalise/release of one transfer."""
+    A node admits one coordinator per transfer id (``check_transfer_id_claims``),
+    and the store refuses a second reservation under an id it holds, so ``get``
+    by id alone finds the one claim that stands in the way of a new transfer.
+    """
+
+    def get(self, transfer_id: str) -> Reservation | None:
+        """The reservation under this transfer id, whichever coordinator it is for."""
+        ...
+
+    def lock(self, transfer_id: str, coordinator_party: str) -> Reservation | None:
+        """The reservation of exactly this transfer, locked against a concurrent change.
+
+        None when the id is unknown here or belongs to another coordinator's transfer.
+        """
         ...
 
     def add(self, reservation: Reservation) -> None: ...

@@ -60,6 +60,10 @@ class ReasonCode(StrEnum):
     TRANSFER_ID_REUSED = "TRANSFER_ID_REUSED"
     TRANSFER_ALREADY_FINALISED = "TRANSFER_ALREADY_FINALISED"
     TRANSFER_ALREADY_RELEASED = "TRANSFER_ALREADY_RELEASED"
+    # A transfer is known by (transfer id, coordinator): another coordinator's PREPARE
+    # with an id this node already knows is refused, in flight or finished.
+    TRANSFER_ID_CLAIMED = "TRANSFER_ID_CLAIMED"
+    TRANSFER_ALREADY_FINAL = "TRANSFER_ALREADY_FINAL"
 
 
 class DomainError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -42,6 +43,9 @@ class Reservation:
     direction: TransferDirection
     account_id: str
     counterparty_party: str
+    # With ``transfer_id``, the key of the transfer across the federation: ids are
+    # drawn by coordinators, so only the pair names one transfer.
+    coordinator_party: str
     purpose: Purpose
     quantity: int
     omge_quantity: int
@@ -70,3 +74,37 @@ class Reservation:
                 ReasonCode.TRANSFER_ALREADY_RELEASED,
                 f"transfer {self.transfer_id} was already released",
             )
+
+
+@dataclass(frozen=True, slots=True)
+class TransferIdClaim:
+    """What this node already knows under one transfer id: who coordinates it, is it over."""
+
+    coordinator_party: str
+    final: bool
+
+
+def check_transfer_id_claims(
+    coordinator_party: str, claims: Iterable[TransferIdClaim]
+) -> list[ReasonCode]:
+    """May a PREPARE of ``coordinator_party`` start a transfer under an id this node knows?
+
+    A transfer is the pair (transfer id, coordinator). A node that held units,
+    voted, or kept a decision under one coordinator must never let another
+    coordinator's messages reach that record: the first claim of an id at a node
+    keeps it, and a finished transfer's id is never reused. A claim by the same
+    coordinator that is still open is the same transfer, repeated: no refusal.
+    """
+    reasons: list[ReasonCode] = []
+    for claim in claims:
+        if claim.final:
+            reasons.append(ReasonCode.TRANSFER_ALREADY_FINAL)
+        elif claim.coordinator_party != coordinator_party:
+            reasons.append(ReasonCode.TRANSFER_ID_CLAIMED)
+    return list(dict.fromkeys(reasons))
+
+
+def reservation_claim(reservation: Reservation) -> TransferIdClaim:
+    return TransferIdClaim(
+        reservation.coordinator_party, reservation.state is not ReservationState.PENDING
+    )

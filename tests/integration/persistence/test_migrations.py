@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from registry.adapters.database import make_engine, upgrade_database
 from registry.adapters.messaging.tables import MESSAGING_TABLES
 from registry.adapters.tables import metadata
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_the_migrated_schema_matches_the_metadata(engine: Engine) -> None:
@@ -35,3 +39,50 @@ def test_sqlite_pragmas_are_set(tmp_path: object) -> None:
     finally:
         engine.dispose()
     assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10_000}
+
+
+def test_reservations_get_their_coordinator_when_keyed_by_the_full_transfer_key(
+    database_url: str,
+) -> None:
+    # Rows written before revision 0005: an outgoing one is this node's own
+    # transfer, an incoming one is coordinated by its transferring Party.
+    upgrade_database(database_url, "0004_transfer_protocol")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO registry_node (singleton, party, registry_id, transfers_frozen,"
+                    " freeze_reason, next_serial) VALUES (1, 'CHE', 'CHE01', false, '', 1)"
+                ),
+                {},
+            )
+            for transfer_id, direction, counterparty in (
+                ("T-OUT", "OUTGOING", "GHA"),
+                ("T-IN", "INCOMING", "THA"),
+            ):
+                connection.execute(
+                    text(
+                        "INSERT INTO reservations (transfer_id, direction, account_id,"
+                        " counterparty_party, purpose, quantity, omge_quantity,"
+                        " first_transfer_quantity, state, created_at, updated_at)"
+                        " VALUES (:id, :direction, 'A', :counterparty, 'NDC', 1, 0, 0,"
+                        " 'PENDING', :at, :at)"
+                    ),
+                    {
+                        "id": transfer_id,
+                        "direction": direction,
+                        "counterparty": counterparty,
+                        "at": AT,
+                    },
+                )
+        upgrade_database(database_url)
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT transfer_id, coordinator_party FROM reservations ORDER BY 1")
+            ).all()
+            differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in rows] == [("T-IN", "THA"), ("T-OUT", "CHE")]
+    assert differences == []

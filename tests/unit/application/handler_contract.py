@@ -315,6 +315,19 @@ REASON_SCENARIOS: dict[ReasonCode, Callable[[Ledger], Any]] = {
         lg.run(ReleaseOutgoingReservation("T1")),
         lg.run(FinaliseOutgoingTransfer("T1")),
     ),
+    ReasonCode.TRANSFER_ID_CLAIMED: lambda lg: (
+        partner_registry(lg).run(HoldIncomingTransfer(**incoming("T1", (sample_spec(1, 10),)))),
+        lg.run(
+            ValidateIncomingTransfer(
+                **incoming("T1", (sample_spec(11, 20),), transferring_party=OUTSIDER)
+            )
+        ),
+    ),
+    ReasonCode.TRANSFER_ALREADY_FINAL: lambda lg: (
+        partner_registry(lg).run(HoldIncomingTransfer(**incoming("T1", (sample_spec(1, 10),)))),
+        lg.run(ReleaseIncomingTransfer("T1", PARTY)),
+        lg.run(ValidateIncomingTransfer(**incoming("T1", (sample_spec(1, 10),)))),
+    ),
 }
 
 
@@ -561,8 +574,8 @@ class LedgerHandlerContract:
         assert receiver.query("ledger_totals").incoming == 50
         assert receiver.held("GHA-A") == 0
         ledger.run(FinaliseOutgoingTransfer("T1"))
-        receiver.run(FinaliseIncomingTransfer("T1"))
-        receiver.run(FinaliseIncomingTransfer("T1"))
+        receiver.run(FinaliseIncomingTransfer("T1", PARTY))
+        receiver.run(FinaliseIncomingTransfer("T1", PARTY))
         assert receiver.held("GHA-A") == 50
         assert receiver.query("adjustments_for_party", PARTNER) == []
         totals = receiver.query("ledger_totals")
@@ -585,7 +598,7 @@ class LedgerHandlerContract:
         reserved = reserve(origin, quantity=30)
         receiver.run(HoldIncomingTransfer(**incoming("T1", reserved.blocks)))
         origin.run(FinaliseOutgoingTransfer("T1"))
-        receiver.run(FinaliseIncomingTransfer("T1"))
+        receiver.run(FinaliseIncomingTransfer("T1", PARTY))
         refused = reasons_of(
             lambda: receiver.run(
                 ReserveForTransfer("T2", "GHA-A", QuantitySelection(10), PARTY, Purpose.NDC)
@@ -602,7 +615,7 @@ class LedgerHandlerContract:
         reserved = reserve(origin, quantity=30)
         receiver.run(HoldIncomingTransfer(**incoming("T1", reserved.blocks, authorisations=(loa,))))
         origin.run(FinaliseOutgoingTransfer("T1"))
-        receiver.run(FinaliseIncomingTransfer("T1"))
+        receiver.run(FinaliseIncomingTransfer("T1", PARTY))
         onward = receiver.run(
             ReserveForTransfer("T2", "GHA-A", QuantitySelection(10), PARTY, Purpose.NDC)
         )
@@ -615,14 +628,40 @@ class LedgerHandlerContract:
     def test_releasing_an_incoming_transfer_drops_the_pending_credit(self, ledger: Ledger) -> None:
         receiver = partner_registry(ledger)
         receiver.run(HoldIncomingTransfer(**incoming("T1", (sample_spec(1, 10),))))
-        receiver.run(ReleaseIncomingTransfer("T1"))
-        receiver.run(ReleaseIncomingTransfer("T1"))
+        receiver.run(ReleaseIncomingTransfer("T1", PARTY))
+        receiver.run(ReleaseIncomingTransfer("T1", PARTY))
         assert receiver.query("ledger_totals").incoming == 0
         assert receiver.run(ValidateIncomingTransfer(**incoming("T1", ()))).reasons == (
-            ReasonCode.TRANSFER_ALREADY_RELEASED,
+            ReasonCode.TRANSFER_ALREADY_FINAL,
         )
         # The serials are free again for a new transfer.
         assert receiver.run(ValidateIncomingTransfer(**incoming("T2", (sample_spec(1, 10),)))).ok
+
+    def test_another_coordinators_transfer_under_the_same_id_never_reaches_the_hold(
+        self, ledger: Ledger
+    ) -> None:
+        # A third member reuses the id of PARTY's transfer in flight to this node.
+        receiver = partner_registry(ledger)
+        receiver.run(HoldIncomingTransfer(**incoming("T1", (sample_spec(1, 10),))))
+        intruder = incoming("T1", (sample_spec(11, 20),), transferring_party=OUTSIDER)
+        assert receiver.run(ValidateIncomingTransfer(**intruder)).reasons == (
+            ReasonCode.TRANSFER_ID_CLAIMED,
+        )
+        assert reasons_of(lambda: receiver.run(HoldIncomingTransfer(**intruder))) == {
+            ReasonCode.TRANSFER_ID_CLAIMED
+        }
+        # Its decisions find no reservation of its own, and leave PARTY's alone.
+        release = ReleaseIncomingTransfer("T1", OUTSIDER)
+        finalise = FinaliseIncomingTransfer("T1", OUTSIDER)
+        assert reasons_of(lambda: receiver.run(release)) == {ReasonCode.UNKNOWN_TRANSFER}
+        assert reasons_of(lambda: receiver.run(finalise)) == {ReasonCode.UNKNOWN_TRANSFER}
+        assert receiver.query("ledger_totals").incoming == 10
+        receiver.run(FinaliseIncomingTransfer("T1", PARTY))
+        assert receiver.held("GHA-A") == 10
+        # A finished transfer's id stays taken, whoever asks.
+        assert receiver.run(ValidateIncomingTransfer(**intruder)).reasons == (
+            ReasonCode.TRANSFER_ALREADY_FINAL,
+        )
 
     @pytest.mark.parametrize(
         ("change", "expected"),
@@ -662,7 +701,7 @@ class LedgerHandlerContract:
     ) -> None:
         receiver = partner_registry(ledger)
         receiver.run(HoldIncomingTransfer(**incoming("T1", (sample_spec(1, 10),))))
-        receiver.run(FinaliseIncomingTransfer("T1"))
+        receiver.run(FinaliseIncomingTransfer("T1", PARTY))
         receiver.run(SetTransferFreeze(True, "audit"))
         reasons = receiver.run(ValidateIncomingTransfer(**incoming("T2", (sample_spec(10, 20),))))
         assert set(reasons.reasons) == {ReasonCode.REGISTRY_FROZEN, ReasonCode.SERIAL_OVERLAP}

@@ -321,6 +321,7 @@ class ReservationRepositoryContract:
             TransferDirection.OUTGOING,
             "A",
             "GHA",
+            "CHE",
             Purpose.NDC,
             10,
             1,
@@ -334,6 +335,7 @@ class ReservationRepositoryContract:
             "T2",
             TransferDirection.INCOMING,
             "A",
+            "GHA",
             "GHA",
             Purpose.OIMP,
             5,
@@ -349,13 +351,19 @@ class ReservationRepositoryContract:
             with pytest.raises(DomainError) as error:
                 uow.reservations.add(outgoing)
             assert error.value.reason is ReasonCode.TRANSFER_ID_REUSED
+            # One coordinator per transfer id at a node: the store guards it too.
+            with pytest.raises(DomainError):
+                uow.reservations.add(replace(incoming, coordinator_party="THA"))
             uow.commit()
         with uow:
             finalised = outgoing.finalised(AT + timedelta(minutes=1))
             uow.reservations.update(finalised)
             uow.commit()
         with uow:
-            assert uow.reservations.lock("T1") == finalised
+            assert uow.reservations.lock("T1", "CHE") == finalised
+            # Only the full key finds a reservation for change: never another
+            # coordinator's transfer under the same id.
+            assert uow.reservations.lock("T1", "GHA") is None
             assert uow.reservations.get("T3") is None
             assert uow.reservations.list(state=ReservationState.PENDING) == [incoming]
             assert uow.reservations.list(direction=TransferDirection.OUTGOING) == [finalised]

@@ -156,7 +156,9 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(transfer_id=consumes(incoming), commit=st.booleans())
     def decide_incoming(self, transfer_id: str, commit: bool) -> None:
-        command = (FinaliseIncomingTransfer if commit else ReleaseIncomingTransfer)(transfer_id)
+        command = (FinaliseIncomingTransfer if commit else ReleaseIncomingTransfer)(
+            transfer_id, PARTNER
+        )
         self.attempt(command)
         self.attempt(command)
         if commit:

@@ -75,7 +75,7 @@ def cross_border(
     sender.clock.advance(STEP)
     receiver.clock.current = sender.clock.current
     sender.run(FinaliseOutgoingTransfer(transfer_id))
-    receiver.run(FinaliseIncomingTransfer(transfer_id))
+    receiver.run(FinaliseIncomingTransfer(transfer_id, route[0]))
 
 
 def trade(sender: Ledger, receiver: Ledger) -> None:

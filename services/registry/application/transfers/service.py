@@ -18,7 +18,7 @@ does for the simulator.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -75,6 +75,7 @@ from registry.application.transfers.records import (
 from registry.domain.authorisations import Purpose
 from registry.domain.errors import DomainError, ReasonCode
 from registry.domain.selection import UnitSelection
+from registry.domain.transfers import TransferIdClaim, check_transfer_id_claims
 from registry.protocol import coordinator, participant
 from registry.protocol.arbiter import EnvelopeVerifier, TransferKey, names_party, read_decision
 from registry.protocol.coordinator import CoordinatorState
@@ -321,6 +322,11 @@ class Transfers:
                 (ReasonCode.MALFORMED_IDENTIFIER,),
                 f"deadline_s must be {TRANSFER_DEADLINE_MIN_S} to {TRANSFER_DEADLINE_MAX_S}",
             )
+        claimed = self._claim_refusals(uow, TransferKey(request.transfer_id, self.party))
+        if claimed:
+            raise _Refusal(
+                tuple(claimed), f"transfer id {request.transfer_id} is known here as another's"
+            )
         to_registry_id = self.federation.registry_of(request.to_party)
         if to_registry_id is None and request.to_party != self.party:
             raise _Refusal((UNKNOWN_PARTY,), f"{request.to_party} is not a federation member")
@@ -405,12 +411,11 @@ class Transfers:
         transaction = _Transaction()
         uow = self._unit_of_work()
         with uow:
-            if uow.inbox.seen_before(str(envelope.message_id)):
+            inbox_id = _inbox_id(envelope, key)
+            if uow.inbox.seen_before(inbox_id):
                 log.info("duplicate message ignored")
                 return
-            uow.inbox.record(
-                str(envelope.message_id), position.topic, position.partition, position.offset
-            )
+            uow.inbox.record(inbox_id, position.topic, position.partition, position.offset)
             record = uow.transfers.get(key)
             if isinstance(payload, Prepare):
                 self._on_prepare(uow, envelope, key, record, now, transaction, log)
@@ -443,7 +448,9 @@ class Transfers:
                 current, _ = participant.step(current, DecisionRead(winner, None), now)
         refusals: tuple[str, ...] = ()
         if current.phase is ParticipantPhase.UNKNOWN:
-            refusals = self._incoming_refusals(uow, envelope)
+            refusals = _codes(
+                (*self._claim_refusals(uow, key), *self._incoming_refusals(uow, envelope))
+            )
         state, effects = participant.step(current, PrepareReceived(envelope, refusals), now)
         if any(isinstance(effect, HoldIncoming) for effect in effects):
             try:
@@ -456,6 +463,19 @@ class Transfers:
                 )
         self._perform(uow, Role.PARTICIPANT, effects, now, transaction, log)
         self._save(uow, state, now, record, transaction)
+
+    def _claim_refusals(self, uow: TransferUnitOfWork, key: TransferKey) -> list[ReasonCode]:
+        """NO to a PREPARE whose id this node knows under another coordinator.
+
+        The ledger refuses an id its reservations hold; this adds what only the
+        protocol knows: a vote given, or a decision kept, under that id.
+        """
+        claims = [
+            TransferIdClaim(record.coordinator_party, record.status is not TransferStatus.PENDING)
+            for record in uow.transfers.find(key.transfer_id)
+            if record.coordinator_party != key.coordinator_party
+        ]
+        return check_transfer_id_claims(key.coordinator_party, claims)
 
     def _incoming_refusals(self, uow: TransferUnitOfWork, envelope: Envelope) -> tuple[str, ...]:
         prepare = envelope.payload
@@ -548,18 +568,20 @@ class Transfers:
         key = TransferKey(envelope.transfer_id, envelope.payload.coordinator_party)
         transaction = _Transaction()
         uow = self._unit_of_work()
+        read = read_decision(envelope, self._verify)
+        if read.refusal is not None:
+            # Judged before the dedupe: a record that does not count must not mark its
+            # (possibly borrowed) message id as seen and so hide the genuine record.
+            log.warning("decision does not count", reason_code=read.refusal)
+            return
         with uow:
-            if uow.inbox.seen_before(str(envelope.message_id)):
+            inbox_id = _inbox_id(envelope, key)
+            if uow.inbox.seen_before(inbox_id):
                 log.info("duplicate decision record ignored")
                 return
-            uow.inbox.record(
-                str(envelope.message_id), position.topic, position.partition, position.offset
-            )
-            read = read_decision(envelope, self._verify)
+            uow.inbox.record(inbox_id, position.topic, position.partition, position.offset)
             if uow.decisions.winner(key) is not None:
                 log.info("decision ignored", reason_code="DECISION_ALREADY_WON")
-            elif read.refusal is not None:
-                log.warning("decision does not count", reason_code=read.refusal)
             else:
                 uow.decisions.keep(key, envelope, now)
                 log.info("decision won", outcome=envelope.payload.outcome.value)
@@ -710,20 +732,33 @@ class Transfers:
                 log.info("message ignored", reason_code=effect.reason_code, detail=effect.detail)
 
     def _apply(self, uow: TransferUnitOfWork, effect: ApplyCommit | ApplyAbort) -> None:
-        """Finalise or release this node's side; the ledger handlers are idempotent."""
+        """Finalise or release this node's side; the ledger handlers are idempotent.
+
+        The ledger finds the reservation by the full transfer key, so a decision is
+        applied only to the reservation it was made for.
+        """
         transfer_id = str(effect.transfer_id)
+        coordinator_party = effect.coordinator_party
         coordinating = effect.role is Role.COORDINATOR
+        if coordinating and coordinator_party != self.party:
+            raise LedgerInvariantError(
+                f"transfer {transfer_id}: a coordinator effect for {coordinator_party}'s transfer"
+            )
         try:
             if isinstance(effect, ApplyCommit) and coordinating:
                 finalise_outgoing_transfer(uow, self._clock, FinaliseOutgoingTransfer(transfer_id))
             elif isinstance(effect, ApplyCommit):
-                finalise_incoming_transfer(uow, self._clock, FinaliseIncomingTransfer(transfer_id))
+                finalise_incoming_transfer(
+                    uow, self._clock, FinaliseIncomingTransfer(transfer_id, coordinator_party)
+                )
             elif coordinating:
                 release_outgoing_reservation(
                     uow, self._clock, ReleaseOutgoingReservation(transfer_id)
                 )
             else:
-                release_incoming_transfer(uow, self._clock, ReleaseIncomingTransfer(transfer_id))
+                release_incoming_transfer(
+                    uow, self._clock, ReleaseIncomingTransfer(transfer_id, coordinator_party)
+                )
         except DomainError as error:
             # The protocol decided and the ledger cannot follow (e.g. a COMMIT for a
             # hold that was released): never half-apply; the edge logs and stops here.
@@ -757,7 +792,18 @@ class Transfers:
         )
 
 
-def _codes(reasons: tuple[str, ...]) -> tuple[str, ...]:
+def _inbox_id(envelope: Envelope, key: TransferKey) -> str:
+    """The dedupe key of a consumed message: its sender, its transfer's full key, its id.
+
+    A message id is only its sender's promise of uniqueness, so another member
+    could send its own record under an id it has seen; qualified by the (verified)
+    sender and the transfer key, such a record never hides the genuine one.
+    """
+    sender = envelope.sender_party
+    return f"{sender}:{key.coordinator_party}:{key.transfer_id}:{envelope.message_id}"
+
+
+def _codes(reasons: Iterable[str]) -> tuple[str, ...]:
     """Reason codes as a vote may carry them: distinct, and no more than the wire allows."""
     return tuple(dict.fromkeys(str(reason) for reason in reasons))[:REASON_CODES_PER_MESSAGE_MAX]
 
