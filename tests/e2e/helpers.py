@@ -28,7 +28,8 @@ from typing import Any, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from deploy.federation.launcher import (
     Federation,
@@ -39,6 +40,8 @@ from deploy.federation.launcher import (
     log_tail,
 )
 
+from a6wire.directory import FederationDirectory, FederationMember
+from a6wire.keys import public_key_base64
 from a6wire.messages import Envelope
 from a6wire.signing import seal
 from a6wire.topics import DECISION_TOPIC, inbox_topic
@@ -58,6 +61,13 @@ KAFKA_POLL_TIMEOUT_MS = 200
 # Until a node's consumer group has committed past the records we produced.
 CONSUMED_TIMEOUT_S = 60.0
 KAFKA_REQUEST_TIMEOUT_MS = 30_000
+KAFKA_NO_ERROR = 0
+# The inbox a member that runs no node gets from the tests: what a local node makes its own
+# (registry.adapters.messaging.config: INBOX_TOPIC_PARTITIONS_DEFAULT, local replication).
+INBOX_TOPIC_PARTITIONS = 3
+INBOX_TOPIC_REPLICATION_FACTOR = 1
+# Enough for every transfer record one test module makes on one node.
+TRANSFER_LIST_LIMIT = 1_000
 # How much of a node's log a failure quotes: protocol lines, not the access log of polls.
 LOG_LINES_SCANNED = 2_000
 LOG_LINES_SHOWN = 40
@@ -138,9 +148,17 @@ class World:
 
 @contextlib.contextmanager
 def running_federation(
-    kafka_bootstrap: str, base_dir: Path, parties: Sequence[str]
+    kafka_bootstrap: str,
+    base_dir: Path,
+    parties: Sequence[str],
+    *,
+    members_without_node: Mapping[str, Ed25519PrivateKey] | None = None,
 ) -> Iterator[World]:
-    """Three (or more) node processes of our own Parties; stopped, and checked gone, on exit."""
+    """Three (or more) node processes of our own Parties; stopped, and checked gone, on exit.
+
+    ``members_without_node``: Parties listed in the federation directory with the
+    public half of the given key (registry ``<PARTY>01``) but running no node; a
+    test plays them on the bus with that key (a hostile member, say)."""
     federation = Federation(
         FederationSpec(
             parties=[PartySpec(party) for party in parties],
@@ -150,6 +168,8 @@ def running_federation(
         )
     )
     federation.prepare()
+    if members_without_node:
+        add_directory_members(federation.directory_path, members_without_node)
     federation.start()
     try:
         yield World(federation, kafka_bootstrap)
@@ -161,6 +181,22 @@ def running_federation(
         federation.stop()
         left = [pid for pid in pids if group_alive(pid)]
         assert not left, f"node process groups left behind after stop(): {left}"
+
+
+def add_directory_members(directory_path: Path, keys: Mapping[str, Ed25519PrivateKey]) -> None:
+    """Append members to a federation directory before the nodes start (they read it once)."""
+    directory = FederationDirectory.from_json(directory_path.read_bytes())
+    added = tuple(
+        FederationMember(
+            party=party,
+            registry_id=f"{party}01",
+            public_key_base64=public_key_base64(key),
+            inbox_topic=inbox_topic(party),
+        )
+        for party, key in keys.items()
+    )
+    extended = FederationDirectory(members=(*directory.members, *added))
+    directory_path.write_text(extended.model_dump_json(indent=2) + "\n")
 
 
 def pause(world: World, party: str) -> None:
@@ -531,6 +567,57 @@ def assert_federation_invariants(world: World) -> None:
     assert_no_double_holding(world)
 
 
+def transfer_records(world: World, party: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every transfer record of the Party's node by its full key (transfer id, coordinator).
+
+    ``GET /v1/transfers/{id}`` shows one record per id; the list shows every record, so
+    an id that another coordinator reused shows once per coordinator."""
+    listed = call(world.node(party), "GET", "/v1/transfers", params={"limit": TRANSFER_LIST_LIMIT})
+    items: list[dict[str, Any]] = listed["items"]
+    assert len(items) < TRANSFER_LIST_LIMIT, f"{party} lists {len(items)} transfers: raise it"
+    records: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in items:
+        key = (item["transfer_id"], item["from_party"])
+        assert key not in records, f"{party} keeps two records of the transfer {key}"
+        records[key] = item
+    return records
+
+
+def assert_transfers_atomic(world: World) -> None:
+    """Atomicity: every transfer between two nodes has one status at both ends (the
+    coordinator's record and each receiver's record of the same full key). A transfer
+    that ended ABORTED at its coordinator may be unknown to a receiver (refused before
+    the PREPARE left, or the PREPARE never arrived); a COMMITTED one may not."""
+    records = {party: transfer_records(world, party) for party in world.parties}
+    broken: list[str] = []
+    for coordinator, mine in records.items():
+        for (transfer_id, from_party), view in mine.items():
+            if from_party != coordinator:
+                continue  # a receiver's record: checked from its coordinator's side
+            for receiver in view["to_party"].split(","):
+                if receiver not in records:
+                    continue
+                theirs = records[receiver].get((transfer_id, coordinator))
+                status = view["status"]
+                if theirs is None and status != "ABORTED":
+                    broken.append(f"{transfer_id}: {status} at {coordinator}, none at {receiver}")
+                elif theirs is not None and theirs["status"] != status:
+                    broken.append(
+                        f"{transfer_id} ({coordinator} -> {receiver}): {status} "
+                        f"({view['phase']}) at {coordinator}, {theirs['status']} "
+                        f"({theirs['phase']}) at {receiver}"
+                    )
+    for receiver, theirs_all in records.items():
+        for (transfer_id, coordinator), view in theirs_all.items():
+            known = coordinator not in records or (transfer_id, coordinator) in records[coordinator]
+            if coordinator != receiver and not known:
+                broken.append(
+                    f"{transfer_id}: {view['status']} at {receiver}, "
+                    f"none at its coordinator {coordinator}"
+                )
+    assert not broken, "transfers not atomic:\n" + "\n".join(broken)
+
+
 def ledger_snapshot(world: World, accounts: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """What replayed or forged messages must not change: holdings of the given
     accounts, every CA entry and the holdings totals of every node."""
@@ -578,8 +665,19 @@ class RawRecord:
             return None if found is None else str(found)
         return None
 
+    @property
+    def sender_party(self) -> str | None:
+        with contextlib.suppress(ValueError):
+            found = self.json().get("sender_party")
+            return None if found is None else str(found)
+        return None
+
     def envelope(self) -> Envelope:
         return Envelope.model_validate_json(self.value)
+
+    def to(self, topic: str) -> RawRecord:
+        """The same record (key, value, headers) aimed at another topic."""
+        return RawRecord(topic, -1, -1, self.key, self.value, self.headers)
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
@@ -668,8 +766,10 @@ async def wait_for_record(
     *,
     since: Mapping[int, int] | None = None,
     timeout_s: float = RECORD_APPEAR_TIMEOUT_S,
+    sender: str | None = None,
 ) -> RawRecord:
-    """Consume ``topic`` from ``since`` until a ``message_type`` record of the transfer shows."""
+    """Consume ``topic`` from ``since`` until a ``message_type`` record of the transfer shows
+    (with ``sender``: one that Party signed, when several Parties write about one id)."""
     consumer = _consumer(bootstrap)
     await consumer.start()
     try:
@@ -682,10 +782,15 @@ async def wait_for_record(
             fetched = await consumer.getmany(timeout_ms=KAFKA_POLL_TIMEOUT_MS)
             for batch in fetched.values():
                 for record in map(_raw, batch):
-                    if record.transfer_id == transfer_id and record.message_type == message_type:
+                    if (
+                        record.transfer_id == transfer_id
+                        and record.message_type == message_type
+                        and (sender is None or record.sender_party == sender)
+                    ):
                         return record
+        from_whom = "" if sender is None else f" from {sender}"
         raise AssertionError(
-            f"no {message_type} of {transfer_id} on {topic} within {timeout_s:.0f} s"
+            f"no {message_type}{from_whom} of {transfer_id} on {topic} within {timeout_s:.0f} s"
         )
     finally:
         await consumer.stop()
@@ -714,6 +819,77 @@ async def produce(bootstrap: str, records: Sequence[RawRecord]) -> dict[str, dic
     return {
         topic: await end_offsets(bootstrap, topic) for topic in {record.topic for record in records}
     }
+
+
+async def produce_placed(bootstrap: str, records: Sequence[RawRecord]) -> list[RawRecord]:
+    """Produce the records in order; returns each as placed (its partition and offset)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        request_timeout_ms=KAFKA_REQUEST_TIMEOUT_MS,
+    )
+    await producer.start()
+    placed: list[RawRecord] = []
+    try:
+        for record in records:
+            metadata = await producer.send_and_wait(
+                record.topic, record.value, key=record.key, headers=list(record.headers)
+            )
+            placed.append(
+                RawRecord(
+                    record.topic,
+                    metadata.partition,
+                    metadata.offset,
+                    record.key,
+                    record.value,
+                    record.headers,
+                )
+            )
+    finally:
+        await producer.stop()
+    return placed
+
+
+def marks_past(records: Iterable[RawRecord]) -> dict[str, dict[int, int]]:
+    """Per topic and partition, the offset just past the last of ``records``: what a
+    node's consumer group must have committed once it has handled all of them."""
+    marks: dict[str, dict[int, int]] = {}
+    for record in records:
+        if record.offset < 0:
+            raise ValueError(f"{record.topic}: a record not yet placed has no offset")
+        partitions = marks.setdefault(record.topic, {})
+        partitions[record.partition] = max(partitions.get(record.partition, 0), record.offset + 1)
+    return marks
+
+
+async def create_inbox_topic(bootstrap: str, party: str) -> None:
+    """Create the inbox of a member that runs no node (a node creates its own at start,
+    with these settings), and wait until the broker lists its partitions."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="e2e-transfer-tests",
+        request_timeout_ms=KAFKA_REQUEST_TIMEOUT_MS,
+    )
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    name=inbox_topic(party),
+                    num_partitions=INBOX_TOPIC_PARTITIONS,
+                    replication_factor=INBOX_TOPIC_REPLICATION_FACTOR,
+                )
+            ],
+            timeout_ms=KAFKA_REQUEST_TIMEOUT_MS,
+        )
+    finally:
+        await admin.close()
+    for topic_error in response.topic_errors:
+        name, code = topic_error[0], topic_error[1]
+        if code not in (KAFKA_NO_ERROR, TopicAlreadyExistsError.errno):
+            raise AssertionError(f"the broker refused to create {name}: error code {code}")
+    await end_offsets(bootstrap, inbox_topic(party))  # fails if no partition shows in time
 
 
 async def committed_offsets(bootstrap: str, group_id: str, topic: str) -> dict[int, int]:
