@@ -113,24 +113,20 @@ class TransferBus:
     def party(self) -> str:
         return self._transfers.party
 
-    def _accept_inbox(self, data: bytes) -> Envelope:
-        envelope = _decoded(data)
+    def _check_inbox(self, envelope: Envelope) -> None:
         try:
             verify_envelope(envelope, self._directory)
         except WireError as error:
             raise _Refusal(error.reason_code, str(error)) from error
         if isinstance(envelope.payload, Decision):
             raise _Refusal(DECISION_ON_INBOX, "a DECISION belongs on the decision topic")
-        return envelope
 
-    def _accept_decision(self, data: bytes) -> Envelope:
-        envelope = _decoded(data)
+    def _check_decision(self, envelope: Envelope) -> None:
         # The arbiter's own rule: a record it refuses can never win, for any Party,
         # so quarantining it changes no winner (the handler judges it again).
         refusal = decision_refusal(envelope, self._verify_signature)
         if refusal is not None:
             raise _Refusal(refusal, "the record does not count as a decision")
-        return envelope
 
     def handle_inbox_bytes(
         self, data: bytes, position: MessagePosition, key: bytes | None = None
@@ -148,11 +144,12 @@ class TransferBus:
     ) -> None:
         envelope: Envelope | None = None
         try:
+            envelope = _decoded(data)
             if kind is TopicKind.INBOX:
-                envelope = self._accept_inbox(data)
+                self._check_inbox(envelope)
                 self._guarded(self._transfers.handle_inbox_envelope, envelope, position)
             else:
-                envelope = self._accept_decision(data)
+                self._check_decision(envelope)
                 self._guarded(self._transfers.handle_decision_record, envelope, position)
         except _Refusal as refusal:
             self._refuse(kind, data, position, key, envelope, refusal)
