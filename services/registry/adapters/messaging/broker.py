@@ -85,7 +85,7 @@ CONSUMER_MAX_POLL_INTERVAL_MS = 60_000
 # so a database outage neither spins the CPU nor floods the log. The maximum
 # stays well inside CONSUMER_MAX_POLL_INTERVAL_MS, since the pause holds the poll.
 REDELIVERY_BACKOFF_FIRST_S = 0.5
-REDELIVERY_BACKOFF_MAX_S = 30.0
+REDELIVERY_BACKOFF_MAX_S = 20.0
 
 
 def redelivery_backoff_s(consecutive_failures: int) -> float:
