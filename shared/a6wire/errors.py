@@ -42,3 +42,49 @@ class WrongRoleError(WireError):
     """A validly signed message from a Party that may not send it in this transfer."""
 
     reason_code = "WRONG_ROLE"
+
+
+# Refusals of bytes before they are an envelope (a6wire.decoding): subclasses of
+# MalformedMessageError, each with its own code so an operator sees which bound broke.
+
+
+class RecordTooLargeError(MalformedMessageError):
+    """A record larger than any member may send."""
+
+    reason_code = "RECORD_TOO_LARGE"
+
+
+class NotUtf8Error(MalformedMessageError):
+    """Bytes that are not strict UTF-8."""
+
+    reason_code = "NOT_UTF8"
+
+
+class NotJsonError(MalformedMessageError):
+    """UTF-8 text that is not JSON (NaN and Infinity included)."""
+
+    reason_code = "NOT_JSON"
+
+
+class NestingTooDeepError(MalformedMessageError):
+    """JSON nested deeper than any envelope is."""
+
+    reason_code = "NESTING_TOO_DEEP"
+
+
+class NumberTooLongError(MalformedMessageError):
+    """A number literal longer than any number the schema holds."""
+
+    reason_code = "NUMBER_TOO_LONG"
+
+
+class DuplicateKeyError(MalformedMessageError):
+    """An object naming one key twice: readers could disagree about what was signed."""
+
+    reason_code = "DUPLICATE_KEY"
+
+
+class DatetimeOutOfRangeError(MalformedMessageError):
+    """A timestamp outside the range a protocol message can carry."""
+
+    reason_code = "DATETIME_OUT_OF_RANGE"

@@ -28,6 +28,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from a6wire.identifiers import (
     SERIAL_MIN,
@@ -55,10 +56,29 @@ REASON_CODE_PATTERN = r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$"
 SHA256_HEX_PATTERN = r"^[0-9a-f]{64}$"
 
 
+# Every timestamp a protocol message carries (sent_at, a deadline) is "now" or a
+# few hours from now; outside this range it is garbage, and near datetime's own
+# limits converting it to UTC would overflow.
+DATETIME_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+DATETIME_MAX = datetime(2200, 1, 1, tzinfo=UTC)
+# The pydantic error type under which a6wire.verification reports DATETIME_OUT_OF_RANGE.
+DATETIME_OUT_OF_RANGE_ERROR = "datetime_out_of_range"
+
+
 def _as_utc(value: datetime) -> datetime:
     # One representation per instant, so the canonical bytes of a message do not
     # depend on the sender's local offset.
-    return value.astimezone(UTC)
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not DATETIME_MIN <= in_utc < DATETIME_MAX:
+        raise PydanticCustomError(
+            DATETIME_OUT_OF_RANGE_ERROR,
+            "datetime outside {low} to {high}",
+            {"low": DATETIME_MIN.isoformat(), "high": DATETIME_MAX.isoformat()},
+        )
+    return in_utc
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]

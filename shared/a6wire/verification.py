@@ -10,33 +10,39 @@ by the arbiter in ``registry.protocol``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from a6wire.decoding import load_bounded_json
 from a6wire.directory import FederationDirectory
 from a6wire.errors import (
     BadSignatureError,
+    DatetimeOutOfRangeError,
     MalformedMessageError,
     UnsupportedSchemaVersionError,
     WrongRoleError,
 )
-from a6wire.messages import SUPPORTED_SCHEMA_VERSIONS, Decision, Done, Envelope, Prepare, Vote
+from a6wire.messages import (
+    DATETIME_OUT_OF_RANGE_ERROR,
+    SUPPORTED_SCHEMA_VERSIONS,
+    Decision,
+    Done,
+    Envelope,
+    Prepare,
+    Vote,
+)
 from a6wire.signing import signature_is_valid
-
-ENVELOPE_SIZE_MAX_BYTES = 4 * 1024 * 1024
 
 
 def decode_envelope(data: bytes | str) -> Envelope:
     """Parse bytes from the bus; an unknown schema version is refused before the
-    payload is interpreted, since a newer schema may mean something else."""
-    if len(data) > ENVELOPE_SIZE_MAX_BYTES:
-        raise MalformedMessageError("the envelope is larger than the size limit")
-    try:
-        raw = json.loads(data)
-    except ValueError as error:
-        raise MalformedMessageError(f"not JSON: {error}") from error
+    payload is interpreted, since a newer schema may mean something else.
+
+    The bytes are read within the bounds of ``a6wire.decoding``; every refusal,
+    whatever broke, is a ``WireError`` with a reason code.
+    """
+    raw = load_bounded_json(data)
     if not isinstance(raw, dict):
         raise MalformedMessageError("an envelope is a JSON object")
     version = raw.get("schema_version")
@@ -47,6 +53,8 @@ def decode_envelope(data: bytes | str) -> Envelope:
     try:
         return Envelope.model_validate(raw)
     except ValidationError as error:
+        if any(item["type"] == DATETIME_OUT_OF_RANGE_ERROR for item in error.errors()):
+            raise DatetimeOutOfRangeError(str(error)) from error
         raise MalformedMessageError(str(error)) from error
 
 

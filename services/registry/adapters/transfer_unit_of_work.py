@@ -19,6 +19,7 @@ from typing import Self
 from uuid import UUID
 
 from sqlalchemy import Engine, NestedTransaction
+from sqlalchemy.exc import SQLAlchemyError
 
 from a6wire.messages import Envelope
 from registry.adapters.in_memory import InMemoryStore, InMemoryUnitOfWork
@@ -29,6 +30,7 @@ from registry.adapters.transfer_repositories import (
     SqlTransferStateRepository,
 )
 from registry.adapters.unit_of_work import SqlAlchemyUnitOfWork
+from registry.application.ports import StorageUnavailableError
 from registry.application.transfers.ports import TransferRecord, TransferStatus
 from registry.protocol.arbiter import TransferKey
 
@@ -48,7 +50,10 @@ class SqlTransferUnitOfWork(SqlAlchemyUnitOfWork):
 
     def __enter__(self) -> Self:
         if self._depth == 0:
-            super().__enter__()
+            try:
+                super().__enter__()
+            except SQLAlchemyError as error:
+                raise StorageUnavailableError(f"database: {type(error).__name__}") from error
             connection = self._connection
             if connection is None:
                 raise RuntimeError("the unit of work has no connection")
@@ -71,7 +76,13 @@ class SqlTransferUnitOfWork(SqlAlchemyUnitOfWork):
     ) -> None:
         self._depth -= 1
         if self._depth == 0:
-            super().__exit__(exc_type, exc, traceback)
+            try:
+                super().__exit__(exc_type, exc, traceback)
+            except SQLAlchemyError as error:
+                raise StorageUnavailableError(f"database: {type(error).__name__}") from error
+            # The driver's error stops here: callers (the bus) see the project's own.
+            if isinstance(exc, SQLAlchemyError):
+                raise StorageUnavailableError(f"database: {type(exc).__name__}") from exc
             return
         savepoint = self._savepoints.pop()
         if savepoint.is_active:
@@ -217,7 +228,10 @@ class InMemoryTransferUnitOfWork(InMemoryUnitOfWork):
 
     def __enter__(self) -> Self:
         if self._depth == 0:
-            super().__enter__()
+            try:
+                super().__enter__()
+            except SQLAlchemyError as error:
+                raise StorageUnavailableError(f"database: {type(error).__name__}") from error
             self.transfer_working = _copied(self.transfer_store)
         else:
             self._savepoints.append((_copied_ledger(self.working), _copied(self.transfer_working)))

@@ -244,6 +244,14 @@ class IdempotencyRecord:
     created_at: datetime
 
 
+class StorageUnavailableError(Exception):
+    """This node's own database failed (unreachable, a conflict, a full disk).
+
+    Adapters raise it in place of their driver's errors. A retry can succeed,
+    so a message being handled when it happens is redelivered, never refused.
+    """
+
+
 class IdempotencyKeyExists(Exception):  # noqa: N818 - the API layer already imports this name
     """``put`` was called for a (key, principal) already stored."""
 

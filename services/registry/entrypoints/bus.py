@@ -1,21 +1,34 @@
 """The Kafka entrypoint of the transfer protocol: thin subscribers over the handlers.
 
-Each subscriber decodes the record's bytes into an ``a6wire`` envelope, checks
-it, and calls ONE handler, which records the message id in the inbox table in
-the same transaction as its effect. A message that can never apply (bytes
-that do not decode, an unknown sender, a bad signature, a sender in the wrong
-role, an unknown schema version) is logged with its reason and transfer id and
-acknowledged: redelivering it would fail the same way forever and block its
-partition. Only a transient failure (the database is unreachable, two
-consumers raced on one message) is raised, so the edge does not commit the
-offset and the record comes back.
+Each subscriber gets a record's raw bytes, decodes them into an ``a6wire``
+envelope within the bounds of ``a6wire.decoding``, checks it, and calls ONE
+handler, which records the message id in the inbox table in the same
+transaction as its effect.
+
+A record that can never apply is *refused*: bytes that do not decode, an
+envelope that fails verification (unknown sender, bad signature, a sender in
+the wrong role, a DECISION on an inbox, anything but a valid DECISION on the
+decision topic), or a message its handler refuses for good (a ledger rule, a
+broken ledger invariant, a handler bug). It is written to the quarantine table
+with its reason code and coordinates, logged once and counted, and then
+acknowledged, so the consumer commits past it: redelivering it would fail the
+same way forever and block its partition, and on the decision topic, which
+every member reads from the start, block it for every Party.
+
+Only a failure of this node's own database is raised (``StorageUnavailableError``
+from the adapters, or a race on one message, ``DuplicateMessageError``): the
+record is redelivered, after a backoff, until the database answers. That
+includes a failure to write the quarantine row itself, since committing past
+a record nobody recorded would lose it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
+from enum import StrEnum
+from functools import partial
+from typing import Protocol
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,128 +36,215 @@ from sqlalchemy.exc import SQLAlchemyError
 from a6wire.directory import FederationDirectory
 from a6wire.errors import WireError
 from a6wire.messages import Decision, Envelope
-from a6wire.verification import decode_envelope, verify_envelope
-from registry.adapters.messaging import MessagingError, RawKafkaRecord
+from a6wire.verification import decode_envelope, verify_envelope, verify_signature
+from registry.adapters.messaging import DuplicateMessageError, RawKafkaRecord, RefusedRecord
+from registry.application.ports import StorageUnavailableError
 from registry.application.transfers import LedgerInvariantError, MessagePosition, Transfers
 from registry.domain.errors import DomainError
+from registry.protocol.arbiter import decision_refusal
 
 _log = structlog.get_logger(__name__)
 
-# Failures after which a retry can succeed: the record is redelivered.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, MessagingError)
+# Failures after which a retry can succeed: the record is redelivered. The
+# adapters translate their driver's errors into StorageUnavailableError;
+# SQLAlchemyError is kept as a net for a path that does not yet, since refusing a
+# valid record because the database blinked would lose it.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    StorageUnavailableError,
+    DuplicateMessageError,
+    SQLAlchemyError,
+)
+
+# Reason codes of refusals that are not the wire's own (a6wire.errors) or a
+# ledger rule's (DomainError.reason) or the arbiter's.
+DECISION_ON_INBOX = "DECISION_ON_INBOX"
+LEDGER_INVARIANT = "LEDGER_INVARIANT"
+UNDECODABLE = "UNDECODABLE"
+HANDLER_FAILED = "HANDLER_FAILED"
+# How much of an error's text goes into a log line.
+LOG_DETAIL_LENGTH_MAX_CHARS = 500
 
 
-def _transfer_id_of(data: bytes) -> str | None:
-    """Best effort, for the log line of a refused message only."""
-    try:
-        raw = json.loads(data)
-    except ValueError:
-        return None
-    value = raw.get("transfer_id") if isinstance(raw, dict) else None
-    return value if isinstance(value, str) else None
+class TopicKind(StrEnum):
+    """Which of a node's two subscriptions a record came from (a metric label)."""
+
+    INBOX = "inbox"
+    DECISION = "decision"
+
+
+class QuarantineSink(Protocol):
+    """Where refused records go (``registry.adapters.messaging.SqlQuarantine``)."""
+
+    def record(self, refused: RefusedRecord) -> bool:
+        """Store ``refused``; False if its coordinates are already stored."""
+        ...
+
+
+QuarantineObserver = Callable[[str, str], None]
+"""Called with (topic kind, reason code) once per newly quarantined record."""
+
+
+class _Refusal(Exception):  # noqa: N818 - internal control flow, never escapes this module
+    def __init__(self, reason_code: str, detail: str, *, logged_with_trace: bool = False):
+        super().__init__(detail)
+        self.reason_code = reason_code
+        self.detail = detail
+        self.logged_with_trace = logged_with_trace
 
 
 class TransferBus:
     """The inbox and decision subscribers' handlers of one node."""
 
-    def __init__(self, transfers: Transfers, directory: FederationDirectory) -> None:
+    def __init__(
+        self,
+        transfers: Transfers,
+        directory: FederationDirectory,
+        quarantine: QuarantineSink,
+        *,
+        on_quarantined: QuarantineObserver | None = None,
+    ) -> None:
         self._transfers = transfers
         self._directory = directory
+        self._quarantine = quarantine
+        self._verify_signature = partial(verify_signature, directory=directory)
+        self.on_quarantined = on_quarantined
 
     @property
     def party(self) -> str:
         return self._transfers.party
 
-    def accept_inbox(self, data: bytes) -> Envelope | None:
-        """The verified envelope, or None (logged) for a message that must never apply."""
+    def _check_inbox(self, envelope: Envelope) -> None:
         try:
-            envelope = decode_envelope(data)
             verify_envelope(envelope, self._directory)
         except WireError as error:
-            _log.warning(
-                "inbox message refused",
-                reason_code=error.reason_code,
-                detail=str(error)[:200],
-                transfer_id=_transfer_id_of(data),
-                party=self.party,
-                message_type=None,
-            )
-            return None
+            raise _Refusal(error.reason_code, str(error)) from error
         if isinstance(envelope.payload, Decision):
-            _log.warning(
-                "inbox message refused",
-                reason_code="DECISION_ON_INBOX",
-                transfer_id=str(envelope.transfer_id),
-                party=self.party,
-                message_type=envelope.message_type.value,
-            )
-            return None
-        return envelope
+            raise _Refusal(DECISION_ON_INBOX, "a DECISION belongs on the decision topic")
 
-    def accept_decision(self, data: bytes) -> Envelope | None:
-        """The decoded record; its signature and evidence are judged by the arbiter."""
-        try:
-            envelope = decode_envelope(data)
-        except WireError as error:
-            _log.warning(
-                "decision record refused",
-                reason_code=error.reason_code,
-                detail=str(error)[:200],
-                transfer_id=_transfer_id_of(data),
-                party=self.party,
-                message_type=None,
-            )
-            return None
-        return envelope
+    def _check_decision(self, envelope: Envelope) -> None:
+        # The arbiter's own rule: a record it refuses can never win, for any Party,
+        # so quarantining it changes no winner (the handler judges it again).
+        refusal = decision_refusal(envelope, self._verify_signature)
+        if refusal is not None:
+            raise _Refusal(refusal, "the record does not count as a decision")
 
-    def handle_inbox_bytes(self, data: bytes, position: MessagePosition) -> None:
+    def handle_inbox_bytes(
+        self, data: bytes, position: MessagePosition, key: bytes | None = None
+    ) -> None:
         """Synchronous core of the inbox subscriber (also what the unit tests drive)."""
-        envelope = self.accept_inbox(data)
-        if envelope is None:
-            return
-        self._guarded(self._transfers.handle_inbox_envelope, envelope, position, decision=False)
+        self._handle(TopicKind.INBOX, data, position, key)
 
-    def handle_decision_bytes(self, data: bytes, position: MessagePosition) -> None:
-        envelope = self.accept_decision(data)
-        if envelope is None:
-            return
-        self._guarded(self._transfers.handle_decision_record, envelope, position, decision=True)
+    def handle_decision_bytes(
+        self, data: bytes, position: MessagePosition, key: bytes | None = None
+    ) -> None:
+        self._handle(TopicKind.DECISION, data, position, key)
+
+    def _handle(
+        self, kind: TopicKind, data: bytes, position: MessagePosition, key: bytes | None
+    ) -> None:
+        envelope: Envelope | None = None
+        try:
+            envelope = _decoded(data)
+            if kind is TopicKind.INBOX:
+                self._check_inbox(envelope)
+                self._guarded(self._transfers.handle_inbox_envelope, envelope, position)
+            else:
+                self._check_decision(envelope)
+                self._guarded(self._transfers.handle_decision_record, envelope, position)
+        except _Refusal as refusal:
+            self._refuse(kind, data, position, key, envelope, refusal)
 
     def _guarded(
         self,
         handler: Callable[[Envelope, MessagePosition], None],
         envelope: Envelope,
         position: MessagePosition,
-        *,
-        decision: bool,
     ) -> None:
-        log = _log.bind(
-            transfer_id=str(envelope.transfer_id),
-            party=self.party,
-            message_type=envelope.message_type.value,
-            message_id=str(envelope.message_id),
-        )
         try:
             handler(envelope, position)
         except TRANSIENT_ERRORS:
             raise
-        except (LedgerInvariantError, DomainError, WireError) as error:
-            # Deterministic: the same record would fail the same way on every retry.
-            log.error("message could not be applied; acknowledged", error=str(error)[:500])
-        except Exception:
-            if decision:
-                # The decision log is the arbiter: skipping a record could make this
-                # node pick another winner than everyone else. Redeliver instead.
-                log.exception("decision handler failed; the record will be redelivered")
-                raise
-            # An inbox message is re-sent by its coordinator (PREPARE) or answered
-            # again (VOTE, DONE), so acknowledging a poisoned one loses nothing.
-            log.exception("inbox handler failed; acknowledged")
+        # Deterministic: the same record would fail the same way on every retry.
+        except LedgerInvariantError as error:
+            raise _Refusal(LEDGER_INVARIANT, str(error)) from error
+        except DomainError as error:
+            raise _Refusal(str(error.reason), str(error)) from error
+        except WireError as error:
+            raise _Refusal(error.reason_code, str(error)) from error
+        except Exception as error:
+            # A bug in a handler. Redelivering would hit it again forever; the
+            # record is kept in quarantine, where an operator finds it, and an
+            # inbox message is re-sent by its peer once the bug is fixed.
+            _log.exception(
+                "handler failed on a record; it is quarantined",
+                transfer_id=str(envelope.transfer_id),
+                party=self.party,
+                message_type=envelope.message_type.value,
+                message_id=str(envelope.message_id),
+            )
+            raise _Refusal(
+                HANDLER_FAILED, f"{type(error).__name__}: {error}", logged_with_trace=True
+            ) from error
+
+    def _refuse(
+        self,
+        kind: TopicKind,
+        data: bytes,
+        position: MessagePosition,
+        key: bytes | None,
+        envelope: Envelope | None,
+        refusal: _Refusal,
+    ) -> None:
+        transfer_id = None if envelope is None else str(envelope.transfer_id)
+        refused = RefusedRecord(
+            topic=position.topic,
+            partition=position.partition,
+            offset=position.offset,
+            key=key,
+            value=data,
+            reason_code=refusal.reason_code,
+            detail=refusal.detail,
+            transfer_id=transfer_id,
+        )
+        # Raises StorageUnavailableError if the row cannot be written: the record
+        # is then redelivered rather than committed past unrecorded.
+        if not self._quarantine.record(refused):
+            return  # a redelivery of a record already quarantined, logged and counted
+        log_line = _log.error if refusal.logged_with_trace else _log.warning
+        log_line(
+            "record refused and quarantined",
+            topic_kind=kind.value,
+            topic=position.topic,
+            partition=position.partition,
+            offset=position.offset,
+            reason_code=refusal.reason_code,
+            detail=refusal.detail[:LOG_DETAIL_LENGTH_MAX_CHARS],
+            size_bytes=len(data),
+            transfer_id=transfer_id,
+            party=self.party,
+            message_type=None if envelope is None else envelope.message_type.value,
+        )
+        if self.on_quarantined is not None:
+            self.on_quarantined(kind.value, refusal.reason_code)
 
     async def on_inbox(self, record: RawKafkaRecord) -> None:
         position = MessagePosition(record.topic, record.partition, record.offset)
-        await asyncio.to_thread(self.handle_inbox_bytes, record.value, position)
+        await asyncio.to_thread(self.handle_inbox_bytes, record.value, position, record.key)
 
     async def on_decision(self, record: RawKafkaRecord) -> None:
         position = MessagePosition(record.topic, record.partition, record.offset)
-        await asyncio.to_thread(self.handle_decision_bytes, record.value, position)
+        await asyncio.to_thread(self.handle_decision_bytes, record.value, position, record.key)
+
+
+def _decoded(data: bytes) -> Envelope:
+    try:
+        return decode_envelope(data)
+    except WireError as error:
+        raise _Refusal(error.reason_code, str(error)) from error
+    except Exception as error:
+        # decode_envelope turns every bound it knows into a WireError; anything
+        # else is a gap in it, and still no reason to hold the partition.
+        _log.exception("the decoder failed on a record; it is quarantined")
+        raise _Refusal(
+            UNDECODABLE, f"{type(error).__name__}: {error}", logged_with_trace=True
+        ) from error

@@ -6,8 +6,9 @@ do not clash over metric names.
 
 Two kinds of numbers, both honest about where they come from:
 
-- **Events counted in this process** since it started: HTTP requests, and
-  transfers finished, which the transfer wiring reports through
+- **Events counted in this process** since it started: HTTP requests, bus
+  records quarantined (by topic kind and reason, :meth:`Metrics.record_quarantined`),
+  and transfers finished, which the transfer wiring reports through
   :meth:`Metrics.transfer_finished` (counter by role and outcome, and a
   commit-latency histogram). A restart resets them, as Prometheus expects of
   counters.
@@ -184,6 +185,13 @@ class Metrics:
             buckets=COMMIT_LATENCY_BUCKETS_S,
             registry=self.registry,
         )
+        self._quarantined = Counter(
+            f"{METRIC_PREFIX}_quarantined_records",
+            "Bus records refused and quarantined (then committed past), by topic kind "
+            "(inbox, decision) and reason code",
+            ["topic_kind", "reason"],
+            registry=self.registry,
+        )
         self._http_requests = Counter(
             f"{METRIC_PREFIX}_http_requests",
             "HTTP requests answered, by method, route template and status code",
@@ -212,6 +220,14 @@ class Metrics:
         self._transfers_finished.labels(role=role, outcome=outcome).inc()
         if outcome is TransferStatus.COMMITTED:
             self._commit_latency.labels(role=role).observe(seconds)
+
+    def record_quarantined(self, topic_kind: str, reason_code: str) -> None:
+        """One record newly quarantined (the bus calls this once per record, not per retry).
+
+        Reason codes come from closed lists (the wire's, the ledger's, the
+        arbiter's, the bus's own), so the label set stays bounded.
+        """
+        self._quarantined.labels(topic_kind=topic_kind, reason=reason_code).inc()
 
     def request_answered(self, method: str, route: str, status_code: int) -> None:
         self._http_requests.labels(method=method, route=route, status=str(status_code)).inc()

@@ -20,6 +20,7 @@ from a6wire.keys import generate_private_key, public_key_base64
 from a6wire.topics import DECISION_TOPIC, inbox_topic
 from a6wire.verification import verify_signature
 from registry.adapters.in_memory import InMemoryStore
+from registry.adapters.messaging import InMemoryQuarantine
 from registry.adapters.transfer_unit_of_work import (
     InMemoryTransferStore,
     InMemoryTransferUnitOfWork,
@@ -65,6 +66,7 @@ class HandNode:
     published: int = 0
     transfers: Transfers | None = None
     bus: TransferBus | None = None
+    quarantine: InMemoryQuarantine = field(default_factory=InMemoryQuarantine)
 
     def uow(self) -> InMemoryTransferUnitOfWork:
         return InMemoryTransferUnitOfWork(self.store, self.transfer_store)
@@ -190,7 +192,7 @@ def federation(
             partial(verify_signature, directory=directory),
             FederationView(node.party, node.registry_id, registry_of, inbox_topic, DECISION_TOPIC),
         )
-        node.bus = TransferBus(node.transfers, directory)
+        node.bus = TransferBus(node.transfers, directory, node.quarantine)
     return Federation(nodes, directory, clock)
 
 

@@ -7,6 +7,7 @@ guarantees of PROTOCOL.md ("Local durability: outbox and inbox"):
 - ``Outbox.add`` writes a message in the caller's database transaction;
 - ``OutboxRelay`` publishes committed rows in id order, at least once;
 - ``Inbox`` lets a handler drop a message it has already applied;
+- ``SqlQuarantine`` keeps a record the node refused, so its partition moves on;
 - ``build_node_broker`` / ``subscribe_records`` commit a consumer offset only
   after the handler (and so its transaction) returned;
 - ``ensure_topics`` creates the inbox and the decision log at start;
@@ -33,6 +34,13 @@ from .errors import (
 )
 from .inbox import Inbox
 from .outbox import Outbox
+from .quarantine import (
+    QUARANTINE_TABLE,
+    InMemoryQuarantine,
+    QuarantinedRow,
+    RefusedRecord,
+    SqlQuarantine,
+)
 from .relay import OutboxRelay, RecordSender, RelayPublishError
 from .tables import (
     MESSAGING_TABLES,
@@ -44,9 +52,11 @@ from .topics import TopicSpec, ensure_topics, node_topic_specs
 __all__ = [
     "DECISION_TOPIC",
     "MESSAGING_TABLES",
+    "QUARANTINE_TABLE",
     "BrokerSender",
     "DuplicateMessageError",
     "EdgeNotStartedError",
+    "InMemoryQuarantine",
     "Inbox",
     "InvalidOutboxMessageError",
     "MessagingConfig",
@@ -56,10 +66,13 @@ __all__ = [
     "Outbox",
     "OutboxRelay",
     "PartitionLag",
+    "QuarantinedRow",
     "RawKafkaRecord",
     "RecordHandler",
     "RecordSender",
+    "RefusedRecord",
     "RelayPublishError",
+    "SqlQuarantine",
     "TopicSetupError",
     "TopicSpec",
     "build_broker",

@@ -20,11 +20,24 @@ with ``AckPolicy.NACK_ON_ERROR`` on Kafka:
 If the node dies before the commit, the group hands the partition to the
 next consumer from the last committed offset: the record is redelivered and
 the inbox table drops it if its effect had already committed.
+
+The handler gets the record's bytes untouched. FastStream would otherwise
+decode every body itself before the handler runs (as JSON when the
+content-type header says so, or when there is none), and its decoder lets
+some failures escape (garbage under a JSON content-type, an integer of
+thousands of digits, deep nesting), which the nack above turns into a
+redelivery loop that never ends. So the subscriber's decoder hands the bytes
+on, and its parser tolerates header values that are not UTF-8; what the bytes
+mean, and whether they are refused, is the handler's business
+(``registry.entrypoints.bus``). A handler that raises is therefore one that
+hopes a retry helps (the node's own database is down): the record is
+redelivered after an exponential backoff, so a long outage does not spin.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +47,7 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
+from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
 from .config import MessagingConfig
@@ -66,9 +80,21 @@ CONSUMER_HEARTBEAT_INTERVAL_MS = 3_000
 # Also the rebalance timeout: how long a rebalance waits for members to rejoin.
 # Records are handled one at a time in one short transaction, so a minute is ample.
 CONSUMER_MAX_POLL_INTERVAL_MS = 60_000
-# A handler that fails is retried by redelivery at once; this pause keeps a
-# record that fails every time (a database outage) from spinning the CPU.
-REDELIVERY_DELAY_S = 0.5
+# A handler that fails is retried by redelivery after a pause that doubles with
+# each consecutive failure in the same partition, from the first to the maximum,
+# so a database outage neither spins the CPU nor floods the log. The maximum
+# stays well inside CONSUMER_MAX_POLL_INTERVAL_MS, since the pause holds the poll.
+REDELIVERY_BACKOFF_FIRST_S = 0.5
+REDELIVERY_BACKOFF_MAX_S = 20.0
+
+
+def redelivery_backoff_s(consecutive_failures: int) -> float:
+    """The pause before redelivering a record after its ``consecutive_failures``-th failure."""
+    if consecutive_failures < 1:
+        raise ValueError("the backoff follows at least one failure")
+    # The exponent is capped so a failure count of millions cannot overflow a float.
+    exponent = min(consecutive_failures - 1, 32)
+    return min(REDELIVERY_BACKOFF_FIRST_S * 2.0**exponent, REDELIVERY_BACKOFF_MAX_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +137,37 @@ class RawKafkaRecord:
 
 
 RecordHandler = Callable[[RawKafkaRecord], Awaitable[None]]
+
+
+def _body_untouched(message: StreamMessage[Any]) -> bytes:
+    """The subscriber's decoder: the record's bytes, whatever its content-type says."""
+    body = message.body
+    return body if isinstance(body, bytes) else b""
+
+
+def _is_utf8(data: bytes | None) -> bool:
+    try:
+        (data or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+async def _parse_any_headers(
+    record: ConsumerRecord[Any, Any],
+    original: Callable[[ConsumerRecord[Any, Any]], Awaitable[StreamMessage[Any]]],
+) -> StreamMessage[Any]:
+    """FastStream's parser, minus the header values it cannot decode as UTF-8.
+
+    It decodes every header value and would fail on any other bytes before the
+    handler ran. The handler reads the untouched record (``raw_message``).
+    """
+    if all(_is_utf8(value) for _, value in record.headers):
+        return await original(record)
+    readable = [(name, value) for name, value in record.headers if _is_utf8(value)]
+    message = await original(dataclasses.replace(record, headers=readable))
+    message.raw_message = record
+    return message
 
 
 def build_broker(config: MessagingConfig, *, client_id: str | None = None) -> KafkaBroker:
@@ -158,36 +215,39 @@ def subscribe_records(
         max_poll_interval_ms=CONSUMER_MAX_POLL_INTERVAL_MS,
         max_workers=None,
         no_reply=True,
+        parser=_parse_any_headers,
+        decoder=_body_untouched,
     )
+    # Consecutive failures per partition, for the backoff; reset by a success.
+    failures: dict[tuple[str, int], int] = {}
 
     async def on_record(message: KafkaMessage) -> None:
         raw = message.raw_message
         if not isinstance(raw, ConsumerRecord):
             raise TypeError(f"expected one consumer record, got {type(raw).__name__}")
         if not isinstance(raw.value, bytes):
-            # A tombstone can never become a protocol message; raising would
-            # redeliver it forever and block its partition, so it is skipped.
-            _log.warning(
-                "skipping a record without a value",
-                topic=raw.topic,
-                partition=raw.partition,
-                offset=raw.offset,
-            )
-            return
+            # A tombstone can never become a protocol message; the handler sees
+            # it as empty bytes and refuses it like any other undecodable record.
+            raw = dataclasses.replace(raw, value=b"")
         record = RawKafkaRecord.from_consumer_record(raw)
+        partition = (record.topic, record.partition)
         try:
             await handle(record)
         except Exception:
+            failures[partition] = failures.get(partition, 0) + 1
+            delay_s = redelivery_backoff_s(failures[partition])
             # FastStream logs the exception with its traceback; this says what happens next.
             _log.warning(
                 "handler failed; the record will be redelivered",
                 topic=record.topic,
                 partition=record.partition,
                 offset=record.offset,
-                redelivery_delay_s=REDELIVERY_DELAY_S,
+                consecutive_failures=failures[partition],
+                redelivery_delay_s=delay_s,
             )
-            await asyncio.sleep(REDELIVERY_DELAY_S)
+            await asyncio.sleep(delay_s)
             raise
+        failures.pop(partition, None)
 
     subscriber(on_record)
     return subscriber

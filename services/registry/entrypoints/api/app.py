@@ -10,6 +10,7 @@ from uuid import UUID
 import structlog
 from fastapi import APIRouter, FastAPI
 
+from registry.adapters.messaging import SqlQuarantine
 from registry.application.transfers import Transfers
 from registry.bootstrap import Node
 from registry.entrypoints.api import transfers as transfer_routes
@@ -103,15 +104,19 @@ def _transfer_lifespan(
         if messaging is None or transfers is None:
             yield
             return
-        bus = TransferBus(transfers, messaging.directory)
+        metrics, waiters = app.state.metrics, app.state.outcome_waiters
+        bus = TransferBus(
+            transfers,
+            messaging.directory,
+            SqlQuarantine(messaging.engine),
+            on_quarantined=metrics.record_quarantined,
+        )
         edge = messaging.build_edge(handle_inbox=bus.on_inbox, handle_decision=bus.on_decision)
         loop = asyncio.get_running_loop()
 
         def notify_relay() -> None:
             # Handlers commit in worker threads; the relay's event lives on this loop.
             loop.call_soon_threadsafe(edge.notify)
-
-        metrics, waiters = app.state.metrics, app.state.outcome_waiters
 
         def transfer_finished(transfer_id: UUID, role: str, status: str, seconds: float) -> None:
             metrics.transfer_finished(role, status, seconds)
