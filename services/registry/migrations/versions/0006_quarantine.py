@@ -1,7 +1,7 @@
 """Quarantine of refused bus records (defined in registry.adapters.messaging.quarantine)
 
 Revision ID: 0006_quarantine
-Revises: 0004_transfer_protocol
+Revises: 0005_reservation_transfer_key
 Create Date: 2026-12-01 16:00:00.000000
 
 A record the node refuses (undecodable, unverifiable, or refused by its
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_quarantine"
-down_revision: str | None = "0004_transfer_protocol"
+down_revision: str | None = "0005_reservation_transfer_key"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
