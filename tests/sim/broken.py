@@ -1,13 +1,19 @@
 """Deliberately broken nodes, to prove the checker can fail.
 
-Each variant swaps in one plausible mistake; the campaign in
-``test_broken_variants_are_caught`` must report violations for every one.
+Each variant swaps one plausible mistake into the production code the
+simulator runs (a protocol step the service calls, or the edge's checks); the
+campaign in ``test_broken_variants_are_caught`` must report violations for
+every one.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from a6wire.errors import WireError
+from a6wire.messages import Decision, Envelope
+from a6wire.verification import decode_envelope
+from registry.entrypoints.bus import TransferBus
 from registry.protocol import coordinator, participant
 from registry.protocol.coordinator import CoordinatorPhase, CoordinatorState
 from registry.protocol.effects import AppendDecision, ApplyCommit, Effect, Role
@@ -44,6 +50,17 @@ def _commit_before_readback(
     return new_state, effects
 
 
+class _UnverifiedBus(TransferBus):
+    """An edge that decodes its inbox but never checks the sender or the signature."""
+
+    def accept_inbox(self, data: bytes) -> Envelope | None:
+        try:
+            envelope = decode_envelope(data)
+        except WireError:
+            return None
+        return None if isinstance(envelope.payload, Decision) else envelope
+
+
 VARIANTS: dict[str, Variant] = {
     "correct": Variant(),
     "last_decision_wins": Variant(name="last_decision_wins", participant_step=_last_decision_wins),
@@ -51,6 +68,6 @@ VARIANTS: dict[str, Variant] = {
         name="commit_before_readback", coordinator_step=_commit_before_readback
     ),
     "accepts_unverified": Variant(
-        name="accepts_unverified", verify_inbox=False, judge_decisions=False
+        name="accepts_unverified", bus_class=_UnverifiedBus, judge_decisions=False
     ),
 }

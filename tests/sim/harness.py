@@ -29,8 +29,8 @@ def run_seed(seed: int, variant: Variant | None = None) -> SeedResult:
     sim = Simulation(seed, variant)
     sim.continuous_checks.append(checker.check_continuously)
     sim.run()
-    outcomes = [checker.expected_winner(sim, key) for key in sim.transfers]
-    commits = sum(1 for outcome in outcomes if outcome is Outcome.COMMIT)
+    outcomes = checker.first_genuine_outcomes(sim)
+    commits = sum(1 for key in sim.transfers if outcomes.get(key) is Outcome.COMMIT)
     return SeedResult(seed, tuple(sim.violations), sim.events_run, len(sim.transfers), commits)
 
 
