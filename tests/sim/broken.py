@@ -13,19 +13,26 @@ from datetime import datetime
 from a6wire.errors import WireError
 from a6wire.messages import Decision, Envelope
 from a6wire.verification import decode_envelope
+from registry.adapters.in_memory import InMemoryStore
+from registry.adapters.transfer_unit_of_work import (
+    InMemoryDecisionRepository,
+    InMemoryTransferStore,
+)
 from registry.entrypoints.bus import TransferBus
 from registry.protocol import coordinator, participant
+from registry.protocol.arbiter import TransferKey
 from registry.protocol.coordinator import CoordinatorPhase, CoordinatorState
 from registry.protocol.effects import AppendDecision, ApplyCommit, Effect, Role
 from registry.protocol.events import DecisionRead, Event
 from registry.protocol.participant import ParticipantPhase, ParticipantState
-from tests.sim.world import Variant
+from tests.sim.world import SimUnitOfWork, Variant
 
 
 def _last_decision_wins(
     state: ParticipantState, event: Event, now: datetime
 ) -> tuple[ParticipantState, list[Effect]]:
-    """A participant that lets every later valid record overwrite the winner."""
+    """A participant that lets every later valid record overwrite the winner (with
+    ``_LastWinsUnitOfWork``, whose decision table does the same at the service)."""
     if isinstance(event, DecisionRead) and event.refusal is None and state.winner is not None:
         held = state.prepare is not None and state.phase is not ParticipantPhase.REFUSED
         state = state.model_copy(
@@ -50,6 +57,26 @@ def _commit_before_readback(
     return new_state, effects
 
 
+class _ForgetfulDecisions(InMemoryDecisionRepository):
+    """A decision table that keeps the latest valid record instead of the first."""
+
+    def winner(self, key: TransferKey) -> Envelope | None:
+        return None
+
+    def keep(self, key: TransferKey, record: Envelope, read_at: datetime) -> None:
+        self._store.decisions[key] = record
+
+
+class _LastWinsUnitOfWork(SimUnitOfWork):
+    def __init__(
+        self,
+        store: InMemoryStore | None = None,
+        transfer_store: InMemoryTransferStore | None = None,
+    ) -> None:
+        super().__init__(store, transfer_store)
+        self.decisions = _ForgetfulDecisions(self)
+
+
 class _UnverifiedBus(TransferBus):
     """An edge that decodes its inbox but never checks the sender or the signature."""
 
@@ -63,7 +90,11 @@ class _UnverifiedBus(TransferBus):
 
 VARIANTS: dict[str, Variant] = {
     "correct": Variant(),
-    "last_decision_wins": Variant(name="last_decision_wins", participant_step=_last_decision_wins),
+    "last_decision_wins": Variant(
+        name="last_decision_wins",
+        participant_step=_last_decision_wins,
+        unit_of_work_class=_LastWinsUnitOfWork,
+    ),
     "commit_before_readback": Variant(
         name="commit_before_readback", coordinator_step=_commit_before_readback
     ),

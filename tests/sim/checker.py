@@ -46,7 +46,9 @@ def check_continuously(sim: Simulation) -> None:
     for party, node in sim.nodes.items():
         for serial, _ in _serials(node, _SPENDABLE):
             if serial in seen:
-                sim.violation("NO_DOUBLE_HOLDING", f"serial {serial} held at {seen[serial]} and {party}")
+                sim.violation(
+                    "NO_DOUBLE_HOLDING", f"serial {serial} held at {seen[serial]} and {party}"
+                )
             seen[serial] = party
 
 
@@ -75,7 +77,7 @@ def _is_final(state: CoordinatorState | ParticipantState) -> bool:
 
 
 def check_termination(sim: Simulation) -> None:
-    """Invariant 5: at deadline + grace + recovery every live node finished every honest transfer."""
+    """Invariant 5: by deadline + grace + recovery every live node finished each honest transfer."""
     for party, node in sim.nodes.items():
         if not node.up:
             continue
@@ -94,7 +96,9 @@ def _check_conservation(sim: Simulation) -> None:
     for party, node in sim.nodes.items():
         for serial, status in _serials(node, PRESENT_STATUSES):
             if serial not in sim.issued:
-                sim.violation("CONSERVATION", f"{party} holds {serial}, which no honest registry issued")
+                sim.violation(
+                    "CONSERVATION", f"{party} holds {serial}, which no honest registry issued"
+                )
                 continue
             holders[serial].append(party)
             if status is not BlockStatus.HELD:
@@ -103,7 +107,7 @@ def _check_conservation(sim: Simulation) -> None:
             if reservation.state is ReservationState.PENDING:
                 sim.violation(
                     "CONSERVATION",
-                    f"{party} {reservation.direction} reservation {reservation.transfer_id} pending",
+                    f"{party} {reservation.direction} {reservation.transfer_id} still pending",
                 )
     for serial, parties in sorted(holders.items()):
         if len(parties) != 1:
@@ -130,11 +134,17 @@ def _check_atomicity(sim: Simulation, outcomes: dict[TransferKey, Outcome]) -> N
                 if state.announced and expected is None:
                     sim.violation("TERMINATION", f"no honest decision for {name}")
                 if state.announced and state.outcome is not expected:
-                    sim.violation("ATOMICITY", f"{party} {state.outcome} but log says {expected} for {name}")
+                    sim.violation(
+                        "ATOMICITY", f"{party} {state.outcome} but log says {expected} for {name}"
+                    )
             elif state.phase in (ParticipantPhase.COMMITTED, ParticipantPhase.ABORTED):
-                applied = Outcome.COMMIT if state.phase is ParticipantPhase.COMMITTED else Outcome.ABORT
+                applied = (
+                    Outcome.COMMIT if state.phase is ParticipantPhase.COMMITTED else Outcome.ABORT
+                )
                 if applied is not expected:
-                    sim.violation("ATOMICITY", f"{party} {applied} but log says {expected} for {name}")
+                    sim.violation(
+                        "ATOMICITY", f"{party} {applied} but log says {expected} for {name}"
+                    )
         # The ledgers: the coordinator's reservation and the receiver's hold, if any.
         for party, direction in (
             (key.coordinator_party, TransferDirection.OUTGOING),
@@ -147,14 +157,15 @@ def _check_atomicity(sim: Simulation, outcomes: dict[TransferKey, Outcome]) -> N
             if reservation.state is not wanted:
                 sim.violation(
                     "ATOMICITY",
-                    f"{party}'s ledger {reservation.state} {direction} for {name}, log says {expected}",
+                    f"{party}'s ledger {reservation.state} {direction} for {name}, "
+                    f"log says {expected}",
                 )
 
 
 def _check_adjustments(sim: Simulation, outcomes: dict[TransferKey, Outcome]) -> None:
     """Invariant 3: a committed first transfer records the transferring Party's
     adjustment with its debit; an aborted one records none."""
-    for key, truth in sim.transfers.items():
+    for key in sim.transfers:
         node = sim.nodes[key.coordinator_party]
         recorded = sum(
             adjustment.quantity
@@ -168,12 +179,15 @@ def _check_adjustments(sim: Simulation, outcomes: dict[TransferKey, Outcome]) ->
         if recorded != first_transfer:
             sim.violation(
                 "CORRESPONDING_ADJUSTMENT",
-                f"{key.coordinator_party} recorded {recorded}, expected {first_transfer} for {_name(key)}",
+                f"{key.coordinator_party} recorded {recorded}, expected {first_transfer} "
+                f"for {_name(key)}",
             )
     for party, node in sim.nodes.items():
         for adjustment in node.store.adjustments:
             if adjustment.party != party:
-                sim.violation("CORRESPONDING_ADJUSTMENT", f"{party} adjusted for {adjustment.party}")
+                sim.violation(
+                    "CORRESPONDING_ADJUSTMENT", f"{party} adjusted for {adjustment.party}"
+                )
 
 
 def _check_sovereignty(sim: Simulation) -> None:
@@ -183,19 +197,26 @@ def _check_sovereignty(sim: Simulation) -> None:
         for reservation in node.store.reservations.values():
             key = honest.get(reservation.transfer_id)
             truth = sim.transfers.get(key) if key is not None else None
-            legitimate = truth is not None and (
-                (reservation.direction is TransferDirection.OUTGOING and key.coordinator_party == party)
-                or (
-                    reservation.direction is TransferDirection.INCOMING
-                    and truth.receiver == party
-                    and reservation.counterparty_party == key.coordinator_party
+            legitimate = (
+                key is not None
+                and truth is not None
+                and (
+                    (
+                        reservation.direction is TransferDirection.OUTGOING
+                        and key.coordinator_party == party
+                    )
+                    or (
+                        reservation.direction is TransferDirection.INCOMING
+                        and truth.receiver == party
+                        and reservation.counterparty_party == key.coordinator_party
+                    )
                 )
             )
             if not legitimate:
                 sim.violation(
                     "SOVEREIGNTY",
-                    f"{party} holds a {reservation.direction} reservation {reservation.transfer_id} "
-                    f"with {reservation.counterparty_party} of no honest transfer",
+                    f"{party} holds {reservation.direction} {reservation.transfer_id} with "
+                    f"{reservation.counterparty_party}, of no honest transfer",
                 )
         for key, record in node.transfer_store.transfers.items():
             state = record.state
@@ -225,4 +246,3 @@ def check_final(sim: Simulation) -> None:
     _check_adjustments(sim, outcomes)
     _check_sovereignty(sim)
     _check_edge_errors(sim)
-

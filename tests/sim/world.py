@@ -34,9 +34,9 @@ from __future__ import annotations
 import heapq
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -111,15 +111,34 @@ QUIESCENCE_MAX_MS = 600_000
 EVENTS_MAX = 200_000
 LOST_APPEND_PROBABILITY = 0.5
 
+# The events after which a node's ledger may have changed: the continuous checks run after these.
+LEDGER_EVENTS = frozenset({"request", "deliver", "read", "tick", "restart"})
+
 Key = TransferKey
 State = CoordinatorState | ParticipantState
 
 
-class NodeCrashed(BaseException):  # noqa: N818 - the process died; not an error to handle
+class NodeCrashed(BaseException):
     """Raised from a commit hook to stop a handler where a dying process would stop.
 
     A BaseException, so the edge's ``except Exception`` does not swallow it.
     """
+
+
+class SimUnitOfWork(InMemoryTransferUnitOfWork):
+    """The production in-memory unit of work, in a process that may die before its commit.
+
+    The crash is raised from the outer ``commit`` before anything is published to
+    the store, so what the simulator checks afterwards is whether the unit of
+    work really left the committed store untouched.
+    """
+
+    before_commit: Callable[[], None] | None = None
+
+    def commit(self) -> None:
+        if self._depth == 1 and self.before_commit is not None:
+            self.before_commit()
+        super().commit()
 
 
 @dataclass
@@ -131,6 +150,7 @@ class Faults:
     spike_probability: float
     crash_count_max: int
     crash_after_commit_probability: float
+    crash_before_commit_probability: float
     permanent_crash_probability: float
     hostile_count: int
     attack_count: int
@@ -144,6 +164,7 @@ class Faults:
             spike_probability=rng.choice([0.0, 0.05, 0.2]),
             crash_count_max=rng.choice([0, 1, 2, 4]),
             crash_after_commit_probability=rng.choice([0.0, 0.05, 0.25]),
+            crash_before_commit_probability=rng.choice([0.0, 0.02, 0.1]),
             permanent_crash_probability=rng.choice([0.0, 0.3]),
             hostile_count=rng.choice([0, 1, 1, 2]),
             attack_count=rng.choice([0, 4, 10, 20]),
@@ -181,6 +202,7 @@ class Variant:
     participant_step: Callable[..., Any] | None = None
     bus_class: type[TransferBus] = TransferBus
     judge_decisions: bool = True
+    unit_of_work_class: type[SimUnitOfWork] = SimUnitOfWork
 
 
 class _StepOverride:
@@ -196,15 +218,17 @@ class _StepOverride:
 
 @contextmanager
 def _variant_installed(variant: Variant) -> Iterator[None]:
-    saved = (transfers_service.coordinator, transfers_service.participant)
+    """Swap the protocol modules the service calls for the variant's, for one run."""
+    namespace = vars(transfers_service)
+    saved = {name: namespace[name] for name in ("coordinator", "participant")}
     if variant.coordinator_step is not None:
-        transfers_service.coordinator = _StepOverride(saved[0], variant.coordinator_step)  # type: ignore[assignment]
+        namespace["coordinator"] = _StepOverride(saved["coordinator"], variant.coordinator_step)
     if variant.participant_step is not None:
-        transfers_service.participant = _StepOverride(saved[1], variant.participant_step)  # type: ignore[assignment]
+        namespace["participant"] = _StepOverride(saved["participant"], variant.participant_step)
     try:
         yield
     finally:
-        transfers_service.coordinator, transfers_service.participant = saved
+        namespace.update(saved)
 
 
 @contextmanager
@@ -216,7 +240,7 @@ def _logs_recorded(sink: list[dict[str, Any]]) -> Iterator[None]:
     acknowledged) is evidence the checker wants.
     """
 
-    def record(_: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    def record(_: Any, method: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
         if method in ("error", "exception", "critical"):
             sink.append(dict(event))
         raise structlog.DropEvent
@@ -288,8 +312,10 @@ class Node:
         self.bus: TransferBus
         self.start()
 
-    def uow(self) -> InMemoryTransferUnitOfWork:
-        return InMemoryTransferUnitOfWork(self.store, self.transfer_store)
+    def uow(self) -> SimUnitOfWork:
+        uow = self.sim.variant.unit_of_work_class(self.store, self.transfer_store)
+        uow.before_commit = partial(self.sim.before_commit, self)
+        return uow
 
     def start(self) -> None:
         """Build the process's objects afresh over the durable store (boot or restart)."""
@@ -334,7 +360,7 @@ class Node:
                 )
             except NodeCrashed:
                 raise
-            except Exception as error:  # noqa: BLE001 - the edge would redeliver forever
+            except Exception as error:
                 self.sim.violation("DECISION_HANDLER", f"{self.party} at offset {offset}: {error}")
             self.decision_offset = offset + 1  # the consumer commits after the handler
 
@@ -357,12 +383,16 @@ class Simulation:
         self.faults = Faults.draw(rng)
         self.hostile = list(HOSTILE_PARTIES[: self.faults.hostile_count])
         self.directory = factories.directory_for([*parties, *self.hostile])
-        self._topic_party = {inbox_topic(member.party): member.party for member in self.directory.members}
+        self._topic_party = {
+            inbox_topic(member.party): member.party for member in self.directory.members
+        }
         verify: EnvelopeVerifier = partial(verify_signature, directory=self.directory)
         self.verify = verify if self.variant.judge_decisions else _accept_any
         self.nodes: dict[str, Node] = {}
         for party in parties:
-            self.nodes[party] = Node(self, party, rng.randint(-CLOCK_SKEW_MAX_MS, CLOCK_SKEW_MAX_MS))
+            self.nodes[party] = Node(
+                self, party, rng.randint(-CLOCK_SKEW_MAX_MS, CLOCK_SKEW_MAX_MS)
+            )
         self.crashes_left = self.faults.crash_count_max
         self.decision_log: list[LogRecord] = []
         self.transfers: dict[Key, TransferTruth] = {}
@@ -375,6 +405,7 @@ class Simulation:
         # Serials issued by honest registries: (originating registry id, serial) -> Party.
         self.issued: dict[tuple[str, int], str] = {}
         self.refused_requests = 0
+        self.started = False  # no crash while the ledgers are set up
         self._set_up_ledgers(parties)
 
     # -- the federation's reference data -----------------------------------------------
@@ -460,7 +491,9 @@ class Simulation:
         if not node.up:
             return  # the API is down with its node
         # Sometimes ask for units already locked, to exercise the sender's refusal.
-        wanted = (BlockStatus.HELD, BlockStatus.RESERVED) if rng.random() < 0.15 else (BlockStatus.HELD,)
+        wanted = (
+            (BlockStatus.HELD, BlockStatus.RESERVED) if rng.random() < 0.15 else (BlockStatus.HELD,)
+        )
         candidates = sorted(
             (b for b in node.blocks() if b.status in wanted and b.account_id == node.account_id),
             key=lambda b: b.key,
@@ -481,22 +514,24 @@ class Simulation:
             from_account_id=node.account_id,
             to_party=receiver,
             to_account_id=to_account,
-            selection=SerialRangeSelection(
-                block.attributes.originating_registry_id, first, last
-            ),
+            selection=SerialRangeSelection(block.attributes.originating_registry_id, first, last),
             authorisation_id=str(block.attributes.authorisation_id),
             purpose=Purpose.NDC,
             deadline_s=deadline_s,
         )
         deadline = node.now() + timedelta(seconds=deadline_s)
+        key = Key(transfer_id, coordinator_party)
         try:
             outcome = node.transfers.initiate_transfer(request)
         except NodeCrashed:
-            outcome = None  # committed, then the node died before answering
-        if outcome is not None and outcome.refused:
-            self.refused_requests += 1
-            return
-        key = Key(transfer_id, coordinator_party)
+            # The node died before answering: the transfer exists if it committed.
+            record = node.transfer_store.transfers.get(key)
+            if record is None or record.state is None:
+                return
+        else:
+            if outcome.refused:
+                self.refused_requests += 1
+                return
         self.transfers[key] = TransferTruth(key, receiver, deadline)
 
     # -- event loop ----------------------------------------------------------------
@@ -514,8 +549,9 @@ class Simulation:
             self.time_ms = max(self.time_ms, at_ms)
             self.events_run += 1
             getattr(self, f"_on_{kind}")(*args)
-            for check in self.continuous_checks:
-                check(self)
+            if kind in LEDGER_EVENTS:
+                for check in self.continuous_checks:
+                    check(self)
             if stop_when_quiet and kind == "tick" and self._quiet():
                 return
         self.time_ms = max(self.time_ms, end_ms)
@@ -540,6 +576,18 @@ class Simulation:
         if text not in self._violated and len(self.violations) < VIOLATIONS_KEPT_MAX:
             self._violated.add(text)  # a state that persists is reported once
             self.violations.append(f"{text} (t={self.time_ms}ms)")
+
+    def before_commit(self, node: Node) -> None:
+        """Every outer commit of a node: the process may die with the transaction open."""
+        if (
+            self.started
+            and self.crashes_left > 0
+            and self.time_ms < FAULT_WINDOW_MS
+            and self.rng.random() < self.faults.crash_before_commit_probability
+        ):
+            self.crashes_left -= 1
+            self._crash(node)
+            raise NodeCrashed(node.party)
 
     def after_outbox_commit(self, node: Node) -> None:
         """The service's hook after a commit that wrote outbox rows: poke the relay, or die."""
@@ -586,13 +634,15 @@ class Simulation:
                 latency = self._latency(DECISION_LATENCY_MAX_MS)
                 self.schedule(self.time_ms + latency, "append", (party, epoch, row_id, row.value))
             else:
-                self._note_genuine(party, self._topic_party[row.topic], row.value)
-                self.publish_inbox(self._topic_party[row.topic], row.value)
+                # A topic of no member (a broken node answering a stranger) has no reader.
+                to_party = self._topic_party.get(row.topic, STRANGER)
+                self._note_genuine(party, to_party, row.value)
+                self.publish_inbox(to_party, row.value)
                 ack = self.rng.randint(1, INBOX_LATENCY_MAX_MS)
                 self.schedule(self.time_ms + ack, "ack", (party, epoch, row_id))
 
     def _note_genuine(self, sender: str, to_party: str, data: bytes) -> None:
-        """Remember the honest PREPAREs (the truth) and the votes honest nodes send to hostile members."""
+        """Remember honest PREPAREs (the truth) and what honest nodes vote to hostile members."""
         envelope = decode_envelope(data)
         payload = envelope.payload
         if isinstance(payload, Prepare):
@@ -620,7 +670,9 @@ class Simulation:
         in_fault_window = faulty and self.time_ms < FAULT_WINDOW_MS
         if in_fault_window and self.rng.random() < self.faults.drop_probability:
             return
-        copies = 2 if in_fault_window and self.rng.random() < self.faults.duplicate_probability else 1
+        copies = (
+            2 if in_fault_window and self.rng.random() < self.faults.duplicate_probability else 1
+        )
         for _ in range(copies):
             arrival = self.time_ms + self._latency(INBOX_LATENCY_MAX_MS)
             self.schedule(arrival, "deliver", (party, data))
@@ -730,7 +782,8 @@ class Simulation:
 
     def termination_check_ms(self) -> int:
         deadlines = [
-            int((t.deadline - factories.EPOCH).total_seconds() * 1000) for t in self.transfers.values()
+            int((t.deadline - factories.EPOCH).total_seconds() * 1000)
+            for t in self.transfers.values()
         ]
         last_deadline = max(deadlines, default=0) + DECISION_GRACE_MS + 2 * CLOCK_SKEW_MAX_MS
         # Every crash happens inside the fault window and every restart that is
@@ -743,6 +796,7 @@ class Simulation:
 
         with _variant_installed(self.variant), _logs_recorded(self.logged_errors):
             self._plan()
+            self.started = True
             # Requests all happen within the window, so the horizon is known once
             # they have; run to the end of the window first, then to the horizon.
             self.run_until(FAULT_WINDOW_MS)
@@ -768,4 +822,3 @@ def is_final(state: State) -> bool:
 
 def _accept_any(envelope: Envelope) -> None:
     """A verifier that checks nothing: what a broken node would use."""
-
