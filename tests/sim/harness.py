@@ -24,9 +24,11 @@ class SeedResult:
     commits: int
 
 
-def run_seed(seed: int, variant: Variant | None = None) -> SeedResult:
+def run_seed(
+    seed: int, variant: Variant | None = None, *, hostile_in_approach: bool = False
+) -> SeedResult:
     """Run one seed; the same seed and variant always give the same result."""
-    sim = Simulation(seed, variant)
+    sim = Simulation(seed, variant, hostile_in_approach=hostile_in_approach)
     sim.continuous_checks.append(checker.check_continuously)
     sim.run()
     outcomes = checker.first_genuine_outcomes(sim)

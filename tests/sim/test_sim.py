@@ -25,6 +25,10 @@ BROKEN_SEEDS = 30
 # wins, the units are lost. Seed 69: the hostile COMMIT credits the units while the
 # honest transfer aborts, so the serial is held in two registries.
 DEFECT_1_SEEDS = (69, 217)
+# With hostile members made parties of the cooperative approach, only custody
+# (PROTOCOL.md invariant 8) can refuse their PREPAREs for serials held elsewhere;
+# on these seeds such a PREPARE is answered YES and its COMMIT double-credits.
+CUSTODY_SEEDS = (28, 33)
 
 
 @pytest.mark.sim
@@ -41,6 +45,18 @@ def test_quick_campaign_finds_no_violation() -> None:
 @pytest.mark.parametrize("seed", DEFECT_1_SEEDS)
 def test_a_reused_transfer_id_changes_nothing(seed: int) -> None:
     assert run_seed(seed).violations == ()
+
+
+@pytest.mark.sim
+@pytest.mark.xfail(
+    strict=True,
+    reason="PROTOCOL.md invariant 8 is not built: no index of which Party holds which serials",
+)
+@pytest.mark.parametrize("seed", CUSTODY_SEEDS)
+def test_a_hostile_member_of_the_approach_gets_no_yes_for_serials_held_elsewhere(
+    seed: int,
+) -> None:
+    assert run_seed(seed, hostile_in_approach=True).violations == ()
 
 
 @pytest.mark.sim

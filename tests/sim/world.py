@@ -366,8 +366,11 @@ class Node:
 
 
 class Simulation:
-    def __init__(self, seed: int, variant: Variant | None = None) -> None:
+    def __init__(
+        self, seed: int, variant: Variant | None = None, *, hostile_in_approach: bool = False
+    ) -> None:
         self.seed = seed
+        self.hostile_in_approach = hostile_in_approach
         self.rng = random.Random(seed)
         self.variant = variant or Variant()
         self.time_ms = 0
@@ -416,10 +419,13 @@ class Simulation:
     def _set_up_ledgers(self, parties: list[str]) -> None:
         # The cooperative approach is the honest Parties'; hostile members are in
         # the federation but not in it, so the receiver's own checks must refuse
-        # any PREPARE of theirs that they actually run.
+        # any PREPARE of theirs that they actually run. With ``hostile_in_approach``
+        # they are in it too, and only custody (PROTOCOL.md invariant 8) could
+        # refuse a PREPARE for serials they do not hold.
+        members = [*parties, *self.hostile] if self.hostile_in_approach else parties
         approach = CooperativeApproach(
             cooperative_approach_id=APPROACH_ID,
-            participating_parties=frozenset(parties),
+            participating_parties=frozenset(members),
             vintage_from=2021,
             vintage_to=2030,
             in_force_from=date(2021, 1, 1),
@@ -654,8 +660,8 @@ class Simulation:
             if payload.vote is VoteChoice.YES:
                 self.violation(
                     "SOVEREIGNTY",
-                    f"{sender} voted YES on {payload.coordinator_party}'s PREPARE "
-                    f"{payload.transfer_id}, which its own checks must refuse",
+                    f"{sender} voted YES on hostile {payload.coordinator_party}'s PREPARE "
+                    f"{payload.transfer_id}: a hostile member holds none of those serials",
                 )
 
     def publish_inbox(self, party: str, data: bytes, *, faulty: bool = True) -> None:
