@@ -15,6 +15,11 @@ from tests.sim.harness import SeedResult, run_seed, run_seeds
 QUICK_SEEDS = 200
 # The long campaign's size; CI runs a bounded one (A6_SIM_SLOW_SEEDS in .ci/run).
 SLOW_SEEDS = int(os.environ.get("A6_SIM_SLOW_SEEDS", "50000"))
+# The slowest campaign speed allowed before the slow test times out; about 13
+# seeds/s were measured on two busy cores with
+# ``python -m tests.sim.run --seeds 10000 --start 200 --workers 2``.
+SLOW_SEEDS_PER_S_MIN = 4
+SLOW_TIMEOUT_S = max(3_600, SLOW_SEEDS // SLOW_SEEDS_PER_S_MIN)
 # Every broken variant is caught within these seeds (checked when they were chosen).
 BROKEN_SEEDS = 30
 
@@ -37,7 +42,7 @@ def test_quick_campaign_finds_no_violation() -> None:
     failing = {result.seed: result.violations[:3] for result in results if result.violations}
     assert failing == {}
     # The campaign is only meaningful if transfers both commit and abort.
-    assert sum(result.commits for result in results) > QUICK_SEEDS // 2
+    assert sum(result.commits for result in results) > QUICK_SEEDS
     assert sum(result.transfers - result.commits for result in results) > QUICK_SEEDS // 2
 
 
@@ -82,7 +87,7 @@ def test_broken_variants_are_caught(variant_name: str) -> None:
 
 @pytest.mark.sim
 @pytest.mark.slow
-@pytest.mark.timeout(3_600)
+@pytest.mark.timeout(SLOW_TIMEOUT_S)
 def test_long_campaign_finds_no_violation() -> None:
     results = run_seeds(range(QUICK_SEEDS, QUICK_SEEDS + SLOW_SEEDS))
     assert len(results) == SLOW_SEEDS
