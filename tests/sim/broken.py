@@ -1,25 +1,38 @@
 """Deliberately broken nodes, to prove the checker can fail.
 
-Each variant swaps in one plausible mistake; the campaign in
-``test_broken_variants_are_caught`` must report violations for every one.
+Each variant swaps one plausible mistake into the production code the
+simulator runs (a protocol step the service calls, or the edge's checks); the
+campaign in ``test_broken_variants_are_caught`` must report violations for
+every one.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from a6wire.errors import WireError
+from a6wire.messages import Decision, Envelope
+from a6wire.verification import decode_envelope
+from registry.adapters.in_memory import InMemoryStore
+from registry.adapters.transfer_unit_of_work import (
+    InMemoryDecisionRepository,
+    InMemoryTransferStore,
+)
+from registry.entrypoints.bus import TransferBus
 from registry.protocol import coordinator, participant
+from registry.protocol.arbiter import TransferKey
 from registry.protocol.coordinator import CoordinatorPhase, CoordinatorState
 from registry.protocol.effects import AppendDecision, ApplyCommit, Effect, Role
 from registry.protocol.events import DecisionRead, Event
 from registry.protocol.participant import ParticipantPhase, ParticipantState
-from tests.sim.world import Variant
+from tests.sim.world import SimUnitOfWork, Variant
 
 
 def _last_decision_wins(
     state: ParticipantState, event: Event, now: datetime
 ) -> tuple[ParticipantState, list[Effect]]:
-    """A participant that lets every later valid record overwrite the winner."""
+    """A participant that lets every later valid record overwrite the winner (with
+    ``_LastWinsUnitOfWork``, whose decision table does the same at the service)."""
     if isinstance(event, DecisionRead) and event.refusal is None and state.winner is not None:
         held = state.prepare is not None and state.phase is not ParticipantPhase.REFUSED
         state = state.model_copy(
@@ -44,13 +57,48 @@ def _commit_before_readback(
     return new_state, effects
 
 
+class _ForgetfulDecisions(InMemoryDecisionRepository):
+    """A decision table that keeps the latest valid record instead of the first."""
+
+    def winner(self, key: TransferKey) -> Envelope | None:
+        return None
+
+    def keep(self, key: TransferKey, record: Envelope, read_at: datetime) -> None:
+        self._store.decisions[key] = record
+
+
+class _LastWinsUnitOfWork(SimUnitOfWork):
+    def __init__(
+        self,
+        store: InMemoryStore | None = None,
+        transfer_store: InMemoryTransferStore | None = None,
+    ) -> None:
+        super().__init__(store, transfer_store)
+        self.decisions = _ForgetfulDecisions(self)
+
+
+class _UnverifiedBus(TransferBus):
+    """An edge that decodes its inbox but never checks the sender or the signature."""
+
+    def accept_inbox(self, data: bytes) -> Envelope | None:
+        try:
+            envelope = decode_envelope(data)
+        except WireError:
+            return None
+        return None if isinstance(envelope.payload, Decision) else envelope
+
+
 VARIANTS: dict[str, Variant] = {
     "correct": Variant(),
-    "last_decision_wins": Variant(name="last_decision_wins", participant_step=_last_decision_wins),
+    "last_decision_wins": Variant(
+        name="last_decision_wins",
+        participant_step=_last_decision_wins,
+        unit_of_work_class=_LastWinsUnitOfWork,
+    ),
     "commit_before_readback": Variant(
         name="commit_before_readback", coordinator_step=_commit_before_readback
     ),
     "accepts_unverified": Variant(
-        name="accepts_unverified", verify_inbox=False, judge_decisions=False
+        name="accepts_unverified", bus_class=_UnverifiedBus, judge_decisions=False
     ),
 }

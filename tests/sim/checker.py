@@ -1,8 +1,11 @@
-"""The six invariants of PROTOCOL.md, checked against the simulated federation.
+"""The invariants of PROTOCOL.md, checked against the simulated federation.
 
-The checker trusts nothing the nodes computed about each other: the expected
-winner of a transfer is recomputed from the decision log using the simulator's
-own knowledge of which records honest nodes wrote.
+The checker reads each honest node's real in-memory ledger (blocks,
+reservations, corresponding adjustments) and its transfer table, and trusts
+nothing the nodes computed about each other: the expected winner of a
+transfer is recomputed from the decision log using the simulator's own
+knowledge of which records honest nodes wrote. Only honest nodes are checked;
+hostile members hold nothing from an honest registry.
 """
 
 from __future__ import annotations
@@ -11,54 +14,60 @@ from typing import TYPE_CHECKING
 
 from a6wire.messages import Decision, Outcome
 from a6wire.verification import decode_envelope
+from registry.domain.blocks import PRESENT_STATUSES, BlockStatus
+from registry.domain.transfers import ReservationState, TransferDirection
 from registry.protocol.arbiter import TransferKey
 from registry.protocol.coordinator import CoordinatorState
 from registry.protocol.participant import ParticipantPhase, ParticipantState
 
 if TYPE_CHECKING:
-    from tests.sim.world import Simulation
+    from tests.sim.world import Node, Simulation
 
 VIOLATIONS_KEPT_MAX = 20
 
+Serial = tuple[str, int]  # (originating registry id, serial number)
 
-def _violate(sim: Simulation, invariant: str, detail: str) -> None:
-    if len(sim.violations) < VIOLATIONS_KEPT_MAX:
-        sim.violations.append(f"{invariant}: {detail} (t={sim.time_ms}ms)")
+
+def _serials(node: Node, statuses: frozenset[BlockStatus]) -> list[tuple[Serial, BlockStatus]]:
+    return [
+        ((block.attributes.originating_registry_id, serial), block.status)
+        for block in node.blocks()
+        if block.status in statuses
+        for serial in range(block.first_serial, block.last_serial + 1)
+    ]
+
+
+_SPENDABLE = frozenset({BlockStatus.HELD})
 
 
 def check_continuously(sim: Simulation) -> None:
-    """After every local transaction: no serial spendable in two registries at
-    once (invariant 4) and no transfer applied twice at one node (2 and 4)."""
-    seen: dict[int, str] = {}
+    """After every event: no serial spendable in two registries at once (invariant 4)."""
+    seen: dict[Serial, str] = {}
     for party, node in sim.nodes.items():
-        ledger = node.durable.ledger
-        for serial, unit in ledger.holdings.items():
-            if unit.locked_by is not None:
-                continue  # reserved for a pending debit, not spendable
+        for serial, _ in _serials(node, _SPENDABLE):
             if serial in seen:
-                _violate(sim, "NO_DOUBLE_HOLDING", f"serial {serial} at {seen[serial]} and {party}")
+                sim.violation(
+                    "NO_DOUBLE_HOLDING", f"serial {serial} held at {seen[serial]} and {party}"
+                )
             seen[serial] = party
-        applied: dict[TransferKey, int] = {}
-        for key, _, _ in ledger.journal:
-            applied[key] = applied.get(key, 0) + 1
-            if applied[key] > 1:
-                _violate(sim, "APPLIED_ONCE", f"{party} applied {key.transfer_id} twice")
 
 
-def expected_winner(sim: Simulation, key: TransferKey) -> Outcome | None:
-    """The first record an honest node appended for the transfer, in log order."""
+def first_genuine_outcomes(sim: Simulation) -> dict[TransferKey, Outcome]:
+    """Per transfer, the outcome of the first record an honest node appended, in log order."""
+    outcomes: dict[TransferKey, Outcome] = {}
     for record in sim.decision_log:
         if not record.genuine:
             continue
         envelope = decode_envelope(record.data)
         decision = envelope.payload
-        if (
-            isinstance(decision, Decision)
-            and envelope.transfer_id == key.transfer_id
-            and decision.coordinator_party == key.coordinator_party
-        ):
-            return decision.outcome
-    return None
+        if isinstance(decision, Decision):
+            key = TransferKey(envelope.transfer_id, decision.coordinator_party)
+            outcomes.setdefault(key, decision.outcome)
+    return outcomes
+
+
+def expected_winner(sim: Simulation, key: TransferKey) -> Outcome | None:
+    return first_genuine_outcomes(sim).get(key)
 
 
 def _is_final(state: CoordinatorState | ParticipantState) -> bool:
@@ -68,114 +77,172 @@ def _is_final(state: CoordinatorState | ParticipantState) -> bool:
 
 
 def check_termination(sim: Simulation) -> None:
-    """Invariant 5: at the horizon every live node has finished every transfer."""
+    """Invariant 5: by deadline + grace + recovery every live node finished each honest transfer."""
     for party, node in sim.nodes.items():
         if not node.up:
             continue
-        for key, state in node.durable.states.items():
-            if key in sim.transfers and not _is_final(state):
-                _violate(sim, "TERMINATION", f"{party} still {state.phase} for {key.transfer_id}")
+        for key, record in node.transfer_store.transfers.items():
+            if key in sim.transfers and record.state is not None and not _is_final(record.state):
+                sim.violation("TERMINATION", f"{party} still {record.phase} for {_name(key)}")
+
+
+def _name(key: TransferKey) -> str:
+    return f"{key.coordinator_party}:{key.transfer_id}"
 
 
 def _check_conservation(sim: Simulation) -> None:
-    """Invariant 1 at the quiescent end: every issued serial in exactly one place."""
-    holders: dict[int, list[str]] = {serial: [] for serial in sim.issued}
+    """Invariant 1 at the quiescent end: every issued serial held in exactly one place."""
+    holders: dict[Serial, list[str]] = {serial: [] for serial in sim.issued}
     for party, node in sim.nodes.items():
-        ledger = node.durable.ledger
-        for serial, unit in ledger.holdings.items():
-            if unit.locked_by is not None:
-                _violate(sim, "CONSERVATION", f"serial {serial} still locked at {party}")
-            holders.setdefault(serial, []).append(party)
-        for key in ledger.pending_debits:
-            _violate(sim, "CONSERVATION", f"pending debit left at {party} for {key.transfer_id}")
-        for key in ledger.pending_credits:
-            _violate(sim, "CONSERVATION", f"pending credit left at {party} for {key.transfer_id}")
-        for anomaly in ledger.anomalies:
-            _violate(sim, "ATOMICITY", f"{party}: {anomaly}")
+        for serial, status in _serials(node, PRESENT_STATUSES):
+            if serial not in sim.issued:
+                sim.violation(
+                    "CONSERVATION", f"{party} holds {serial}, which no honest registry issued"
+                )
+                continue
+            holders[serial].append(party)
+            if status is not BlockStatus.HELD:
+                sim.violation("CONSERVATION", f"serial {serial} still {status} at {party}")
+        for reservation in node.store.reservations.values():
+            if reservation.state is ReservationState.PENDING:
+                sim.violation(
+                    "CONSERVATION",
+                    f"{party} {reservation.direction} {reservation.transfer_id} still pending",
+                )
     for serial, parties in sorted(holders.items()):
         if len(parties) != 1:
-            _violate(sim, "CONSERVATION", f"serial {serial} held by {parties or 'nobody'}")
+            sim.violation("CONSERVATION", f"serial {serial} held by {parties or 'nobody'}")
 
 
-def _check_atomicity(sim: Simulation) -> dict[TransferKey, Outcome | None]:
-    """Invariants 2 and 4: every node applied the log's first honest record, once."""
-    outcomes: dict[TransferKey, Outcome | None] = {}
-    for key in sim.transfers:
-        expected = expected_winner(sim, key)
-        outcomes[key] = expected
+_APPLIED = {Outcome.COMMIT: ReservationState.FINALISED, Outcome.ABORT: ReservationState.RELEASED}
+
+
+def _check_atomicity(sim: Simulation, outcomes: dict[TransferKey, Outcome]) -> None:
+    """Invariant 2: every honest node applied the log's first honest record, in its
+    protocol state and in its ledger."""
+    for key, truth in sim.transfers.items():
+        expected = outcomes.get(key)
+        name = _name(key)
         for party, node in sim.nodes.items():
-            state = node.durable.states.get(key)
+            record = node.transfer_store.transfers.get(key)
+            state = record.state if record is not None else None
             if state is None:
                 continue
             if not _is_final(state):
-                _violate(sim, "TERMINATION", f"{party} never finished {key.transfer_id}")
+                sim.violation("TERMINATION", f"{party} never finished {name}")
             if isinstance(state, CoordinatorState):
                 if state.announced and expected is None:
-                    _violate(sim, "TERMINATION", f"no decision for {key.transfer_id}")
+                    sim.violation("TERMINATION", f"no honest decision for {name}")
                 if state.announced and state.outcome is not expected:
-                    _violate(sim, "ATOMICITY", f"{party} {state.outcome} but log says {expected}")
+                    sim.violation(
+                        "ATOMICITY", f"{party} {state.outcome} but log says {expected} for {name}"
+                    )
             elif state.phase in (ParticipantPhase.COMMITTED, ParticipantPhase.ABORTED):
                 applied = (
-                    Outcome.COMMIT if state.phase is ParticipantPhase.COMMITTED else (Outcome.ABORT)
+                    Outcome.COMMIT if state.phase is ParticipantPhase.COMMITTED else Outcome.ABORT
                 )
                 if applied is not expected:
-                    _violate(sim, "ATOMICITY", f"{party} {applied} but log says {expected}")
-            for journal_key, outcome, _ in node.durable.ledger.journal:
-                if journal_key == key and outcome != (expected and expected.value):
-                    _violate(sim, "ATOMICITY", f"{party} applied {outcome}, log says {expected}")
-    return outcomes
+                    sim.violation(
+                        "ATOMICITY", f"{party} {applied} but log says {expected} for {name}"
+                    )
+        # The ledgers: the coordinator's reservation and the receiver's hold, if any.
+        for party, direction in (
+            (key.coordinator_party, TransferDirection.OUTGOING),
+            (truth.receiver, TransferDirection.INCOMING),
+        ):
+            reservation = sim.nodes[party].store.reservations.get(str(key.transfer_id))
+            if reservation is None or reservation.direction is not direction:
+                continue
+            wanted = _APPLIED.get(expected) if expected is not None else None
+            if reservation.state is not wanted:
+                sim.violation(
+                    "ATOMICITY",
+                    f"{party}'s ledger {reservation.state} {direction} for {name}, "
+                    f"log says {expected}",
+                )
 
 
-def _check_adjustments(sim: Simulation, outcomes: dict[TransferKey, Outcome | None]) -> None:
+def _check_adjustments(sim: Simulation, outcomes: dict[TransferKey, Outcome]) -> None:
     """Invariant 3: a committed first transfer records the transferring Party's
-    adjustment for exactly its first-transfer serials; an abort records none."""
-    recorded: dict[TransferKey, list[int]] = {}
-    by_serial: dict[int, int] = {}
-    for party, node in sim.nodes.items():
-        for key, serial in node.durable.ledger.adjustments:
-            if party != key.coordinator_party:
-                _violate(sim, "CORRESPONDING_ADJUSTMENT", f"{party} adjusted for another Party")
-            recorded.setdefault(key, []).append(serial)
-            by_serial[serial] = by_serial.get(serial, 0) + 1
-    for serial, count in by_serial.items():
-        if count > 1:
-            _violate(sim, "CORRESPONDING_ADJUSTMENT", f"serial {serial} adjusted {count} times")
-    for key, truth in sim.transfers.items():
-        committed = outcomes.get(key) is Outcome.COMMIT
-        first = sorted(
-            serial
-            for block in truth.prepare.blocks
-            if not block.first_transfer_done
-            for serial in range(block.first_serial, block.last_serial + 1)
+    adjustment with its debit; an aborted one records none."""
+    for key in sim.transfers:
+        node = sim.nodes[key.coordinator_party]
+        recorded = sum(
+            adjustment.quantity
+            for adjustment in node.store.adjustments
+            if adjustment.transfer_id == str(key.transfer_id)
         )
-        expected = first if committed else []
-        if sorted(recorded.get(key, [])) != expected:
-            _violate(sim, "CORRESPONDING_ADJUSTMENT", f"{key.transfer_id}: {recorded.get(key)}")
+        reservation = node.store.reservations.get(str(key.transfer_id))
+        first_transfer = 0
+        if reservation is not None and outcomes.get(key) is Outcome.COMMIT:
+            first_transfer = reservation.first_transfer_quantity
+        if recorded != first_transfer:
+            sim.violation(
+                "CORRESPONDING_ADJUSTMENT",
+                f"{key.coordinator_party} recorded {recorded}, expected {first_transfer} "
+                f"for {_name(key)}",
+            )
+    for party, node in sim.nodes.items():
+        for adjustment in node.store.adjustments:
+            if adjustment.party != party:
+                sim.violation(
+                    "CORRESPONDING_ADJUSTMENT", f"{party} adjusted for {adjustment.party}"
+                )
 
 
 def _check_sovereignty(sim: Simulation) -> None:
-    """Invariant 6: a forged message never reaches any ledger."""
-    genuine = {key.transfer_id for key in sim.transfers}
+    """Invariants 6 and 7: nothing but an honest transfer touches an honest ledger."""
+    honest = {str(key.transfer_id): key for key in sim.transfers}
     for party, node in sim.nodes.items():
-        ledger = node.durable.ledger
-        touched = [key for key, _, _ in ledger.journal]
-        touched += list(ledger.pending_credits) + list(ledger.pending_debits)
-        touched += [key for key, _ in ledger.adjustments]
-        for key in touched:
-            if key.transfer_id in sim.forged_transfer_ids or key not in sim.transfers:
-                _violate(sim, "SOVEREIGNTY", f"{party} ledger touched by forged {key}")
-        for key, state in node.durable.states.items():
+        for reservation in node.store.reservations.values():
+            key = honest.get(reservation.transfer_id)
+            truth = sim.transfers.get(key) if key is not None else None
+            legitimate = (
+                key is not None
+                and truth is not None
+                and (
+                    (
+                        reservation.direction is TransferDirection.OUTGOING
+                        and key.coordinator_party == party
+                    )
+                    or (
+                        reservation.direction is TransferDirection.INCOMING
+                        and truth.receiver == party
+                        and reservation.counterparty_party == key.coordinator_party
+                    )
+                )
+            )
+            if not legitimate:
+                sim.violation(
+                    "SOVEREIGNTY",
+                    f"{party} holds {reservation.direction} {reservation.transfer_id} with "
+                    f"{reservation.counterparty_party}, of no honest transfer",
+                )
+        for key, record in node.transfer_store.transfers.items():
+            state = record.state
             if (
-                key.transfer_id not in genuine
+                key.coordinator_party in sim.hostile
                 and isinstance(state, ParticipantState)
                 and state.phase in (ParticipantPhase.PREPARED, ParticipantPhase.COMMITTED)
             ):
-                _violate(sim, "SOVEREIGNTY", f"{party} acted on forged {key}")
+                sim.violation("SOVEREIGNTY", f"{party} {state.phase} for hostile {_name(key)}")
+
+
+def _check_edge_errors(sim: Simulation) -> None:
+    """A handler that raised (logged and acknowledged by the edge) is a broken invariant."""
+    for event in sim.logged_errors:
+        detail = str(event.get("error") or event.get("exc_info") or "")[:300]
+        sim.violation(
+            "EDGE_ERROR",
+            f"{event.get('party')} {event.get('event')} ({event.get('transfer_id')}): {detail}",
+        )
 
 
 def check_final(sim: Simulation) -> None:
     check_continuously(sim)
+    outcomes = first_genuine_outcomes(sim)
     _check_conservation(sim)
-    outcomes = _check_atomicity(sim)
+    _check_atomicity(sim, outcomes)
     _check_adjustments(sim, outcomes)
     _check_sovereignty(sim)
+    _check_edge_errors(sim)

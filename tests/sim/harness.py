@@ -24,13 +24,15 @@ class SeedResult:
     commits: int
 
 
-def run_seed(seed: int, variant: Variant | None = None) -> SeedResult:
+def run_seed(
+    seed: int, variant: Variant | None = None, *, hostile_in_approach: bool = False
+) -> SeedResult:
     """Run one seed; the same seed and variant always give the same result."""
-    sim = Simulation(seed, variant)
+    sim = Simulation(seed, variant, hostile_in_approach=hostile_in_approach)
     sim.continuous_checks.append(checker.check_continuously)
     sim.run()
-    outcomes = [checker.expected_winner(sim, key) for key in sim.transfers]
-    commits = sum(1 for outcome in outcomes if outcome is Outcome.COMMIT)
+    outcomes = checker.first_genuine_outcomes(sim)
+    commits = sum(1 for key in sim.transfers if outcomes.get(key) is Outcome.COMMIT)
     return SeedResult(seed, tuple(sim.violations), sim.events_run, len(sim.transfers), commits)
 
 

@@ -1,16 +1,29 @@
 """A seeded, single-threaded simulation of a federation of registry nodes.
 
-Nodes run the real ``registry.protocol`` state machines and the real ``a6wire``
-signing and verification behind a fake edge that keeps the production shape:
-each transition, its ledger effects, its outbox rows and the consumed message
-id (or decision offset) are committed in one step to the node's durable store;
-a relay publishes the outbox afterwards (at least once). A crash loses only the
-volatile part of a node (what the relay had in flight).
+Each honest node IS the production code: a ``Transfers`` application service
+over the in-memory unit of work (``InMemoryTransferUnitOfWork``: the real
+ledger handlers, protocol state, decisions, outbox and inbox tables), fed
+byte for byte through the Kafka edge's ``TransferBus.handle_*_bytes``, with a
+clock that reads the simulated time. The simulator owns only what production
+gets from Kafka and the operating system: the bus, the relay, the scheduler,
+crashes and time.
+
+What survives a crash is the node's store (the in-memory twin of its
+database: what the unit of work committed), the relay's "sent" marks and the
+consumer's committed decision offset. A crash raised from inside a handler
+(right after a commit that wrote outbox rows, before the relay saw them) stops
+the handler where a dying process would stop; the message that caused it is
+redelivered after the restart, as Kafka would, and the inbox table drops it.
 
 The bus has one inbox queue per node (messages may be dropped, duplicated,
 delayed and so reordered) and one totally ordered, reliable decision log (an
 append may be delayed, and is lost only if the writer crashes before the
 broker acknowledged it; the unsent outbox row is then republished).
+
+Hostile members (``tests/sim/hostile.py``) are federation members with their
+own real keys that run no registry node: they replay, forge, reuse other
+coordinators' transfer ids, claim roles they do not have and send bytes that
+are not records. Honest transfers are only between honest parties.
 
 All randomness comes from one ``random.Random(seed)`` and time is simulated,
 so a seed replays exactly.
@@ -21,49 +34,63 @@ from __future__ import annotations
 import heapq
 import random
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from a6wire.errors import WireError
-from a6wire.messages import Decision, Envelope, Prepare, SerialBlock, Vote
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from a6wire.messages import Envelope, Outcome, Prepare, Vote, VoteChoice
 from a6wire.signing import seal
-from a6wire.verification import (
-    decode_envelope,
-    encode_envelope,
-    verify_envelope,
-    verify_signature,
+from a6wire.topics import DECISION_TOPIC, inbox_topic
+from a6wire.verification import decode_envelope, verify_signature
+from registry.adapters.in_memory import InMemoryStore
+from registry.adapters.transfer_unit_of_work import (
+    InMemoryTransferStore,
+    InMemoryTransferUnitOfWork,
 )
-from registry.protocol import coordinator, participant
-from registry.protocol.arbiter import TransferKey, names_party, read_decision
+from registry.application import handlers
+from registry.application.commands import (
+    InitialiseRegistry,
+    IssuanceLine,
+    IssueUnits,
+    OpenAccount,
+    RecordAuthorisation,
+    RegisterCooperativeApproach,
+)
+from registry.application.transfers import (
+    FederationView,
+    InitiateTransfer,
+    KeySigner,
+    MessagePosition,
+    Transfers,
+)
+from registry.application.transfers import service as transfers_service
+from registry.domain.approaches import CooperativeApproach
+from registry.domain.authorisations import Authorisation, Purpose
+from registry.domain.blocks import BlockStatus, SerialBlock
+from registry.domain.selection import SerialRangeSelection
+from registry.entrypoints.bus import TransferBus
+from registry.protocol.arbiter import EnvelopeVerifier, TransferKey
 from registry.protocol.constants import DECISION_GRACE_MS
 from registry.protocol.coordinator import CoordinatorState
-from registry.protocol.effects import (
-    AppendDecision,
-    ApplyAbort,
-    ApplyCommit,
-    Effect,
-    HoldIncoming,
-    HoldOutgoing,
-    SendToInbox,
-)
-from registry.protocol.events import (
-    DecisionRead,
-    DoneReceived,
-    Event,
-    PrepareReceived,
-    Tick,
-    VoteReceived,
-)
 from registry.protocol.participant import ParticipantState
 from tests.sim import factories
-from tests.sim.ledger import FakeLedger, Unit
 
 PARTIES = ("CHE", "GHA", "JPN", "SGP", "THA")
-EVIL_MEMBER = "ZZZ"  # a federation member with a real key that runs no registry node
+# Federation members with real keys that run no registry node and attack.
+HOSTILE_PARTIES = ("ZZA", "ZZB")
 STRANGER = "XXX"  # not in the directory at all
+
+APPROACH_ID = factories.APPROACH_ID
+VINTAGE = 2025
+SECTOR = "energy"
+ACTIVITY = "solar_pv"
+UNKNOWN_ACCOUNT_SUFFIX = "NOPE"
 
 TICK_INTERVAL_MS = 1_000
 RELAY_DELAY_MAX_MS = 20
@@ -73,8 +100,8 @@ CONSUMER_LAG_MAX_MS = 80
 DELAY_SPIKE_MAX_MS = 6_000
 CLOCK_SKEW_MAX_MS = 1_500
 REQUEST_WINDOW_MS = 10_000
-TRANSFER_TIMEOUT_MIN_MS = 1_500
-TRANSFER_TIMEOUT_MAX_MS = 15_000
+TRANSFER_DEADLINE_MIN_S = 2
+TRANSFER_DEADLINE_MAX_S = 15
 FAULT_WINDOW_MS = 25_000
 DOWNTIME_MAX_MS = 45_000
 # Time allowed after the last deadline (plus grace) or the last restart for every
@@ -84,8 +111,34 @@ QUIESCENCE_MAX_MS = 600_000
 EVENTS_MAX = 200_000
 LOST_APPEND_PROBABILITY = 0.5
 
+# The events after which a node's ledger may have changed: the continuous checks run after these.
+LEDGER_EVENTS = frozenset({"request", "deliver", "read", "tick", "restart"})
+
 Key = TransferKey
 State = CoordinatorState | ParticipantState
+
+
+class NodeCrashed(BaseException):
+    """Raised from a commit hook to stop a handler where a dying process would stop.
+
+    A BaseException, so the edge's ``except Exception`` does not swallow it.
+    """
+
+
+class SimUnitOfWork(InMemoryTransferUnitOfWork):
+    """The production in-memory unit of work, in a process that may die before its commit.
+
+    The crash is raised from the outer ``commit`` before anything is published to
+    the store, so what the simulator checks afterwards is whether the unit of
+    work really left the committed store untouched.
+    """
+
+    before_commit: Callable[[], None] | None = None
+
+    def commit(self) -> None:
+        if self._depth == 1 and self.before_commit is not None:
+            self.before_commit()
+        super().commit()
 
 
 @dataclass
@@ -97,8 +150,10 @@ class Faults:
     spike_probability: float
     crash_count_max: int
     crash_after_commit_probability: float
+    crash_before_commit_probability: float
     permanent_crash_probability: float
-    forgery_count: int
+    hostile_count: int
+    attack_count: int
     replay_count: int
 
     @classmethod
@@ -109,265 +164,323 @@ class Faults:
             spike_probability=rng.choice([0.0, 0.05, 0.2]),
             crash_count_max=rng.choice([0, 1, 2, 4]),
             crash_after_commit_probability=rng.choice([0.0, 0.05, 0.25]),
+            crash_before_commit_probability=rng.choice([0.0, 0.02, 0.1]),
             permanent_crash_probability=rng.choice([0.0, 0.3]),
-            forgery_count=rng.choice([0, 2, 5]),
+            hostile_count=rng.choice([0, 1, 1, 2]),
+            attack_count=rng.choice([0, 4, 10, 20]),
             replay_count=rng.choice([0, 3, 10]),
         )
 
 
 @dataclass
-class OutboxRow:
-    row_id: int
-    to_log: bool
-    party: str  # destination inbox when not to the log
-    envelope: Envelope
-    sent: bool = False
-
-
-@dataclass
-class Durable:
-    """What survives a crash: the node's database."""
-
-    ledger: FakeLedger
-    states: dict[Key, State] = field(default_factory=dict)
-    outbox: list[OutboxRow] = field(default_factory=list)
-    consumed_message_ids: set[uuid.UUID] = field(default_factory=set)
-    decision_offset: int = 0
-    message_sequence: int = 0
-
-
-@dataclass
 class TransferTruth:
-    """What the simulator knows about a transfer independently of the nodes."""
+    """What the simulator knows about an honest transfer independently of the nodes."""
 
     key: Key
-    prepare: Prepare
-    refused_by: tuple[str, ...]
+    receiver: str
+    deadline: datetime
+    prepare: Prepare | None = None  # the genuine PREPARE, once its coordinator sent it
 
 
 @dataclass
 class LogRecord:
     data: bytes
-    genuine: bool  # appended by an honest node, not by the fault injector
-
-
-Behaviour = Callable[..., Any]
+    genuine: bool  # appended by an honest node, not by a hostile member or the injector
 
 
 @dataclass
 class Variant:
-    """The transition functions a node uses; broken variants swap one out."""
+    """How a node is built; broken variants swap one piece of production code out.
+
+    ``participant_step``/``coordinator_step`` replace ``step`` of the protocol
+    modules the service calls, for the duration of one run; ``bus_class`` and
+    ``judge_decisions`` replace the edge's checks.
+    """
 
     name: str = "correct"
-    coordinator_step: Behaviour = coordinator.step
-    participant_step: Behaviour = participant.step
-    verify_inbox: bool = True
+    coordinator_step: Callable[..., Any] | None = None
+    participant_step: Callable[..., Any] | None = None
+    bus_class: type[TransferBus] = TransferBus
     judge_decisions: bool = True
+    unit_of_work_class: type[SimUnitOfWork] = SimUnitOfWork
+
+
+class _StepOverride:
+    """A protocol module with ``step`` replaced; every other name is the module's."""
+
+    def __init__(self, module: Any, step: Callable[..., Any]) -> None:
+        self._module = module
+        self.step = step
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+@contextmanager
+def _variant_installed(variant: Variant) -> Iterator[None]:
+    """Swap the protocol modules the service calls for the variant's, for one run."""
+    namespace = vars(transfers_service)
+    saved = {name: namespace[name] for name in ("coordinator", "participant")}
+    if variant.coordinator_step is not None:
+        namespace["coordinator"] = _StepOverride(saved["coordinator"], variant.coordinator_step)
+    if variant.participant_step is not None:
+        namespace["participant"] = _StepOverride(saved["participant"], variant.participant_step)
+    try:
+        yield
+    finally:
+        namespace.update(saved)
+
+
+@contextmanager
+def _logs_recorded(sink: list[dict[str, Any]]) -> Iterator[None]:
+    """Send structlog's events of one run to ``sink`` (errors only), then restore.
+
+    The production code logs every step; rendering it would be most of a seed's
+    time, and an error logged by the edge (a handler that raised and was
+    acknowledged) is evidence the checker wants.
+    """
+
+    def record(_: Any, method: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+        if method in ("error", "exception", "critical"):
+            sink.append(dict(event))
+        raise structlog.DropEvent
+
+    saved = structlog.get_config()
+    structlog.configure(
+        processors=[record],
+        wrapper_class=structlog.make_filtering_bound_logger(40),  # logging.ERROR
+        cache_logger_on_first_use=False,
+    )
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+
+
+class NodeClock:
+    """The node's view of simulated time, skewed; it is the service's ``Clock``."""
+
+    def __init__(self, sim: Simulation, node: Node) -> None:
+        self._sim = sim
+        self._node = node
+
+    def now(self) -> datetime:
+        return factories.at(self._sim.time_ms + self._node.skew_ms)
+
+
+class SeededSigner(KeySigner):
+    """The production signer with message ids drawn from the seed, so a seed replays."""
+
+    def __init__(self, party: str, private_key: Ed25519PrivateKey, rng: random.Random) -> None:
+        super().__init__(party, private_key)
+        self._rng = rng
+
+    def seal(self, payload: Any, sent_at: datetime) -> Envelope:
+        return seal(
+            payload,
+            sender_party=self.party,
+            sent_at=sent_at,
+            message_id=uuid.UUID(int=self._rng.getrandbits(128), version=4),
+            private_key=factories.party_key(self.party),
+        )
 
 
 class Node:
-    def __init__(self, sim: Simulation, index: int, party: str, skew_ms: int) -> None:
+    """One honest registry node: a durable store, and the production service over it."""
+
+    def __init__(self, sim: Simulation, party: str, skew_ms: int) -> None:
         self.sim = sim
-        self.index = index
         self.party = party
-        self.durable = Durable(ledger=FakeLedger(party))
+        self.registry_id = factories.registry_of(party)
+        self.account_id = factories.account_of(party)
+        # Durable: the database (ledger and transfer tables), the relay's sent
+        # marks and the decision consumer's committed offset.
+        self.store = InMemoryStore()
+        self.transfer_store = InMemoryTransferStore()
+        self.sent: set[int] = set()
+        self.decision_offset = 0
+        self.inbox_offset = 0
+        # Volatile.
         self.up = True
         self.epoch = 0
         self.skew_ms = skew_ms
         self.permanently_down = False
-        self.in_flight: set[int] = set()  # volatile: rows the relay handed to the bus
+        self.in_flight: set[int] = set()  # rows the relay handed to the bus
         self.backlog: list[bytes] = []  # inbox records that arrived while down (Kafka keeps them)
+        self.clock = NodeClock(sim, self)
+        self.transfers: Transfers
+        self.bus: TransferBus
+        self.start()
+
+    def uow(self) -> SimUnitOfWork:
+        uow = self.sim.variant.unit_of_work_class(self.store, self.transfer_store)
+        uow.before_commit = partial(self.sim.before_commit, self)
+        return uow
+
+    def start(self) -> None:
+        """Build the process's objects afresh over the durable store (boot or restart)."""
+        sim = self.sim
+        self.transfers = Transfers(
+            self.uow,
+            self.clock,
+            SeededSigner(self.party, factories.party_key(self.party), sim.rng),
+            sim.verify,
+            FederationView(
+                self.party, self.registry_id, sim.registry_of, inbox_topic, DECISION_TOPIC
+            ),
+            on_outbox_commit=partial(sim.after_outbox_commit, self),
+        )
+        self.bus = sim.variant.bus_class(self.transfers, sim.directory)
 
     def now(self) -> datetime:
-        return factories.at(self.sim.time_ms + self.skew_ms)
+        return self.clock.now()
 
-    # -- one local transaction -------------------------------------------------
+    # -- the ledger, as the checker and the scenario read it -------------------------
 
-    def commit(self, key: Key, state: State | None, effects: list[Effect]) -> None:
-        durable = self.durable
-        if state is not None and not _is_unknown(state):
-            durable.states[key] = state
-        rows_before = len(durable.outbox)
-        for effect in effects:
-            self._perform(effect)
-        self.sim.after_transaction(self, added_rows=len(durable.outbox) > rows_before)
+    def blocks(self) -> list[SerialBlock]:
+        return list(self.store.blocks.values())
 
-    def _perform(self, effect: Effect) -> None:
-        ledger = self.durable.ledger
-        if isinstance(effect, HoldOutgoing):
-            ledger.hold_outgoing(effect)
-        elif isinstance(effect, HoldIncoming):
-            ledger.hold_incoming(effect)
-        elif isinstance(effect, ApplyCommit):
-            ledger.apply_commit(effect)
-        elif isinstance(effect, ApplyAbort):
-            ledger.apply_abort(effect)
-        elif isinstance(effect, SendToInbox):
-            self._add_outbox(False, effect.party, effect.payload)
-        elif isinstance(effect, AppendDecision):
-            self._add_outbox(True, "", effect.decision)
+    def run(self, command: Any) -> Any:
+        return handlers.handle(self.uow(), self.clock, command)
 
-    def _add_outbox(self, to_log: bool, party: str, payload: Any) -> None:
-        durable = self.durable
-        durable.message_sequence += 1
-        # Signed inside the transaction, so a republished row has the same message id.
-        envelope = seal(
-            payload,
-            sender_party=self.party,
-            sent_at=self.now(),
-            message_id=uuid.UUID(int=((self.index + 1) << 64) | durable.message_sequence),
-            private_key=factories.party_key(self.party),
-        )
-        durable.outbox.append(OutboxRow(len(durable.outbox), to_log, party, envelope))
+    # -- what the edge calls --------------------------------------------------------
 
-    # -- handlers ------------------------------------------------------------------
-
-    def request_transfer(self, prepare: Prepare) -> None:
-        refusals = self.durable.ledger.refusals_for_outgoing(prepare)
-        state, effects = coordinator.begin(prepare, refusals, self.now())
-        key = Key(prepare.transfer_id, self.party)
-        self.commit(key, state, effects)
-
-    def on_inbox(self, data: bytes) -> None:
-        try:
-            envelope = decode_envelope(data)
-            if self.sim.variant.verify_inbox:
-                verify_envelope(envelope, self.sim.directory)
-        except WireError as error:
-            self.sim.refused[error.reason_code] = self.sim.refused.get(error.reason_code, 0) + 1
-            return
-        durable = self.durable
-        if envelope.message_id in durable.consumed_message_ids:
-            return  # the inbox table drops a redelivered message
-        durable.consumed_message_ids.add(envelope.message_id)
-        payload = envelope.payload
-        key = Key(envelope.transfer_id, payload.coordinator_party)
-        state = durable.states.get(key)
-        event: Event
-        if isinstance(payload, Prepare):
-            if key.coordinator_party == self.party:
-                return
-            current = state if isinstance(state, ParticipantState) else None
-            current = current or participant.initial(self.party, key.transfer_id, key[1])
-            refusals: tuple[str, ...] = ()
-            if current.phase is participant.ParticipantPhase.UNKNOWN:
-                refusals = durable.ledger.refusals_for_incoming(
-                    payload, self.party in self.sim.refusing(key)
-                )
-            event = PrepareReceived(envelope, refusals)
-            self.commit(key, *self.sim.variant.participant_step(current, event, self.now()))
-        elif isinstance(state, CoordinatorState):
-            event = VoteReceived(envelope) if isinstance(payload, Vote) else DoneReceived(envelope)
-            self.commit(key, *self.sim.variant.coordinator_step(state, event, self.now()))
+    def deliver(self, data: bytes) -> None:
+        self.inbox_offset += 1
+        position = MessagePosition(inbox_topic(self.party), 0, self.inbox_offset)
+        self.bus.handle_inbox_bytes(data, position)
 
     def read_decisions(self) -> None:
         log = self.sim.decision_log
-        while self.up and self.durable.decision_offset < len(log):
-            self._read_one(log[self.durable.decision_offset].data)
-
-    def _read_one(self, data: bytes) -> None:
-        durable = self.durable
-        durable.decision_offset += 1  # committed with the record's effects
-        try:
-            record = decode_envelope(data)
-        except WireError:
-            self.sim.after_transaction(self, added_rows=False)
-            return
-        if not isinstance(record.payload, Decision):
-            return
-        if self.sim.variant.judge_decisions:
-            read = read_decision(record, self.sim.verify)
-        else:
-            read = DecisionRead(record, None)
-        key = Key(record.transfer_id, record.payload.coordinator_party)
-        state = durable.states.get(key)
-        if isinstance(state, CoordinatorState):
-            self.commit(key, *self.sim.variant.coordinator_step(state, read, self.now()))
-        elif isinstance(state, ParticipantState):
-            self.commit(key, *self.sim.variant.participant_step(state, read, self.now()))
-        elif key.coordinator_party != self.party and names_party(record, self.party):
-            fresh = participant.initial(self.party, key.transfer_id, key.coordinator_party)
-            self.commit(key, *self.sim.variant.participant_step(fresh, read, self.now()))
-
-    def tick(self) -> None:
-        for key in list(self.durable.states):
-            state = self.durable.states[key]
-            if isinstance(state, CoordinatorState):
-                new, effects = self.sim.variant.coordinator_step(state, Tick(), self.now())
-            else:
-                new, effects = self.sim.variant.participant_step(state, Tick(), self.now())
-            if new != state or effects:
-                self.commit(key, new, effects)
-            if not self.up:
-                return
-
-
-def _is_unknown(state: State) -> bool:
-    return (
-        isinstance(state, ParticipantState)
-        and state.phase is participant.ParticipantPhase.UNKNOWN
-        and state.winner is None
-    )
+        while self.up and self.decision_offset < len(log):
+            offset = self.decision_offset
+            try:
+                self.bus.handle_decision_bytes(
+                    log[offset].data, MessagePosition(DECISION_TOPIC, 0, offset)
+                )
+            except NodeCrashed:
+                raise
+            except Exception as error:
+                self.sim.violation("DECISION_HANDLER", f"{self.party} at offset {offset}: {error}")
+            self.decision_offset = offset + 1  # the consumer commits after the handler
 
 
 class Simulation:
-    def __init__(self, seed: int, variant: Variant | None = None) -> None:
+    def __init__(
+        self, seed: int, variant: Variant | None = None, *, hostile_in_approach: bool = False
+    ) -> None:
         self.seed = seed
+        self.hostile_in_approach = hostile_in_approach
         self.rng = random.Random(seed)
         self.variant = variant or Variant()
         self.time_ms = 0
         self._queue: list[tuple[int, int, str, tuple[Any, ...]]] = []
         self._sequence = 0
         self.events_run = 0
+        self.violations: list[str] = []
+        self._violated: set[str] = set()
+        self.logged_errors: list[dict[str, Any]] = []
+        self.continuous_checks: list[Callable[[Simulation], None]] = []
         rng = self.rng
         parties = sorted(rng.sample(PARTIES, rng.randint(2, 4)))
-        self.directory = factories.directory_for([*parties, EVIL_MEMBER])
-        self.verify = partial(verify_signature, directory=self.directory)
-        self.nodes = {
-            party: Node(self, i, party, rng.randint(-CLOCK_SKEW_MAX_MS, CLOCK_SKEW_MAX_MS))
-            for i, party in enumerate(parties)
-        }
         self.faults = Faults.draw(rng)
+        self.hostile = list(HOSTILE_PARTIES[: self.faults.hostile_count])
+        self.directory = factories.directory_for([*parties, *self.hostile])
+        self._topic_party = {
+            inbox_topic(member.party): member.party for member in self.directory.members
+        }
+        verify: EnvelopeVerifier = partial(verify_signature, directory=self.directory)
+        self.verify = verify if self.variant.judge_decisions else _accept_any
+        self.nodes: dict[str, Node] = {}
+        for party in parties:
+            self.nodes[party] = Node(
+                self, party, rng.randint(-CLOCK_SKEW_MAX_MS, CLOCK_SKEW_MAX_MS)
+            )
         self.crashes_left = self.faults.crash_count_max
         self.decision_log: list[LogRecord] = []
         self.transfers: dict[Key, TransferTruth] = {}
-        self.forged_transfer_ids: set[uuid.UUID] = set()
+        # Every record that crossed the bus (inbox or log), for replays.
         self.captured: list[bytes] = []
-        self.refused: dict[str, int] = {}
-        self.issued: dict[int, str] = {}
-        self.first_transfer_pending: set[int] = set()
-        self.violations: list[str] = []
-        self.continuous_checks: list[Callable[[Simulation], None]] = []
-        self._issue_units(parties)
+        # Honest votes addressed to hostile members: (voter, the vote's envelope).
+        self.votes_to_hostile: list[tuple[str, Envelope]] = []
+        # What each hostile member will decide once its PREPARE is answered YES.
+        self.hostile_plans: dict[Key, tuple[Envelope, Outcome]] = {}
+        # Serials issued by honest registries: (originating registry id, serial) -> Party.
+        self.issued: dict[tuple[str, int], str] = {}
+        self.refused_requests = 0
+        self.started = False  # no crash while the ledgers are set up
+        self._set_up_ledgers(parties)
+
+    # -- the federation's reference data -----------------------------------------------
+
+    def registry_of(self, party: str) -> str | None:
+        return self.directory.member(party).registry_id if self.directory.is_member(party) else None
+
+    def _set_up_ledgers(self, parties: list[str]) -> None:
+        # The cooperative approach is the honest Parties'; hostile members are in
+        # the federation but not in it, so the receiver's own checks must refuse
+        # any PREPARE of theirs that they actually run. With ``hostile_in_approach``
+        # they are in it too, and only custody (PROTOCOL.md invariant 8) could
+        # refuse a PREPARE for serials they do not hold.
+        members = [*parties, *self.hostile] if self.hostile_in_approach else parties
+        approach = CooperativeApproach(
+            cooperative_approach_id=APPROACH_ID,
+            participating_parties=frozenset(members),
+            vintage_from=2021,
+            vintage_to=2030,
+            in_force_from=date(2021, 1, 1),
+            sectors=frozenset({SECTOR}),
+            activity_types=frozenset({ACTIVITY}),
+        )
+        for party, node in self.nodes.items():
+            node.run(InitialiseRegistry(party, node.registry_id))
+            node.run(RegisterCooperativeApproach(approach))
+            node.run(
+                RecordAuthorisation(
+                    Authorisation(
+                        authorisation_id=loa_of(party),
+                        version=1,
+                        authorising_party=party,
+                        authorised_on=date(2025, 1, 1),
+                        cooperative_approach_id=APPROACH_ID,
+                        authorised_parties=frozenset(parties) - {party},
+                        purposes=frozenset({Purpose.NDC}),
+                    )
+                )
+            )
+            node.run(OpenAccount(node.account_id))
+            lines = tuple(
+                IssuanceLine(
+                    quantity=self.rng.randint(1, 8),
+                    cooperative_approach_id=APPROACH_ID,
+                    vintage=VINTAGE,
+                    sector=SECTOR,
+                    activity_type=ACTIVITY,
+                    mitigation_type="emission reduction",
+                    gwp_values="AR5",
+                    authorisation_id=loa_of(party),
+                )
+                for _ in range(self.rng.randint(1, 3))
+            )
+            node.run(IssueUnits(node.account_id, lines))
+            for block in node.blocks():
+                for serial in range(block.first_serial, block.last_serial + 1):
+                    self.issued[(block.attributes.originating_registry_id, serial)] = party
 
     # -- scenario ------------------------------------------------------------------
 
-    def _issue_units(self, parties: list[str]) -> None:
-        serial = 1
-        for party in parties:
-            ledger = self.nodes[party].durable.ledger
-            for _ in range(self.rng.randint(1, 3)):
-                size = self.rng.randint(1, 8)
-                done = self.rng.random() < 0.3
-                for s in range(serial, serial + size):
-                    ledger.holdings[s] = Unit(factories.account_of(party), party, done)
-                    self.issued[s] = party
-                    if not done:
-                        self.first_transfer_pending.add(s)
-                serial += size + self.rng.randint(0, 2)
-
-    def refusing(self, key: Key) -> tuple[str, ...]:
-        truth = self.transfers.get(key)
-        return truth.refused_by if truth else ()
-
     def _plan(self) -> None:
+        from tests.sim import hostile
+
         rng = self.rng
         for _ in range(rng.randint(2, 5)):
             self.schedule(rng.randint(0, REQUEST_WINDOW_MS), "request", ())
         for _ in range(self.crashes_left):
             self.schedule(rng.randint(0, FAULT_WINDOW_MS), "crash", (rng.choice(self.parties),))
-        for _ in range(self.faults.forgery_count):
-            self.schedule(rng.randint(0, FAULT_WINDOW_MS), "forge", ())
+        if self.hostile:
+            for _ in range(self.faults.attack_count):
+                attack = rng.choice(hostile.ATTACKS)
+                self.schedule(rng.randint(0, FAULT_WINDOW_MS), "attack", (attack,))
         for _ in range(self.faults.replay_count):
             self.schedule(rng.randint(0, FAULT_WINDOW_MS), "replay", ())
         for party in self.parties:
@@ -377,57 +490,55 @@ class Simulation:
     def parties(self) -> list[str]:
         return list(self.nodes)
 
-    def _blocks_for(self, node: Node) -> list[SerialBlock]:
-        rng = self.rng
-        ledger = node.durable.ledger
-        candidates = (
-            sorted(ledger.holdings) if rng.random() < 0.15 else ledger.available()
-        )  # sometimes ask for units already locked, to exercise refusal
-        if not candidates:
-            return []
-        start = rng.choice(candidates)
-        length_max = rng.randint(1, 6)
-        run = [start]
-        while (
-            len(run) < length_max
-            and run[-1] + 1 in ledger.holdings
-            and _same_attributes(ledger.holdings[start], ledger.holdings[run[-1] + 1])
-        ):
-            run.append(run[-1] + 1)
-        unit = ledger.holdings[start]
-        return [
-            factories.block(
-                run[0],
-                run[-1],
-                originating_party=unit.originating_party,
-                first_transfer_done=unit.first_transfer_done,
-            )
-        ]
-
     def _request(self) -> None:
         rng = self.rng
         coordinator_party = rng.choice(self.parties)
         node = self.nodes[coordinator_party]
         if not node.up:
             return  # the API is down with its node
-        blocks = self._blocks_for(node)
-        if not blocks:
-            return
-        others = [p for p in self.parties if p != coordinator_party]
-        receiver = rng.choice(others)
-        participants = [receiver]
-        extra = [p for p in others if p != receiver]
-        if extra and rng.random() < 0.25:
-            participants.append(rng.choice(extra))
-        transfer_id = uuid.UUID(int=rng.getrandbits(128), version=4)
-        deadline = node.now() + timedelta(
-            milliseconds=rng.randint(TRANSFER_TIMEOUT_MIN_MS, TRANSFER_TIMEOUT_MAX_MS)
+        # Sometimes ask for units already locked, to exercise the sender's refusal.
+        wanted = (
+            (BlockStatus.HELD, BlockStatus.RESERVED) if rng.random() < 0.15 else (BlockStatus.HELD,)
         )
-        prepare = factories.prepare(transfer_id, coordinator_party, participants, blocks, deadline)
-        refused_by = tuple(p for p in participants if rng.random() < 0.1)
+        candidates = sorted(
+            (b for b in node.blocks() if b.status in wanted and b.account_id == node.account_id),
+            key=lambda b: b.key,
+        )
+        if not candidates:
+            return
+        block = rng.choice(candidates)
+        first = rng.randint(block.first_serial, block.last_serial)
+        last = rng.randint(first, block.last_serial)
+        receiver = rng.choice([p for p in self.parties if p != coordinator_party])
+        to_account = self.nodes[receiver].account_id
+        if rng.random() < 0.1:
+            to_account = f"{to_account}-{UNKNOWN_ACCOUNT_SUFFIX}"  # the receiver refuses
+        transfer_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+        deadline_s = rng.randint(TRANSFER_DEADLINE_MIN_S, TRANSFER_DEADLINE_MAX_S)
+        request = InitiateTransfer(
+            transfer_id=transfer_id,
+            from_account_id=node.account_id,
+            to_party=receiver,
+            to_account_id=to_account,
+            selection=SerialRangeSelection(block.attributes.originating_registry_id, first, last),
+            authorisation_id=str(block.attributes.authorisation_id),
+            purpose=Purpose.NDC,
+            deadline_s=deadline_s,
+        )
+        deadline = node.now() + timedelta(seconds=deadline_s)
         key = Key(transfer_id, coordinator_party)
-        self.transfers[key] = TransferTruth(key, prepare, refused_by)
-        node.request_transfer(prepare)
+        try:
+            outcome = node.transfers.initiate_transfer(request)
+        except NodeCrashed:
+            # The node died before answering: the transfer exists if it committed.
+            record = node.transfer_store.transfers.get(key)
+            if record is None or record.state is None:
+                return
+        else:
+            if outcome.refused:
+                self.refused_requests += 1
+                return
+        self.transfers[key] = TransferTruth(key, receiver, deadline)
 
     # -- event loop ----------------------------------------------------------------
 
@@ -444,29 +555,48 @@ class Simulation:
             self.time_ms = max(self.time_ms, at_ms)
             self.events_run += 1
             getattr(self, f"_on_{kind}")(*args)
+            if kind in LEDGER_EVENTS:
+                for check in self.continuous_checks:
+                    check(self)
             if stop_when_quiet and kind == "tick" and self._quiet():
                 return
         self.time_ms = max(self.time_ms, end_ms)
 
     def _quiet(self) -> bool:
         for node in self.nodes.values():
-            if any(not row.sent for row in node.durable.outbox):
+            if not node.up:
                 return False
-            if node.durable.decision_offset < len(self.decision_log):
+            if len(node.sent) < len(node.transfer_store.outbox):
                 return False
-            for state in node.durable.states.values():
-                if isinstance(state, CoordinatorState):
-                    if not state.is_decided:
-                        return False
-                elif not state.is_final:
+            if node.decision_offset < len(self.decision_log):
+                return False
+            for record in node.transfer_store.transfers.values():
+                if record.state is not None and not is_final(record.state):
                     return False
-        return all(node.up for node in self.nodes.values())
+        return True
 
-    def after_transaction(self, node: Node, *, added_rows: bool) -> None:
-        for check in self.continuous_checks:
-            check(self)
-        if not added_rows:
-            return
+    def violation(self, invariant: str, detail: str) -> None:
+        from tests.sim.checker import VIOLATIONS_KEPT_MAX
+
+        text = f"{invariant}: {detail}"
+        if text not in self._violated and len(self.violations) < VIOLATIONS_KEPT_MAX:
+            self._violated.add(text)  # a state that persists is reported once
+            self.violations.append(f"{text} (t={self.time_ms}ms)")
+
+    def before_commit(self, node: Node) -> None:
+        """Every outer commit of a node: the process may die with the transaction open."""
+        if (
+            self.started
+            and self.crashes_left > 0
+            and self.time_ms < FAULT_WINDOW_MS
+            and self.rng.random() < self.faults.crash_before_commit_probability
+        ):
+            self.crashes_left -= 1
+            self._crash(node)
+            raise NodeCrashed(node.party)
+
+    def after_outbox_commit(self, node: Node) -> None:
+        """The service's hook after a commit that wrote outbox rows: poke the relay, or die."""
         if (
             self.crashes_left > 0
             and self.time_ms < FAULT_WINDOW_MS
@@ -474,7 +604,7 @@ class Simulation:
         ):
             self.crashes_left -= 1
             self._crash(node)  # committed, not yet published: the outbox must cover it
-            return
+            raise NodeCrashed(node.party)
         relay_at = self.time_ms + self.rng.randint(0, RELAY_DELAY_MAX_MS)
         self.schedule(relay_at, "relay", (node.party, node.epoch))
 
@@ -485,10 +615,12 @@ class Simulation:
         node = self.nodes[party]
         if not node.up or node.epoch != epoch:
             return
-        node.tick()
-        if node.up and node.epoch == epoch:
-            jitter = self.rng.randint(0, TICK_INTERVAL_MS // 5)
-            self.schedule(self.time_ms + TICK_INTERVAL_MS + jitter, "tick", (party, epoch))
+        try:
+            node.transfers.tick()
+        except NodeCrashed:
+            return
+        jitter = self.rng.randint(0, TICK_INTERVAL_MS // 5)
+        self.schedule(self.time_ms + TICK_INTERVAL_MS + jitter, "tick", (party, epoch))
 
     def _latency(self, base_max_ms: int) -> int:
         latency = self.rng.randint(1, base_max_ms)
@@ -500,43 +632,71 @@ class Simulation:
         node = self.nodes[party]
         if not node.up or node.epoch != epoch:
             return
-        for row in node.durable.outbox:
-            if row.sent or row.row_id in node.in_flight:
+        for row_id, row in enumerate(node.transfer_store.outbox):
+            if row_id in node.sent or row_id in node.in_flight:
                 continue
-            node.in_flight.add(row.row_id)
-            data = encode_envelope(row.envelope)
-            if row.to_log:
+            node.in_flight.add(row_id)
+            if row.topic == DECISION_TOPIC:
                 latency = self._latency(DECISION_LATENCY_MAX_MS)
-                self.schedule(self.time_ms + latency, "append", (party, epoch, row.row_id, data))
+                self.schedule(self.time_ms + latency, "append", (party, epoch, row_id, row.value))
             else:
-                self._publish_inbox(row.party, data)
+                # A topic of no member (a broken node answering a stranger) has no reader.
+                to_party = self._topic_party.get(row.topic, STRANGER)
+                self._note_genuine(party, to_party, row.value)
+                self.publish_inbox(to_party, row.value)
                 ack = self.rng.randint(1, INBOX_LATENCY_MAX_MS)
-                self.schedule(self.time_ms + ack, "ack", (party, epoch, row.row_id))
+                self.schedule(self.time_ms + ack, "ack", (party, epoch, row_id))
 
-    def _publish_inbox(self, party: str, data: bytes) -> None:
+    def _note_genuine(self, sender: str, to_party: str, data: bytes) -> None:
+        """Remember honest PREPAREs (the truth) and what honest nodes vote to hostile members."""
+        envelope = decode_envelope(data)
+        payload = envelope.payload
+        if isinstance(payload, Prepare):
+            truth = self.transfers.get(Key(payload.transfer_id, payload.coordinator_party))
+            if truth is not None and truth.prepare is None:
+                truth.prepare = payload
+        if to_party in self.hostile and isinstance(payload, Vote):
+            self.votes_to_hostile.append((sender, envelope))
+            if payload.vote is VoteChoice.YES:
+                self.violation(
+                    "SOVEREIGNTY",
+                    f"{sender} voted YES on hostile {payload.coordinator_party}'s PREPARE "
+                    f"{payload.transfer_id}: a hostile member holds none of those serials",
+                )
+
+    def publish_inbox(self, party: str, data: bytes, *, faulty: bool = True) -> None:
+        self.captured.append(data)
+        if party in self.hostile:
+            from tests.sim import hostile
+
+            hostile.on_inbox(self, party, data)
+            return
         if party not in self.nodes:
             return
-        faults = self.faults
-        in_fault_window = self.time_ms < FAULT_WINDOW_MS
-        self.captured.append(data)
-        if in_fault_window and self.rng.random() < faults.drop_probability:
+        in_fault_window = faulty and self.time_ms < FAULT_WINDOW_MS
+        if in_fault_window and self.rng.random() < self.faults.drop_probability:
             return
-        copies = 2 if in_fault_window and self.rng.random() < faults.duplicate_probability else 1
+        copies = (
+            2 if in_fault_window and self.rng.random() < self.faults.duplicate_probability else 1
+        )
         for _ in range(copies):
             arrival = self.time_ms + self._latency(INBOX_LATENCY_MAX_MS)
             self.schedule(arrival, "deliver", (party, data))
 
     def _on_deliver(self, party: str, data: bytes) -> None:
         node = self.nodes[party]
-        if node.up:
-            node.on_inbox(data)
-        else:
+        if not node.up:
             node.backlog.append(data)
+            return
+        try:
+            node.deliver(data)
+        except NodeCrashed:
+            node.backlog.append(data)  # its offset was never committed: Kafka redelivers
 
     def _on_ack(self, party: str, epoch: int, row_id: int) -> None:
         node = self.nodes[party]
         if node.up and node.epoch == epoch:
-            node.durable.outbox[row_id].sent = True
+            node.sent.add(row_id)
             node.in_flight.discard(row_id)
 
     def _on_append(self, party: str, epoch: int, row_id: int, data: bytes) -> None:
@@ -544,11 +704,12 @@ class Simulation:
         crashed_since = node.epoch != epoch or not node.up
         if crashed_since and self.rng.random() < LOST_APPEND_PROBABILITY:
             return  # never acknowledged, never written; the outbox row stays unsent
-        self.decision_log.append(LogRecord(data, genuine=True))
-        self._announce_append()
+        self.append(data, genuine=True)
         self.schedule(self.time_ms + self.rng.randint(1, 10), "ack", (party, epoch, row_id))
 
-    def _announce_append(self) -> None:
+    def append(self, data: bytes, *, genuine: bool) -> None:
+        self.decision_log.append(LogRecord(data, genuine))
+        self.captured.append(data)
         for party in self.parties:
             lag = self.rng.randint(0, CONSUMER_LAG_MAX_MS)
             if self.rng.random() < self.faults.spike_probability:
@@ -558,7 +719,10 @@ class Simulation:
     def _on_read(self, party: str) -> None:
         node = self.nodes[party]
         if node.up:
-            node.read_decisions()
+            try:
+                node.read_decisions()
+            except NodeCrashed:
+                return
 
     def _on_crash(self, party: str) -> None:
         if self.crashes_left <= 0:
@@ -572,8 +736,11 @@ class Simulation:
         node.up = False
         node.epoch += 1
         node.in_flight.clear()
-        is_coordinator = any(isinstance(s, CoordinatorState) for s in node.durable.states.values())
-        if is_coordinator and self.rng.random() < self.faults.permanent_crash_probability:
+        coordinates = any(
+            isinstance(record.state, CoordinatorState)
+            for record in node.transfer_store.transfers.values()
+        )
+        if coordinates and self.rng.random() < self.faults.permanent_crash_probability:
             node.permanently_down = True
             return
         downtime = self.rng.randint(50, DOWNTIME_MAX_MS)
@@ -586,23 +753,31 @@ class Simulation:
         node.up = True
         node.permanently_down = False
         node.skew_ms = self.rng.randint(-CLOCK_SKEW_MAX_MS, CLOCK_SKEW_MAX_MS)
+        node.start()  # a new process over the same database
         # Recovery order from PROTOCOL.md: read the decision partition first, then
         # republish the unsent outbox, then consume the inbox backlog.
-        node.read_decisions()
+        try:
+            node.read_decisions()
+        except NodeCrashed:
+            return
         self.schedule(self.time_ms, "relay", (party, node.epoch))
         backlog, node.backlog = node.backlog, []
         for data in backlog:
             self.schedule(self.time_ms + self.rng.randint(1, 20), "deliver", (party, data))
         self.schedule(self.time_ms + TICK_INTERVAL_MS, "tick", (party, node.epoch))
 
-    # -- the fault injector's forgeries ----------------------------------------------
+    # -- hostile members and replays --------------------------------------------------
 
-    def _on_forge(self) -> None:
-        from tests.sim.forgery import forge
+    def _on_attack(self, attack: str) -> None:
+        from tests.sim import hostile
 
-        forge(self)
+        hostile.attack(self, attack)
+
+    def _on_hostile_decide(self, party: str, data: bytes) -> None:
+        self.append(data, genuine=False)
 
     def _on_replay(self) -> None:
+        """The injector (not a member) replays a record byte for byte to an inbox."""
         if not self.captured:
             return
         data = self.rng.choice(self.captured)
@@ -613,10 +788,10 @@ class Simulation:
 
     def termination_check_ms(self) -> int:
         deadlines = [
-            int((t.prepare.deadline - factories.EPOCH).total_seconds() * 1000)
+            int((t.deadline - factories.EPOCH).total_seconds() * 1000)
             for t in self.transfers.values()
         ]
-        last_deadline = max(deadlines, default=0) + DECISION_GRACE_MS + CLOCK_SKEW_MAX_MS
+        last_deadline = max(deadlines, default=0) + DECISION_GRACE_MS + 2 * CLOCK_SKEW_MAX_MS
         # Every crash happens inside the fault window and every restart that is
         # going to happen has happened by its end plus the longest downtime.
         return max(last_deadline, FAULT_WINDOW_MS + DOWNTIME_MAX_MS) + RECOVERY_MS
@@ -625,23 +800,31 @@ class Simulation:
         """Faults, then the termination horizon, then every node back and quiet."""
         from tests.sim import checker
 
-        self._plan()
-        # Requests all happen within the window, so the horizon is known once
-        # they have; run to the end of the window first, then to the horizon.
-        self.run_until(FAULT_WINDOW_MS)
-        self.run_until(self.termination_check_ms())
-        checker.check_termination(self)
-        for party in self.parties:
-            if not self.nodes[party].up:
-                self.schedule(self.time_ms + 1, "restart", (party,))
-        self.crashes_left = 0
-        self.run_until(self.time_ms + QUIESCENCE_MAX_MS, stop_when_quiet=True)
-        checker.check_final(self)
+        with _variant_installed(self.variant), _logs_recorded(self.logged_errors):
+            self._plan()
+            self.started = True
+            # Requests all happen within the window, so the horizon is known once
+            # they have; run to the end of the window first, then to the horizon.
+            self.run_until(FAULT_WINDOW_MS)
+            self.run_until(self.termination_check_ms())
+            checker.check_termination(self)
+            for party in self.parties:
+                if not self.nodes[party].up:
+                    self.schedule(self.time_ms + 1, "restart", (party,))
+            self.crashes_left = 0
+            self.run_until(self.time_ms + QUIESCENCE_MAX_MS, stop_when_quiet=True)
+            checker.check_final(self)
 
 
-def _same_attributes(a: Unit, b: Unit) -> bool:
-    return (a.originating_party, a.first_transfer_done, a.account_id) == (
-        b.originating_party,
-        b.first_transfer_done,
-        b.account_id,
-    )
+def loa_of(party: str) -> str:
+    return f"LOA-{party}-1"
+
+
+def is_final(state: State) -> bool:
+    if isinstance(state, CoordinatorState):
+        return state.is_decided
+    return state.is_final
+
+
+def _accept_any(envelope: Envelope) -> None:
+    """A verifier that checks nothing: what a broken node would use."""
