@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -68,6 +69,11 @@ HEALTH_POLL_INTERVAL_S = 0.2
 # Operator calls made by the demo and tests; a transfer may wait on the bus.
 HTTP_TIMEOUT_S = 60.0
 LOG_TAIL_LINES = 40
+# Where free_ports looks: above the well-known ports and the brokers tests and the
+# demo use (9092, 19092, 19xxx), below Linux's ephemeral range (32768-60999).
+FREE_PORT_RANGE = (20000, 32768)  # [first, end)
+# Ports probed before giving up: a nearly full range is a machine problem, not bad luck.
+FREE_PORT_PROBES_MAX = 200
 
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT_BASE = 8101
@@ -254,7 +260,7 @@ class Federation:
     def _ports(self) -> list[int]:
         count = len(self.spec.parties)
         if self.spec.api_port_base is None:
-            return _free_ports(self.spec.api_host, count)
+            return free_ports(self.spec.api_host, count)
         return [self.spec.api_port_base + index for index in range(count)]
 
     def _init_node(self, party: PartySpec, port: int) -> NodeClient:
@@ -584,15 +590,32 @@ def _first_token(config: Mapping[str, str], name: str, env_file: Path) -> str:
     return tokens[0]
 
 
-def _free_ports(host: str, count: int) -> list[int]:
-    """``count`` distinct ports the kernel reports free now (a small race remains)."""
+def free_ports(host: str, count: int) -> list[int]:
+    """``count`` distinct ports, below the kernel's ephemeral range, that bind now.
+
+    Not port 0: the kernel picks those from the ephemeral range (32768-60999 on
+    Linux), the same range it draws outgoing connections' local ports from, so a
+    client reconnecting to a restarting broker can take the port a node was about
+    to listen on. A small race with other processes remains, as with any probe.
+    """
+    rng = random.SystemRandom()
+    candidates = rng.sample(range(*FREE_PORT_RANGE), FREE_PORT_PROBES_MAX)
     sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for port in candidates:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                continue
             sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
+            if len(sockets) == count:
+                return [held.getsockname()[1] for held in sockets]
+        raise FederationError(
+            f"found only {len(sockets)} of {count} free ports on {host} in "
+            f"{FREE_PORT_PROBES_MAX} probes of {FREE_PORT_RANGE[0]}-{FREE_PORT_RANGE[1] - 1}"
+        )
     finally:
         for sock in sockets:
             sock.close()
