@@ -23,6 +23,7 @@ def test_health_needs_no_token_and_reaches_the_database(anonymous: TestClient) -
         "party": "THA",
         "registry_id": "THA01",
         "database_reachable": True,
+        "reasons": [],
     }
 
 
@@ -41,6 +42,7 @@ def test_health_reports_an_unreachable_database(tmp_path: Path) -> None:
     node.close()
     assert response.status_code == 503
     assert response.json()["database_reachable"] is False
+    assert response.json()["reasons"] == ["database: unreachable"]
 
 
 def test_openapi_docs_are_served(anonymous: TestClient) -> None:

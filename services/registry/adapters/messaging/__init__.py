@@ -25,6 +25,7 @@ from .broker import (
 from .config import DECISION_TOPIC, MessagingConfig, inbox_topic
 from .edge import MessagingEdge, PartitionLag
 from .errors import (
+    BrokerUnavailableError,
     DuplicateMessageError,
     EdgeNotStartedError,
     InvalidOutboxMessageError,
@@ -45,6 +46,7 @@ __all__ = [
     "DECISION_TOPIC",
     "MESSAGING_TABLES",
     "BrokerSender",
+    "BrokerUnavailableError",
     "DuplicateMessageError",
     "EdgeNotStartedError",
     "Inbox",
