@@ -127,6 +127,10 @@ class FederationSpec:
     database: Literal["sqlite"] | DatabaseUrlFactory = "sqlite"
     api_host: str = DEFAULT_API_HOST
     registry_node_command: Sequence[str] = ()
+    # The nodes get SIGTERM from the kernel when this process exits, however it exits
+    # (die_with_parent.py): for the demo, whose nodes must not outlive it. Not for
+    # `up`, which leaves its nodes running on purpose.
+    die_with_launcher: bool = False
 
     def command(self) -> list[str]:
         """The ``registry-node`` console script of the virtualenv running us."""
@@ -346,8 +350,9 @@ class Federation:
         log = node.log_path.open("ab")
         log.write(f"\n===== launcher: starting {party} at {time.ctime()} =====\n".encode())
         log.flush()
+        prefix = die_with_us_prefix() if self.spec.die_with_launcher else []
         process = subprocess.Popen(
-            [*self.spec.command(), "serve", "--env-file", str(node.env_file)],
+            [*prefix, *self.spec.command(), "serve", "--env-file", str(node.env_file)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -621,6 +626,12 @@ def free_ports(host: str, count: int) -> list[int]:
             sock.close()
 
 
+def die_with_us_prefix() -> list[str]:
+    """Put before a command so that the process dies when this one exits (Linux; see
+    die_with_parent.py). Spawn from the main thread: the kernel watches the forking thread."""
+    return [sys.executable, str(HERE / "die_with_parent.py"), str(os.getpid()), "--"]
+
+
 def _replace_base(spec: FederationSpec, base: Path) -> FederationSpec:
     return FederationSpec(
         parties=spec.parties,
@@ -630,6 +641,7 @@ def _replace_base(spec: FederationSpec, base: Path) -> FederationSpec:
         database=spec.database,
         api_host=spec.api_host,
         registry_node_command=spec.registry_node_command,
+        die_with_launcher=spec.die_with_launcher,
     )
 
 
