@@ -89,7 +89,8 @@ EnvFileOption = Annotated[
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: one message is one line, whatever the terminal's width.
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

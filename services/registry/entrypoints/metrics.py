@@ -308,8 +308,8 @@ async def metrics_endpoint(request: Request) -> Response:
     """Prometheus scrape target; no token, like ``/v1/health`` (it shows no holder data)."""
     metrics: Metrics = request.app.state.metrics
     edge = getattr(request.app.state, "edge", None)
-    if metrics.consumer_lag_source is None and edge is not None:
-        # The app's lifespan put a started messaging edge here: watch it from now on.
+    if metrics.consumer_lag_source is None and edge is not None and edge.connected:
+        # The app's lifespan put the messaging edge here: watch it once it has connected.
         metrics.watch_messaging(edge.consumer_lag)
     await metrics.refresh_consumer_lag()
     body = await run_in_threadpool(metrics.exposition)

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from a6wire.directory import FederationDirectory, FederationMember
+from a6wire.keys import generate_private_key, public_key_base64, save_private_key_pem
+from a6wire.topics import inbox_topic
 from registry.bootstrap import build_node
 from registry.entrypoints.api import create_app
 from registry.settings import load_settings
@@ -23,6 +26,7 @@ def test_health_needs_no_token_and_reaches_the_database(anonymous: TestClient) -
         "party": "THA",
         "registry_id": "THA01",
         "database_reachable": True,
+        "reasons": [],
     }
 
 
@@ -41,6 +45,42 @@ def test_health_reports_an_unreachable_database(tmp_path: Path) -> None:
     node.close()
     assert response.status_code == 503
     assert response.json()["database_reachable"] is False
+    assert response.json()["reasons"] == ["database: unreachable"]
+
+
+def test_health_reports_a_node_not_connected_to_its_broker(tmp_path: Path) -> None:
+    """The API serves while the edge retries; stopping the node mid-retry is clean."""
+    key = generate_private_key()
+    key_path = tmp_path / "node.pem"
+    save_private_key_pem(key, key_path)
+    directory_path = tmp_path / "directory.json"
+    member = FederationMember(
+        party="THA",
+        registry_id="THA01",
+        public_key_base64=public_key_base64(key),
+        inbox_topic=inbox_topic("THA"),
+    )
+    directory_path.write_text(FederationDirectory(members=(member,)).model_dump_json())
+    settings = load_settings(
+        party="THA",
+        registry_id="THA01",
+        data_dir=tmp_path,
+        operator_tokens=[OPERATOR_TOKEN],
+        key_path=key_path,
+        directory_path=directory_path,
+        # Port 1 on loopback refuses connections at once: a broker that is down.
+        kafka_bootstrap_servers="127.0.0.1:1",
+    )
+    node = build_node(settings)
+    try:
+        with TestClient(create_app(node)) as client:
+            response = client.get("/v1/health")
+    finally:
+        node.close()
+    assert response.status_code == 503
+    assert response.json()["status"] == "degraded"
+    assert response.json()["database_reachable"] is True
+    assert response.json()["reasons"] == ["messaging: not connected to the broker"]
 
 
 def test_openapi_docs_are_served(anonymous: TestClient) -> None:

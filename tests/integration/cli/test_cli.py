@@ -8,7 +8,6 @@ CliRunner with ``--api-url`` pointing at it.
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from deploy.federation.launcher import free_ports
 from typer.testing import CliRunner
 
 from registry.entrypoints.cli import app
@@ -40,9 +40,8 @@ def _run(*arguments: str, env: dict[str, str] | None = None) -> tuple[int, str]:
 
 
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    # Below the ephemeral range, where no outgoing connection can take it meanwhile.
+    return free_ports("127.0.0.1", 1)[0]
 
 
 def _config(path: Path) -> dict[str, str]:

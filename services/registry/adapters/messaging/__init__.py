@@ -26,6 +26,7 @@ from .broker import (
 from .config import DECISION_TOPIC, MessagingConfig, inbox_topic
 from .edge import MessagingEdge, PartitionLag
 from .errors import (
+    BrokerUnavailableError,
     DuplicateMessageError,
     EdgeNotStartedError,
     InvalidOutboxMessageError,
@@ -54,6 +55,7 @@ __all__ = [
     "MESSAGING_TABLES",
     "QUARANTINE_TABLE",
     "BrokerSender",
+    "BrokerUnavailableError",
     "DuplicateMessageError",
     "EdgeNotStartedError",
     "InMemoryQuarantine",

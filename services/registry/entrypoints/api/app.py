@@ -124,17 +124,30 @@ def _transfer_lifespan(
 
         transfers.on_outbox_commit = notify_relay
         transfers.on_transfer_finished = transfer_finished
-        await edge.start()
+        # The API serves whether or not the broker answers yet: transfers started
+        # meanwhile wait in the outbox, and /v1/health reports the node degraded
+        # until the edge has connected (it retries in the background).
         app.state.edge = edge
-        unfinished = await asyncio.to_thread(transfers.unfinished_count)
-        log.info("transfer messaging started", party=node.settings.party, unfinished=unfinished)
+
+        async def connect() -> None:
+            try:
+                await edge.start_until_connected()
+            except Exception:
+                # Not a broker outage but a defect no retry fixes: stay up, degraded.
+                log.exception("transfer messaging cannot start", party=node.settings.party)
+                return
+            unfinished = await asyncio.to_thread(transfers.unfinished_count)
+            log.info("transfer messaging started", party=node.settings.party, unfinished=unfinished)
+
+        connecting = asyncio.create_task(connect(), name="messaging-connect")
         ticker = asyncio.create_task(_tick_forever(transfers))
         try:
             yield
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            for task in (ticker, connecting):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             transfers.on_outbox_commit = None
             transfers.on_transfer_finished = None
             await edge.stop()

@@ -1,4 +1,9 @@
-"""``GET /v1/health``: is this node up and can it reach its database? No auth."""
+"""``GET /v1/health``: is this node up, and if not quite, why? No auth.
+
+``status`` is ``ok`` when ``reasons`` is empty and ``degraded`` otherwise;
+each reason is one short sentence that starts with the part it is about
+(``database: ...``, ``messaging: ...``), so a monitor can match on the prefix.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,14 @@ from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from registry.bootstrap import Node
 
 router = APIRouter(tags=["health"])
+
+DATABASE_UNREACHABLE = "database: unreachable"
+MESSAGING_NOT_CONNECTED = "messaging: not connected to the broker"
 
 
 class Health(BaseModel):
@@ -18,21 +26,39 @@ class Health(BaseModel):
     party: str
     registry_id: str
     database_reachable: bool
+    reasons: list[str] = Field(
+        default_factory=list, description="why the node is degraded; empty when ok"
+    )
+
+
+def _messaging_reasons(request: Request, node: Node) -> list[str]:
+    """A node configured for transfers whose edge has not connected cannot move units."""
+    if node.messaging is None:
+        return []  # an API-only node: no broker to be connected to
+    edge = getattr(request.app.state, "edge", None)
+    if edge is None or not edge.connected:
+        return [MESSAGING_NOT_CONNECTED]
+    return []
 
 
 @router.get(
     "/health",
     response_model=Health,
-    responses={503: {"model": Health, "description": "the database is unreachable"}},
+    responses={503: {"model": Health, "description": "degraded: see reasons"}},
 )
 def health(request: Request) -> JSONResponse:
     node: Node = request.app.state.node
     reachable = node.database_reachable()
+    reasons: list[str] = []
+    if not reachable:
+        reasons.append(DATABASE_UNREACHABLE)
+    reasons.extend(_messaging_reasons(request, node))
     body = Health(
-        status="ok" if reachable else "degraded",
+        status="degraded" if reasons else "ok",
         party=node.settings.party,
         registry_id=node.settings.registry_id,
         database_reachable=reachable,
+        reasons=reasons,
     )
     # 503 lets a load balancer or orchestrator take the node out of rotation.
-    return JSONResponse(status_code=200 if reachable else 503, content=body.model_dump())
+    return JSONResponse(status_code=503 if reasons else 200, content=body.model_dump())
