@@ -118,7 +118,8 @@ def test_multi_year_ndc_applies_each_years_own_adjustment() -> None:
     assert column(summary, "cumulative_adjustment") == [0, 700, 700, 900, 900]
     assert column(summary, "applied_adjustment") == [Decimal(q) for q in (0, 700, 0, 200, 0)]
     assert column(summary, "indicative") == [False] * 5
-    assert column(summary, "trajectory_level") == [Decimal(q) for q in (10000, 9500, 9000, 8500, 8000)]
+    trajectory = (10000, 9500, 9000, 8500, 8000)
+    assert column(summary, "trajectory_level") == [Decimal(q) for q in trajectory]
     (metric,) = summary.metrics
     assert (metric.period_total, metric.outside_period) == (900, 50)
     assert rows(summary)[2022].adjusted_emissions_balance == Decimal("9900.000")
@@ -184,9 +185,7 @@ def test_single_year_trajectory_applies_annual_adjustments_against_the_trajector
         entry(2030, -1000, USE),
     ]
     summary = summarise(record(config), ledger)
-    assert column(summary, "applied_adjustment") == [
-        Decimal(q) for q in (0, -2000, 1500, 0, -5000)
-    ]
+    assert column(summary, "applied_adjustment") == [Decimal(q) for q in (0, -2000, 1500, 0, -5000)]
     assert column(summary, "cumulative_adjustment") == [0, -2000, -500, -500, -5500]
     assert column(summary, "indicative") == [False] * 5
     target = rows(summary)[2030]
