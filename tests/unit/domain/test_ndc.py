@@ -218,7 +218,10 @@ def test_a_higher_is_better_metric_keeps_the_ledgers_reversed_sign() -> None:
         use_adjustment("CHE", used, mwh, year_of_use=2026, at=AT),
     ]
     by_year = rows(summarise(record(config), ledger), "MWh")
-    assert (by_year[2025].applied_adjustment, by_year[2026].applied_adjustment) == (-40, 10)
+    assert (by_year[2025].applied_adjustment, by_year[2026].applied_adjustment) == (
+        Decimal(-40),
+        Decimal(10),
+    )
     assert by_year[2025].adjusted_emissions_balance == Decimal(960)
 
 
