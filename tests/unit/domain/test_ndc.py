@@ -17,6 +17,7 @@ import pytest
 from registry.domain.adjustments import (
     AdjustmentCause,
     CorrespondingAdjustment,
+    balances_by_year_and_metric,
     first_transfer_adjustment,
     use_adjustment,
 )
@@ -300,3 +301,10 @@ def test_good_configurations_of_each_kind_are_accepted() -> None:
     assert check_ndc(replace(multi, trajectory=FULL_TRAJECTORY[1:])) == (
         ReasonCode.NDC_TRAJECTORY_INCOMPLETE,
     )
+
+
+def test_the_ledgers_own_balances_are_sums_per_year_and_metric() -> None:
+    """2025: +1000 - 300 = 700; 2024: +5; sorted by year, then metric."""
+    ledger = [entry(2025, 1000, FIRST), entry(2025, -300, USE), entry(2024, 5, FIRST)]
+    assert balances_by_year_and_metric(ledger) == {(2024, GHG): 5, (2025, GHG): 700}
+    assert list(balances_by_year_and_metric(ledger)) == [(2024, GHG), (2025, GHG)]

@@ -8,7 +8,6 @@ sum, sort, limit and label is decided here.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,7 +17,7 @@ from typing import Any
 from registry.application import handlers
 from registry.application.results import HoldingsTotal
 from registry.bootstrap import Node
-from registry.domain.adjustments import CorrespondingAdjustment
+from registry.domain.adjustments import CorrespondingAdjustment, balances_by_year_and_metric
 from registry.domain.authorisations import Authorisation
 from registry.domain.errors import DomainError, ReasonCode
 from registry.domain.ndc import CaMethod, CaSummary, NdcType
@@ -308,11 +307,9 @@ def _newest(rows: Iterable[TransferRow], direction: str) -> tuple[TransferRow, .
 
 
 def ledger_balances(adjustments: Iterable[CorrespondingAdjustment]) -> tuple[LedgerBalance, ...]:
-    sums: defaultdict[tuple[int, str], int] = defaultdict(int)
-    for entry in adjustments:
-        sums[(entry.year, entry.metric)] += entry.quantity
     return tuple(
-        LedgerBalance(year, metric, quantity) for (year, metric), quantity in sorted(sums.items())
+        LedgerBalance(year, metric, quantity)
+        for (year, metric), quantity in balances_by_year_and_metric(adjustments).items()
     )
 
 

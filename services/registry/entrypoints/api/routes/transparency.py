@@ -8,7 +8,6 @@ No account, holder or entity appears here; anyone may read it without a token.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
@@ -17,7 +16,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from registry.application import handlers
-from registry.domain.adjustments import AdjustmentCause
+from registry.domain.adjustments import AdjustmentCause, balances_by_year_and_metric
 from registry.domain.ndc import CaSummary
 from registry.entrypoints.api.auth import PublicReader
 from registry.entrypoints.api.dependencies import NodeDep, execute
@@ -84,14 +83,11 @@ def corresponding_adjustments(
         for entry in execute(node, handlers.adjustments_for_party, node.settings.party)
         if year in (None, entry.year) and metric in (None, entry.metric)
     ]
-    balances: defaultdict[tuple[int, str], int] = defaultdict(int)
-    for entry in entries:
-        balances[(entry.year, entry.metric)] += entry.quantity
     return LedgerOut(
         party=node.settings.party,
         balances=[
             BalanceOut(year=year_, metric=metric_, quantity=quantity)
-            for (year_, metric_), quantity in sorted(balances.items())
+            for (year_, metric_), quantity in balances_by_year_and_metric(entries).items()
         ],
         entries=[
             AdjustmentOut(
