@@ -1,7 +1,7 @@
 """The Party's NDC configuration, one row per version
 
 Revision ID: 0007_ndc
-Revises: 0005_reservation_transfer_key
+Revises: 0006_quarantine
 Create Date: 2026-12-01 16:30:00.000000
 
 What the corresponding-adjustment methods of decision 2/CMA.3 need to know
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_ndc"
-down_revision: str | None = "0005_reservation_transfer_key"
+down_revision: str | None = "0006_quarantine"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
