@@ -26,6 +26,7 @@ from registry.domain.audit import AuditAction, AuditEntry
 from registry.domain.authorisations import Authorisation
 from registry.domain.blocks import PRESENT_STATUSES, BlockStatus, SerialBlock
 from registry.domain.errors import DomainError, ReasonCode
+from registry.domain.ndc import NdcRecord
 from registry.domain.registry_node import RegistryNode
 from registry.domain.transfers import Reservation, ReservationState, TransferDirection
 
@@ -48,6 +49,7 @@ class InMemoryStore:
     audit: list[AuditEntry] = field(default_factory=list)
     reservations: dict[str, Reservation] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+    ndc_records: list[NdcRecord] = field(default_factory=list)
 
 
 class _Repository:
@@ -369,6 +371,20 @@ class InMemoryIdempotencyRepository(_Repository):
         )
 
 
+class InMemoryNdcRepository(_Repository):
+    def current(self, party: str) -> NdcRecord | None:
+        versions = [record for record in self._store.ndc_records if record.party == party]
+        return max(versions, key=lambda record: record.version, default=None)
+
+    def add(self, record: NdcRecord) -> None:
+        if any(
+            (known.party, known.version) == (record.party, record.version)
+            for known in self._store.ndc_records
+        ):
+            raise RuntimeError(f"NDC configuration v{record.version} is already recorded")
+        self._store.ndc_records.append(record)
+
+
 class InMemoryUnitOfWork:
     """A unit of work over an :class:`InMemoryStore`; reusable, one transaction at a time."""
 
@@ -385,6 +401,7 @@ class InMemoryUnitOfWork:
         self.audit = InMemoryAuditRepository(self)
         self.reservations = InMemoryReservationRepository(self)
         self.idempotency = InMemoryIdempotencyRepository(self)
+        self.ndc = InMemoryNdcRepository(self)
 
     def __enter__(self) -> Self:
         # Domain values are frozen, so copying the containers isolates the transaction.
@@ -423,4 +440,5 @@ def _copy_store(store: InMemoryStore) -> InMemoryStore:
         audit=list(store.audit),
         reservations=dict(store.reservations),
         idempotency=dict(store.idempotency),
+        ndc_records=list(store.ndc_records),
     )

@@ -15,6 +15,7 @@ from registry.adapters.sql_repositories import (
     SqlBlockRepository,
     SqlCooperativeApproachRepository,
     SqlIdempotencyRepository,
+    SqlNdcRepository,
     SqlRegistryNodeRepository,
     SqlReservationRepository,
 )
@@ -35,6 +36,7 @@ class SqlAlchemyUnitOfWork:
     audit: SqlAuditRepository
     reservations: SqlReservationRepository
     idempotency: SqlIdempotencyRepository
+    ndc: SqlNdcRepository
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -56,6 +58,7 @@ class SqlAlchemyUnitOfWork:
         self.audit = SqlAuditRepository(connection)
         self.reservations = SqlReservationRepository(connection)
         self.idempotency = SqlIdempotencyRepository(connection)
+        self.ndc = SqlNdcRepository(connection)
         return self
 
     def __exit__(

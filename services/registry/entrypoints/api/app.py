@@ -25,6 +25,7 @@ from registry.entrypoints.api.routes import (
     authorisations,
     health,
     movements,
+    ndc,
     registry,
     transparency,
 )
@@ -74,6 +75,7 @@ def create_app(node: Node) -> FastAPI:
         approaches,
         authorisations,
         movements,
+        ndc,
         transparency,
         audit,
         transfer_routes,
