@@ -15,6 +15,7 @@ guarantees of PROTOCOL.md ("Local durability: outbox and inbox"):
 
 from .broker import (
     BrokerSender,
+    ProducerSender,
     RawKafkaRecord,
     RecordHandler,
     build_broker,
@@ -33,7 +34,13 @@ from .errors import (
 )
 from .inbox import Inbox
 from .outbox import Outbox
-from .relay import OutboxRelay, RecordSender, RelayPublishError
+from .relay import (
+    OutboxRelay,
+    RebuildableSender,
+    RecordSender,
+    RelayPublishError,
+    oldest_unsent_age_s,
+)
 from .tables import (
     MESSAGING_TABLES,
     MessagingTables,
@@ -56,7 +63,9 @@ __all__ = [
     "Outbox",
     "OutboxRelay",
     "PartitionLag",
+    "ProducerSender",
     "RawKafkaRecord",
+    "RebuildableSender",
     "RecordHandler",
     "RecordSender",
     "RelayPublishError",
@@ -69,5 +78,6 @@ __all__ = [
     "ensure_topics",
     "inbox_topic",
     "node_topic_specs",
+    "oldest_unsent_age_s",
     "subscribe_records",
 ]
