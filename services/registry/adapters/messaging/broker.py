@@ -268,17 +268,17 @@ def producer_options(config: MessagingConfig, *, client_id: str | None = None) -
 class ProducerSender:
     """The relay's ``RecordSender``: an aiokafka producer of its own, which it can rebuild.
 
-    Why a producer of its own and not the FastStream broker's: aiokafka 0.14's
-    idempotent producer can end up unable to deliver to a partition for good.
-    A batch that expires while the partition has no known leader (a broker
-    outage longer than ``request_timeout_ms``, then a restarted broker that
-    answers metadata before it leads its partitions) is failed after it took
-    its sequence numbers (``MessageAccumulator.drain_by_nodes``); every later
-    batch to that partition then carries a sequence the broker sees as a gap and
-    fails with ``OutOfOrderSequenceNumber``, which aiokafka does not retry and
-    never repairs (the Java client bumps the epoch; aiokafka does not). Only a
-    new producer, with a new producer id, writes to that partition again. The
-    relay calls :meth:`rebuild` when its passes keep failing.
+    Why a producer of its own and not the FastStream broker's: the relay must be
+    able to throw a producer away and start a fresh one without restarting the
+    node, and FastStream offers no way to swap the producer of a running broker.
+    aiokafka 0.14's idempotent producer has at least one way to stay broken for
+    good (read in its source, not observed here): a batch that expires while its
+    partition has no known leader is failed after it took its sequence numbers
+    (``MessageAccumulator.drain_by_nodes``), so every later batch to that
+    partition carries a sequence the broker sees as a gap and fails with
+    ``OutOfOrderSequenceNumber``, which aiokafka neither retries nor repairs
+    (the Java client bumps the epoch). A fresh producer has a new producer id
+    and writes again. The relay calls :meth:`rebuild` when its passes keep failing.
     """
 
     def __init__(self, config: MessagingConfig, *, client_id: str | None = None) -> None:

@@ -323,7 +323,7 @@ class OutboxRelay:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
             timeout = TimeoutError(
-                f"no acknowledgement within {self._publish_timeout_s} s (RELAY_PUBLISH_TIMEOUT_S)"
+                f"no acknowledgement within the publish timeout of {self._publish_timeout_s} s"
             )
             for row in rows:
                 if row.id not in acknowledged:
