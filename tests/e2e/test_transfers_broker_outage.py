@@ -15,6 +15,7 @@ covers the whole run. Neither is a speed assertion; they bound a hang.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Iterator
@@ -88,6 +89,10 @@ def world(outage_broker: OwnBroker, tmp_path: Path) -> Iterator[World]:
 def _health(world: World, party: str) -> dict[str, Any]:
     body: dict[str, Any] = call(world.node(party), "GET", "/v1/health", token=None)
     return body
+
+
+def _ok_or_none(world: World, party: str) -> bool | None:
+    return True if _health(world, party)["status"] == "ok" else None
 
 
 def _stream_for(
@@ -172,7 +177,7 @@ def test_transfers_settle_the_same_at_both_parties_after_a_two_minute_broker_out
     assert {party: world.pid(party) for party in PARTIES} == pids
     for party in PARTIES:
         wait_until(
-            lambda party=party: _health(world, party)["status"] == "ok" or None,
+            functools.partial(_ok_or_none, world, party),
             timeout_s=SETTLE_TIMEOUT_S,
             what=f"{party}'s health to be ok again",
         )

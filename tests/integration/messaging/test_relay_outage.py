@@ -70,8 +70,11 @@ def _add(engine: Engine, topic: str, key: bytes, value: str) -> int:
 
 def _first_occurrences(values: list[bytes]) -> list[bytes]:
     """At least once means repeats are allowed; order is judged on first occurrences."""
-    seen: set[bytes] = set()
-    return [value for value in values if not (value in seen or seen.add(value))]
+    first: list[bytes] = []
+    for value in values:
+        if value not in first:
+            first.append(value)
+    return first
 
 
 @pytest.mark.slow

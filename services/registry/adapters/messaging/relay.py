@@ -1,4 +1,4 @@
-"""The outbox relay: publishes committed outbox rows to Kafka, in id order, at least once.
+"""The outbox relay: publishes committed outbox rows to Kafka, at least once, in id order per key.
 
 One asyncio task per node. Each pass loads the oldest unsent rows (a bounded
 batch) and publishes them per ordering group, one group per (topic, key): the
@@ -7,7 +7,11 @@ acknowledged the one before it (acks=all), and the groups run side by side. A
 row is marked sent once acknowledged. So the rows of one transfer to one topic
 are never reordered, and a row the broker keeps refusing holds back only the
 later rows of its own group: every other group, decisions included, is
-published and marked in the same pass. A crash between
+published and marked in the same pass. A pass lasts at most
+``RELAY_PUBLISH_TIMEOUT_S``, so a row committed behind one that hangs is
+published within two passes and a backoff (about 130 s at worst), however long
+the hanging row keeps failing, as long as fewer than ``RELAY_BATCH_SIZE_MAX``
+rows are held back at once (a pass loads the oldest unsent rows). A crash between
 the acknowledgement and the mark leaves the rows unsent, so the next start
 publishes them again: receivers drop the duplicates with their inbox. That is
 also the whole recovery story: the first pass after ``start`` publishes every
