@@ -56,8 +56,13 @@ OUTAGE_S = 120.0
 STREAM_INTERVAL_S = 1.0
 STREAM_BEFORE_S = 10.0
 STREAM_AFTER_S = 20.0
+# Transfers started back to back just before the broker stops, so the nodes'
+# producers have records in flight while it shuts down (what broke the old relay).
+BURST_BEFORE_STOP = 30
 TRANSFER_QUANTITY = 10
-TRANSFERS_MAX = int((STREAM_BEFORE_S + OUTAGE_S + STREAM_AFTER_S) / STREAM_INTERVAL_S) + 10
+TRANSFERS_MAX = (
+    int((STREAM_BEFORE_S + OUTAGE_S + STREAM_AFTER_S) / STREAM_INTERVAL_S) + BURST_BEFORE_STOP + 10
+)
 # Long past the outage and the settling, so no transfer may end by timing out.
 TRANSFER_DEADLINE_S = 1800
 # The stated bound: once the broker is back, every transfer is final at both
@@ -95,6 +100,21 @@ def _ok_or_none(world: World, party: str) -> bool | None:
     return True if _health(world, party)["status"] == "ok" else None
 
 
+def _start_one(world: World, accounts: dict[str, str], started: list[dict[str, Any]]) -> None:
+    receiver = RECEIVERS[len(started) % len(RECEIVERS)]
+    body = transfer_body(
+        accounts[SENDER],
+        receiver,
+        accounts[receiver],
+        TRANSFER_QUANTITY,
+        LOA,
+        deadline_s=TRANSFER_DEADLINE_S,
+        transfer_id=str(uuid.uuid4()),
+    )
+    start_transfer(world, SENDER, body)
+    started.append(body)
+
+
 def _stream_for(
     world: World,
     accounts: dict[str, str],
@@ -104,18 +124,7 @@ def _stream_for(
     """Start one transfer every STREAM_INTERVAL_S for ``duration_s``, alternating receivers."""
     end = time.monotonic() + duration_s
     while time.monotonic() < end:
-        receiver = RECEIVERS[len(started) % len(RECEIVERS)]
-        body = transfer_body(
-            accounts[SENDER],
-            receiver,
-            accounts[receiver],
-            TRANSFER_QUANTITY,
-            LOA,
-            deadline_s=TRANSFER_DEADLINE_S,
-            transfer_id=str(uuid.uuid4()),
-        )
-        start_transfer(world, SENDER, body)
-        started.append(body)
+        _start_one(world, accounts, started)
         time.sleep(STREAM_INTERVAL_S)
 
 
@@ -139,6 +148,8 @@ def test_transfers_settle_the_same_at_both_parties_after_a_two_minute_broker_out
     started: list[dict[str, Any]] = []
 
     _stream_for(world, accounts, started, STREAM_BEFORE_S)
+    for _ in range(BURST_BEFORE_STOP):
+        _start_one(world, accounts, started)
     outage_broker.stop()
     outage_started = time.monotonic()
     try:

@@ -271,13 +271,15 @@ class ProducerSender:
     Why a producer of its own and not the FastStream broker's: the relay must be
     able to throw a producer away and start a fresh one without restarting the
     node, and FastStream offers no way to swap the producer of a running broker.
-    aiokafka 0.14's idempotent producer has at least one way to stay broken for
-    good (read in its source, not observed here): a batch that expires while its
-    partition has no known leader is failed after it took its sequence numbers
-    (``MessageAccumulator.drain_by_nodes``), so every later batch to that
-    partition carries a sequence the broker sees as a gap and fails with
-    ``OutOfOrderSequenceNumber``, which aiokafka neither retries nor repairs
-    (the Java client bumps the epoch). A fresh producer has a new producer id
+    aiokafka 0.14's idempotent producer stays broken after a broker outage
+    longer than ``request_timeout_ms`` under traffic (reproduced by
+    tests/integration/messaging/test_relay_outage.py): a shutting-down broker
+    can report its partitions leaderless, batches for them expire in
+    ``MessageAccumulator.drain_by_nodes`` (``LeaderNotAvailableError``) after they
+    took their sequence numbers, so once the broker is back every later batch to
+    those partitions carries a sequence the broker sees as a gap and fails with
+    ``OutOfOrderSequenceNumber``, which aiokafka neither retries nor repairs (the
+    Java client bumps the epoch). A fresh producer has a new producer id
     and writes again. The relay calls :meth:`rebuild` when its passes keep failing.
     """
 
