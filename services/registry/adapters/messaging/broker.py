@@ -292,7 +292,12 @@ class ProducerSender:
         if self._producer is not None:
             return
         producer = AIOKafkaProducer(**self._options)
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            # A broker still down: leave no half-started client behind.
+            await _close_producer(producer)
+            raise
         self._producer = producer
 
     async def stop(self) -> None:
