@@ -190,7 +190,9 @@ class NodeClient:
             response = httpx.get(f"{self.api_url}/v1/health", timeout=HEALTH_PROBE_TIMEOUT_S)
         except httpx.HTTPError:
             return False
-        return response.status_code == httpx.codes.OK
+        # Ready means every part is up, the broker connection included, not only
+        # that the API answers (a degraded node answers 200 too).
+        return response.status_code == httpx.codes.OK and response.json().get("status") == "ok"
 
 
 @dataclass

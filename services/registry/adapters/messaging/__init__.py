@@ -16,6 +16,7 @@ guarantees of PROTOCOL.md ("Local durability: outbox and inbox"):
 
 from .broker import (
     BrokerSender,
+    ProducerSender,
     RawKafkaRecord,
     RecordHandler,
     build_broker,
@@ -42,7 +43,13 @@ from .quarantine import (
     RefusedRecord,
     SqlQuarantine,
 )
-from .relay import OutboxRelay, RecordSender, RelayPublishError
+from .relay import (
+    OutboxRelay,
+    RebuildableSender,
+    RecordSender,
+    RelayPublishError,
+    oldest_unsent_age_s,
+)
 from .tables import (
     MESSAGING_TABLES,
     MessagingTables,
@@ -68,8 +75,10 @@ __all__ = [
     "Outbox",
     "OutboxRelay",
     "PartitionLag",
+    "ProducerSender",
     "QuarantinedRow",
     "RawKafkaRecord",
+    "RebuildableSender",
     "RecordHandler",
     "RecordSender",
     "RefusedRecord",
@@ -84,5 +93,6 @@ __all__ = [
     "ensure_topics",
     "inbox_topic",
     "node_topic_specs",
+    "oldest_unsent_age_s",
     "subscribe_records",
 ]

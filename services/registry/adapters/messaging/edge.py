@@ -2,10 +2,10 @@
 
 ``start`` creates the topics the node needs, then starts the broker (its
 producer and both consumer groups, which resume from their committed
-offsets), then the relay (whose first pass republishes every unsent outbox
-row). ``stop`` goes the other way: the subscribers stop first so that no
-handler writes new outbox rows, the relay drains what is committed, and the
-broker closes its producer last.
+offsets), then the relay's own producer and the relay (whose first pass
+republishes every unsent outbox row). ``stop`` goes the other way: the
+subscribers stop first so that no handler writes new outbox rows, the relay
+drains what is committed, and the producers close last.
 
 A broker that is not there yet (a node started before Kafka, or during a
 broker restart) is not a reason to stay down: ``start_until_connected``
@@ -25,7 +25,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from sqlalchemy import Engine
 
-from .broker import BrokerSender, RecordHandler, build_node_broker, check_manual_commit
+from .broker import ProducerSender, RecordHandler, build_node_broker, check_manual_commit
 from .config import MessagingConfig
 from .errors import BrokerUnavailableError, EdgeNotStartedError, MessagingError, TopicSetupError
 from .inbox import Inbox
@@ -84,7 +84,10 @@ class MessagingEdge:
         )
         self.broker: KafkaBroker = broker
         self._subscribers: tuple[DefaultSubscriber, ...] = (inbox_subscriber, decision_subscriber)
-        self.relay = OutboxRelay(engine, tables.outbox, BrokerSender(broker))
+        # The relay publishes through a producer of its own, which it can rebuild
+        # when a broker outage leaves it broken (see ProducerSender).
+        self.sender = ProducerSender(config)
+        self.relay = OutboxRelay(engine, tables.outbox, self.sender)
         self._started = False
         # Why the last start failed, while the edge is not connected (for logs and health).
         self.start_error: str | None = None
@@ -112,6 +115,11 @@ class MessagingEdge:
             for subscriber in self._subscribers:
                 check_manual_commit(subscriber)
         except MessagingError:
+            await self.broker.stop()
+            raise
+        try:
+            await self.sender.start()
+        except Exception:
             await self.broker.stop()
             raise
         await self.relay.start()
@@ -159,9 +167,12 @@ class MessagingEdge:
                 await subscriber.stop()
             await self.relay.stop(drain=True)
         finally:
-            # Closing the producer last lets the drain above use it; closing it
-            # whatever happened keeps a failed drain from leaking connections.
-            await self.broker.stop()
+            # Closing the producers last lets the drain above use them; closing
+            # them whatever happened keeps a failed drain from leaking connections.
+            try:
+                await self.sender.stop()
+            finally:
+                await self.broker.stop()
 
     def notify(self) -> None:
         """Poke the relay after a commit that wrote outbox rows."""
