@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import replace
 from datetime import date, datetime
 
 from a6wire.identifiers import VINTAGE_MAX, VINTAGE_MIN
@@ -12,7 +10,6 @@ from registry.application._common import (
     Lookups,
     load_node,
     lock_usable_account,
-    no_refusal,
     pick_units,
 )
 from registry.application.commands import (
@@ -27,17 +24,21 @@ from registry.application.commands import (
 from registry.application.ports import Clock, UnitOfWork
 from registry.application.results import MovementResult
 from registry.domain.accounts import AccountKind, retirement_account_id
-from registry.domain.adjustments import (
-    CorrespondingAdjustment,
-    first_transfer_adjustment,
-    use_adjustment,
-)
+from registry.domain.adjustments import CorrespondingAdjustment, use_adjustment_if_itmo
 from registry.domain.audit import AuditAction, AuditEntry, audit_entry
 from registry.domain.authorisations import Authorisation, Purpose
 from registry.domain.blocks import BlockAttributes, BlockStatus, SerialBlock
 from registry.domain.errors import DomainError, ReasonCode, refuse_if_any
+from registry.domain.first_transfer import (
+    Moment,
+    cap_quantities,
+    cap_refusals,
+    first_transfer_records,
+    is_first_transfer,
+)
 from registry.domain.registry_node import RegistryNode
 from registry.domain.selection import UnitSelection, check_selection
+from registry.domain.use import NdcPeriod, check_holder, check_use
 
 # One issuance command is one transaction; beyond this many blocks, split it.
 ISSUANCE_LINES_PER_COMMAND_MAX = 20_000
@@ -73,7 +74,9 @@ def issue_units(uow: UnitOfWork, clock: Clock, command: IssueUnits) -> MovementR
                 )
             )
             next_serial += line.quantity
-        adjustments, audit = _issuance_records(node, blocks, lookups, now, command.account_id)
+        blocks, adjustments, audit = _issuance_records(
+            node, blocks, lookups, now, command.account_id
+        )
         uow.blocks.add_many(blocks)
         uow.adjustments.add_many(adjustments)
         uow.audit.append_many(audit)
@@ -111,9 +114,6 @@ def _issuance_attributes(
         mitigation_type=line.mitigation_type,
         sector=line.sector,
         activity_type=line.activity_type,
-        first_transfer_done=(
-            authorisation is not None and authorisation.first_transfer_at_authorisation_or_issuance
-        ),
         authorisation_id=None if authorisation is None else authorisation.authorisation_id,
         authorisation_version=None if authorisation is None else authorisation.version,
     )
@@ -145,40 +145,49 @@ def _issuance_records(
     lookups: Lookups,
     now: datetime,
     account_id: str,
-) -> tuple[list[CorrespondingAdjustment], list[AuditEntry]]:
+) -> tuple[list[SerialBlock], list[CorrespondingAdjustment], list[AuditEntry]]:
     """Audit every block; where the LoA puts the first transfer at authorisation or
-    issuance, record it now (2/CMA.3 annex para 2(b)) and count it against the cap."""
+    issuance, record it now and count it against the cap. Returns the blocks as stored."""
     adjustments: list[CorrespondingAdjustment] = []
     audit: list[AuditEntry] = []
-    first_transferred: defaultdict[str, int] = defaultdict(int)
+    stored: list[SerialBlock] = []
+    first_transfers: list[SerialBlock] = []
     for block in blocks:
-        audit.append(audit_entry(block, AuditAction.ISSUANCE, at=now, to_account_id=account_id))
-        if block.attributes.first_transfer_done:
-            approach = lookups.known_approach(block.attributes.cooperative_approach_id)
-            adjustments.append(first_transfer_adjustment(node.party, block, approach, at=now))
-            # Only an LoA for OIMP puts the first transfer at issuance.
-            audit.append(
-                audit_entry(block, AuditAction.FIRST_TRANSFER, at=now, purpose=Purpose.OIMP)
-            )
-            first_transferred[str(block.attributes.authorisation_id)] += block.quantity
-    count_against_caps(node, first_transferred, lookups)
-    return adjustments, audit
-
-
-def count_against_caps(node: RegistryNode, quantities: dict[str, int], lookups: Lookups) -> None:
-    for authorisation_id, quantity in quantities.items():
-        authorisation = lookups.authorisation_for(node.party, authorisation_id)
-        counted = lookups.counted_quantity(authorisation_id)
-        if (
-            authorisation is not None
-            and authorisation.quantity_cap is not None
-            and counted + quantity > authorisation.quantity_cap
+        authorisation = lookups.authorisation(block)
+        if is_first_transfer(
+            block.attributes, authorisation, party=node.party, moment=Moment.ISSUANCE
         ):
-            raise DomainError(
-                ReasonCode.QUANTITY_CAP_EXCEEDED,
-                f"{authorisation_id} caps first transfers at {authorisation.quantity_cap}; "
-                f"{counted} counted, {quantity} more requested",
+            approach = lookups.known_approach(block.attributes.cooperative_approach_id)
+            # Only an LoA for OIMP puts the first transfer at issuance.
+            records = first_transfer_records(
+                node.party, block, approach, at=now, purpose=Purpose.OIMP
             )
+            block = records.block
+            adjustments.append(records.adjustment)
+            audit.append(audit_entry(block, AuditAction.ISSUANCE, at=now, to_account_id=account_id))
+            audit.append(records.audit)
+            first_transfers.append(block)
+        else:
+            audit.append(audit_entry(block, AuditAction.ISSUANCE, at=now, to_account_id=account_id))
+        stored.append(block)
+    count_against_caps(node, first_transfers, lookups)
+    return stored, adjustments, audit
+
+
+def count_against_caps(
+    node: RegistryNode, first_transfers: list[SerialBlock], lookups: Lookups
+) -> None:
+    """Count first transfers against their LoAs' caps, refusing any that would exceed one."""
+    for authorisation_id, quantity in cap_quantities(first_transfers).items():
+        counted = lookups.counted_quantity(authorisation_id)
+        refuse_if_any(
+            cap_refusals(
+                lookups.authorisation_for(node.party, authorisation_id),
+                counted_quantity=counted,
+                quantity=quantity,
+            ),
+            f"{authorisation_id}: {counted} counted against its cap, {quantity} more requested",
+        )
         lookups.add_counted_quantity(authorisation_id, quantity)
 
 
@@ -195,9 +204,22 @@ def transfer_internally(
         if command.from_account_id == command.to_account_id:
             raise DomainError(ReasonCode.SAME_ACCOUNT, "a transfer needs two different accounts")
         # Lock in a fixed order so two opposite transfers cannot deadlock.
-        for account_id in sorted((command.from_account_id, command.to_account_id)):
-            lock_usable_account(uow, account_id)
-        pick = pick_units(uow, command.from_account_id, command.selection, no_refusal)
+        accounts = {
+            account_id: lock_usable_account(uow, account_id)
+            for account_id in sorted((command.from_account_id, command.to_account_id))
+        }
+        destination = accounts[command.to_account_id]
+        lookups = Lookups(uow)
+
+        def refuse(block: SerialBlock) -> list[ReasonCode]:
+            # An LoA's entity list follows the units inside a registry too.
+            return check_holder(
+                lookups.authorisation(block),
+                block.attributes,
+                holder_entity=destination.holder_entity_id,
+            )
+
+        pick = pick_units(uow, command.from_account_id, command.selection, refuse)
         moved = [
             block.moved(account_id=command.to_account_id, status=BlockStatus.HELD)
             for block in pick.taken
@@ -223,8 +245,6 @@ def transfer_internally(
 
 
 def use_towards_ndc(uow: UnitOfWork, clock: Clock, command: UseTowardsNdc) -> MovementResult:
-    if not VINTAGE_MIN <= command.year_of_use <= VINTAGE_MAX:
-        raise DomainError(ReasonCode.INVALID_TIMEFRAME, f"year of use {command.year_of_use}")
     return _retire(
         uow,
         clock,
@@ -232,11 +252,21 @@ def use_towards_ndc(uow: UnitOfWork, clock: Clock, command: UseTowardsNdc) -> Mo
         command.selection,
         AccountKind.NDC_USE,
         year_of_use=command.year_of_use,
+        ndc_period=command.ndc_period,
     )
 
 
 def use_for_oimp(uow: UnitOfWork, clock: Clock, command: UseForOimp) -> MovementResult:
-    return _retire(uow, clock, command.account_id, command.selection, AccountKind.OIMP_USE)
+    # The AEF reports a year of use for OIMP too; without one given, it is this year.
+    year_of_use = clock.now().year if command.year_of_use is None else command.year_of_use
+    return _retire(
+        uow,
+        clock,
+        command.account_id,
+        command.selection,
+        AccountKind.OIMP_USE,
+        year_of_use=year_of_use,
+    )
 
 
 def cancel_voluntarily(uow: UnitOfWork, clock: Clock, command: CancelVoluntarily) -> MovementResult:
@@ -269,54 +299,62 @@ def _retire(
     kind: AccountKind,
     *,
     year_of_use: int | None = None,
+    ndc_period: NdcPeriod | None = None,
 ) -> MovementResult:
+    if year_of_use is not None and not VINTAGE_MIN <= year_of_use <= VINTAGE_MAX:
+        raise DomainError(ReasonCode.INVALID_TIMEFRAME, f"year of use {year_of_use}")
     now = clock.now()
     action, status = _RETIREMENT_ACTIONS[kind]
+    purpose = _RETIREMENT_PURPOSES.get(kind)
     with uow:
         node = load_node(uow)
         refuse_if_any(check_selection(selection), "nothing to retire")
-        lock_usable_account(uow, account_id)
+        holder = lock_usable_account(uow, account_id)
         target = retirement_account_id(node.registry_id, kind)
         lookups = Lookups(uow)
 
         def refuse(block: SerialBlock) -> list[ReasonCode]:
-            if kind is AccountKind.OIMP_USE:
-                return _oimp_use_refusals(lookups.authorisation(block), now.date())
-            return []
+            if purpose is None or year_of_use is None:
+                return []  # a cancellation serves no purpose that an LoA must authorise
+            return check_use(
+                lookups.authorisation(block),
+                block.attributes,
+                purpose=purpose,
+                using_party=node.party,
+                holder_entity=holder.holder_entity_id,
+                on=now.date(),
+                year_of_use=year_of_use,
+                ndc_period=ndc_period,
+            )
 
         pick = pick_units(uow, account_id, selection, refuse)
         moved: list[SerialBlock] = []
         adjustments: list[CorrespondingAdjustment] = []
         audit: list[AuditEntry] = []
-        first_transferred: defaultdict[str, int] = defaultdict(int)
+        first_transfers: list[SerialBlock] = []
         for block in pick.taken:
             piece = block.moved(account_id=target, status=status)
-            authorisation = lookups.authorisation(block)
             approach = lookups.known_approach(block.attributes.cooperative_approach_id)
-            if (
-                kind is AccountKind.NDC_USE
-                and year_of_use is not None
-                and block.attributes.first_transfer_done
+            if kind is AccountKind.NDC_USE and year_of_use is not None:
+                adjustment = use_adjustment_if_itmo(
+                    node.party, piece, approach, year_of_use=year_of_use, at=now
+                )
+                adjustments.extend([] if adjustment is None else [adjustment])
+            elif kind in (AccountKind.OIMP_USE, AccountKind.VOLUNTARY_CANCELLATION) and (
+                is_first_transfer(
+                    piece.attributes,
+                    lookups.authorisation(block),
+                    party=node.party,
+                    moment=Moment.USE_OR_CANCELLATION,
+                )
             ):
-                # Only an ITMO (first transferred) is adjusted; a Party's own
-                # never-transferred units used at home change no balance.
-                adjustments.append(
-                    use_adjustment(node.party, piece, approach, year_of_use=year_of_use, at=now)
+                records = first_transfer_records(
+                    node.party, piece, approach, at=now, purpose=Purpose.OIMP
                 )
-            elif (
-                kind in (AccountKind.OIMP_USE, AccountKind.VOLUNTARY_CANCELLATION)
-                and not block.attributes.first_transfer_done
-                and authorisation is not None
-                and authorisation.first_transfer_at_use_or_cancellation
-            ):
-                piece = replace(
-                    piece, attributes=replace(piece.attributes, first_transfer_done=True)
-                )
-                adjustments.append(first_transfer_adjustment(node.party, piece, approach, at=now))
-                audit.append(
-                    audit_entry(piece, AuditAction.FIRST_TRANSFER, at=now, purpose=Purpose.OIMP)
-                )
-                first_transferred[authorisation.authorisation_id] += piece.quantity
+                piece = records.block
+                adjustments.append(records.adjustment)
+                audit.append(records.audit)
+                first_transfers.append(piece)
             moved.append(piece)
             audit.append(
                 audit_entry(
@@ -325,11 +363,11 @@ def _retire(
                     at=now,
                     from_account_id=account_id,
                     to_account_id=target,
-                    purpose=_RETIREMENT_PURPOSES.get(kind),
+                    purpose=purpose,
                     year_of_use=year_of_use,
                 )
             )
-        count_against_caps(node, first_transferred, lookups)
+        count_against_caps(node, first_transfers, lookups)
         changes = Changes()
         changes.put(pick.stays)
         changes.put(moved)
@@ -338,19 +376,3 @@ def _retire(
         uow.audit.append_many(audit)
         uow.commit()
     return MovementResult(pick.quantity, tuple(block.to_spec() for block in moved))
-
-
-def _oimp_use_refusals(authorisation: Authorisation | None, today: date) -> list[ReasonCode]:
-    """Use for OIMP needs a current LoA for OIMP whose use timeframe covers today."""
-    if authorisation is None:
-        return [ReasonCode.NO_AUTHORISATION]
-    if authorisation.revoked:
-        return [ReasonCode.AUTHORISATION_REVOKED]
-    reasons: list[ReasonCode] = []
-    if Purpose.OIMP not in authorisation.purposes:
-        reasons.append(ReasonCode.PURPOSE_NOT_AUTHORISED)
-    if (authorisation.use_from is not None and today < authorisation.use_from) or (
-        authorisation.use_to is not None and today > authorisation.use_to
-    ):
-        reasons.append(ReasonCode.OUTSIDE_USE_TIMEFRAME)
-    return reasons

@@ -92,12 +92,17 @@ class UseTowardsNdc:
     account_id: str
     selection: UnitSelection
     year_of_use: int
+    # The using Party's NDC period (first, last year), where one is configured; the
+    # year of use must fall in it. None: no NDC period is configured on this node.
+    ndc_period: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class UseForOimp:
     account_id: str
     selection: UnitSelection
+    # The year the use is for (AEF table 3); None means the current year.
+    year_of_use: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

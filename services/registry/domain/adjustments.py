@@ -81,3 +81,18 @@ def use_adjustment(
         last_identifier=block.last_identifier,
         recorded_at=at,
     )
+
+
+def use_adjustment_if_itmo(
+    party: str,
+    block: SerialBlock,
+    approach: CooperativeApproach,
+    *,
+    year_of_use: int,
+    at: datetime,
+) -> CorrespondingAdjustment | None:
+    """Use towards an NDC adjusts only ITMOs (units first transferred); a Party's own
+    never-transferred units used at home change no balance, as they were never added."""
+    if not block.attributes.first_transfer_done:
+        return None
+    return use_adjustment(party, block, approach, year_of_use=year_of_use, at=at)
