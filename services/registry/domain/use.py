@@ -38,18 +38,23 @@ def check_use(
     year_of_use: int,
     ndc_period: NdcPeriod | None,
 ) -> list[ReasonCode]:
-    """Every reason the holder may not use these units for ``purpose`` in ``year_of_use``."""
-    reasons = check_year_of_use(
+    """Every reason the holder may not use these units for ``purpose`` in ``year_of_use``.
+
+    The authorisation's reasons come first, in the order a transfer gives them, then
+    the year-of-use reasons.
+    """
+    year_reasons = check_year_of_use(
         authorisation, units, purpose=purpose, year_of_use=year_of_use, ndc_period=ndc_period
     )
     if units.authorisation_id is None:
         if purpose is Purpose.NDC and units.first_transferring_party == using_party:
-            return reasons  # the Party's own, never-authorised units, used at home
-        return [ReasonCode.NO_AUTHORISATION, *reasons]
+            return year_reasons  # the Party's own, never-authorised units, used at home
+        return [ReasonCode.NO_AUTHORISATION, *year_reasons]
     if authorisation is None or authorisation.authorisation_id != units.authorisation_id:
-        return [ReasonCode.NO_AUTHORISATION, *reasons]
+        return [ReasonCode.NO_AUTHORISATION, *year_reasons]
     if authorisation.revoked:
-        return [ReasonCode.AUTHORISATION_REVOKED, *reasons]
+        return [ReasonCode.AUTHORISATION_REVOKED, *year_reasons]
+    reasons: list[ReasonCode] = []
     if purpose not in authorisation.purposes:
         reasons.append(ReasonCode.PURPOSE_NOT_AUTHORISED)
     # The authorising Party uses its own units at home; anyone else must be authorised.
@@ -61,7 +66,7 @@ def check_use(
     reasons += entity_refusals(authorisation, holder_entity)
     if not authorisation.covers_use_on(on):
         reasons.append(ReasonCode.OUTSIDE_USE_TIMEFRAME)
-    return reasons
+    return reasons + year_reasons
 
 
 def check_year_of_use(
