@@ -447,6 +447,55 @@ class LedgerHandlerContract:
         )
         assert retired.attributes.first_transfer_done
 
+    def test_the_entity_list_follows_the_units_to_internal_transfer_and_use(
+        self, ledger: Ledger
+    ) -> None:
+        ready(ledger)
+        ledger.run(OpenAccount("CHE-E1", holder_entity_id="E1"))
+        ledger.run(OpenAccount("CHE-E2", holder_entity_id="E2"))
+        move(ledger, quantity=10, to="CHE-E2")  # v1 names no entity: anyone may hold
+        ledger.run(
+            RecordAuthorisation(authorisation(version=2, authorised_entities=frozenset({"E1"})))
+        )
+        before = ledger.query("ledger_totals")
+        assert reasons_of(lambda: move(ledger, quantity=10, to="CHE-E2")) >= {
+            ReasonCode.ENTITY_NOT_AUTHORISED
+        }
+        # Units already with E2 can no longer be used there: v2 is the version in force.
+        assert reasons_of(
+            lambda: ledger.run(UseTowardsNdc("CHE-E2", QuantitySelection(1), year_of_use=2026))
+        ) >= {ReasonCode.ENTITY_NOT_AUTHORISED}
+        assert ledger.query("ledger_totals") == before
+        move(ledger, quantity=10, to="CHE-E1")
+        ledger.run(UseTowardsNdc("CHE-E1", QuantitySelection(1), year_of_use=2026))
+
+    def test_use_towards_an_ndc_needs_an_ndc_authorisation(self, ledger: Ledger) -> None:
+        ready(
+            ledger,
+            loa=authorisation(
+                purposes=frozenset({Purpose.OIMP}),
+                oimp_first_transfer=FirstTransferDefinition.ISSUANCE,
+            ),
+        )
+        balance = ledger.query("adjustment_balance", PARTY, 2025, GHG_METRIC)
+        assert reasons_of(
+            lambda: ledger.run(UseTowardsNdc("CHE-A", QuantitySelection(1), year_of_use=2026))
+        ) == {ReasonCode.PURPOSE_NOT_AUTHORISED, ReasonCode.INSUFFICIENT_UNITS}
+        assert ledger.query("adjustment_balance", PARTY, 2025, GHG_METRIC) == balance
+
+    def test_the_omge_share_is_reserved_from_the_transferred_vintage(self, ledger: Ledger) -> None:
+        ready(
+            ledger,
+            cooperative_approach=approach(omge_share=OMGE_SHARE),
+            line=line(100, vintage=2024),
+        )
+        ledger.issue("CHE-A", line(50, vintage=2025))  # serials 101-150
+        result: ReservationResult = reserve(
+            ledger, quantity=40, selection=QuantitySelection(40, vintage=2025)
+        )
+        assert [spec.attributes.vintage for spec in result.omge_blocks] == [2025]
+        assert result.omge_quantity == 1
+
     def test_oimp_use_needs_an_oimp_authorisation(self, ledger: Ledger) -> None:
         ready(ledger)
         assert reasons_of(lambda: ledger.run(UseForOimp("CHE-A", QuantitySelection(1)))) >= {
