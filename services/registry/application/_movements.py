@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from a6wire.identifiers import VINTAGE_MAX, VINTAGE_MIN
@@ -291,6 +292,22 @@ _RETIREMENT_ACTIONS = {
 _RETIREMENT_PURPOSES = {AccountKind.NDC_USE: Purpose.NDC, AccountKind.OIMP_USE: Purpose.OIMP}
 
 
+@dataclass(frozen=True, slots=True)
+class _Retirement:
+    """One retirement command as the handler needs it: what, where to, for which year."""
+
+    kind: AccountKind
+    account_id: str
+    target_account_id: str
+    year_of_use: int | None
+    ndc_period: NdcPeriod | None
+    at: datetime
+
+    @property
+    def purpose(self) -> Purpose | None:
+        return _RETIREMENT_PURPOSES.get(self.kind)
+
+
 def _retire(
     uow: UnitOfWork,
     clock: Clock,
@@ -301,78 +318,110 @@ def _retire(
     year_of_use: int | None = None,
     ndc_period: NdcPeriod | None = None,
 ) -> MovementResult:
+    """Load, ask the domain (use rules, first transfer, adjustment), save."""
     if year_of_use is not None and not VINTAGE_MIN <= year_of_use <= VINTAGE_MAX:
         raise DomainError(ReasonCode.INVALID_TIMEFRAME, f"year of use {year_of_use}")
-    now = clock.now()
-    action, status = _RETIREMENT_ACTIONS[kind]
-    purpose = _RETIREMENT_PURPOSES.get(kind)
     with uow:
         node = load_node(uow)
         refuse_if_any(check_selection(selection), "nothing to retire")
         holder = lock_usable_account(uow, account_id)
-        target = retirement_account_id(node.registry_id, kind)
+        retirement = _Retirement(
+            kind,
+            account_id,
+            retirement_account_id(node.registry_id, kind),
+            year_of_use,
+            ndc_period,
+            clock.now(),
+        )
         lookups = Lookups(uow)
 
         def refuse(block: SerialBlock) -> list[ReasonCode]:
-            if purpose is None or year_of_use is None:
-                return []  # a cancellation serves no purpose that an LoA must authorise
-            return check_use(
-                lookups.authorisation(block),
-                block.attributes,
-                purpose=purpose,
-                using_party=node.party,
-                holder_entity=holder.holder_entity_id,
-                on=now.date(),
-                year_of_use=year_of_use,
-                ndc_period=ndc_period,
-            )
+            return _use_refusals(node, lookups, holder.holder_entity_id, retirement, block)
 
         pick = pick_units(uow, account_id, selection, refuse)
-        moved: list[SerialBlock] = []
-        adjustments: list[CorrespondingAdjustment] = []
-        audit: list[AuditEntry] = []
-        first_transfers: list[SerialBlock] = []
+        records = _RetirementRecords()
         for block in pick.taken:
-            piece = block.moved(account_id=target, status=status)
-            approach = lookups.known_approach(block.attributes.cooperative_approach_id)
-            if kind is AccountKind.NDC_USE and year_of_use is not None:
-                adjustment = use_adjustment_if_itmo(
-                    node.party, piece, approach, year_of_use=year_of_use, at=now
-                )
-                adjustments.extend([] if adjustment is None else [adjustment])
-            elif kind in (AccountKind.OIMP_USE, AccountKind.VOLUNTARY_CANCELLATION) and (
-                is_first_transfer(
-                    piece.attributes,
-                    lookups.authorisation(block),
-                    party=node.party,
-                    moment=Moment.USE_OR_CANCELLATION,
-                )
-            ):
-                records = first_transfer_records(
-                    node.party, piece, approach, at=now, purpose=Purpose.OIMP
-                )
-                piece = records.block
-                adjustments.append(records.adjustment)
-                audit.append(records.audit)
-                first_transfers.append(piece)
-            moved.append(piece)
-            audit.append(
-                audit_entry(
-                    piece,
-                    action,
-                    at=now,
-                    from_account_id=account_id,
-                    to_account_id=target,
-                    purpose=purpose,
-                    year_of_use=year_of_use,
-                )
-            )
-        count_against_caps(node, first_transfers, lookups)
+            records.add(node, lookups, retirement, block)
+        count_against_caps(node, records.first_transfers, lookups)
         changes = Changes()
         changes.put(pick.stays)
-        changes.put(moved)
+        changes.put(records.moved)
         changes.write(uow)
-        uow.adjustments.add_many(adjustments)
-        uow.audit.append_many(audit)
+        uow.adjustments.add_many(records.adjustments)
+        uow.audit.append_many(records.audit)
         uow.commit()
-    return MovementResult(pick.quantity, tuple(block.to_spec() for block in moved))
+    return MovementResult(pick.quantity, tuple(block.to_spec() for block in records.moved))
+
+
+def _use_refusals(
+    node: RegistryNode,
+    lookups: Lookups,
+    holder_entity: str | None,
+    retirement: _Retirement,
+    block: SerialBlock,
+) -> list[ReasonCode]:
+    purpose, year_of_use = retirement.purpose, retirement.year_of_use
+    if purpose is None or year_of_use is None:
+        return []  # a cancellation serves no purpose that an LoA must authorise
+    return check_use(
+        lookups.authorisation(block),
+        block.attributes,
+        purpose=purpose,
+        using_party=node.party,
+        holder_entity=holder_entity,
+        on=retirement.at.date(),
+        year_of_use=year_of_use,
+        ndc_period=retirement.ndc_period,
+    )
+
+
+@dataclass
+class _RetirementRecords:
+    """What a retirement writes, block by block."""
+
+    moved: list[SerialBlock] = field(default_factory=list)
+    adjustments: list[CorrespondingAdjustment] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+    first_transfers: list[SerialBlock] = field(default_factory=list)
+
+    def add(
+        self, node: RegistryNode, lookups: Lookups, retirement: _Retirement, block: SerialBlock
+    ) -> None:
+        action, status = _RETIREMENT_ACTIONS[retirement.kind]
+        at, year_of_use = retirement.at, retirement.year_of_use
+        piece = block.moved(account_id=retirement.target_account_id, status=status)
+        approach = lookups.known_approach(block.attributes.cooperative_approach_id)
+        if retirement.kind is AccountKind.NDC_USE and year_of_use is not None:
+            adjustment = use_adjustment_if_itmo(
+                node.party, piece, approach, year_of_use=year_of_use, at=at
+            )
+            self.adjustments.extend([] if adjustment is None else [adjustment])
+        elif retirement.kind in _FIRST_TRANSFER_RETIREMENTS and is_first_transfer(
+            piece.attributes,
+            lookups.authorisation(block),
+            party=node.party,
+            moment=Moment.USE_OR_CANCELLATION,
+        ):
+            records = first_transfer_records(
+                node.party, piece, approach, at=at, purpose=Purpose.OIMP
+            )
+            piece = records.block
+            self.adjustments.append(records.adjustment)
+            self.audit.append(records.audit)
+            self.first_transfers.append(piece)
+        self.moved.append(piece)
+        self.audit.append(
+            audit_entry(
+                piece,
+                action,
+                at=at,
+                from_account_id=retirement.account_id,
+                to_account_id=retirement.target_account_id,
+                purpose=retirement.purpose,
+                year_of_use=year_of_use,
+            )
+        )
+
+
+# Where an OIMP authorisation puts the first transfer at "use or cancellation".
+_FIRST_TRANSFER_RETIREMENTS = (AccountKind.OIMP_USE, AccountKind.VOLUNTARY_CANCELLATION)

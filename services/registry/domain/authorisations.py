@@ -90,6 +90,12 @@ class Authorisation:
             FirstTransferDefinition.ISSUANCE,
         )
 
+    def covers_vintage(self, vintage: int) -> bool:
+        """Whether the mitigation timeframe covers a vintage (a year: the years overlap)."""
+        return (self.mitigation_from is None or self.mitigation_from.year <= vintage) and (
+            self.mitigation_to is None or vintage <= self.mitigation_to.year
+        )
+
     def covers_use_on(self, day: date) -> bool:
         """Whether the use timeframe (if any) includes this day."""
         return (self.use_from is None or self.use_from <= day) and (
@@ -143,7 +149,7 @@ def check_authorisation(
     if acquiring_party not in authorisation.authorised_parties:
         reasons.append(ReasonCode.PARTY_NOT_AUTHORISED)
     reasons += entity_refusals(authorisation, acquiring_entity)
-    if not _vintage_in_mitigation_timeframe(authorisation, units.vintage):
+    if not authorisation.covers_vintage(units.vintage):
         reasons.append(ReasonCode.OUTSIDE_MITIGATION_TIMEFRAME)
     if not authorisation.covers_use_on(on):
         reasons.append(ReasonCode.OUTSIDE_USE_TIMEFRAME)
@@ -164,13 +170,6 @@ def entity_refusals(authorisation: Authorisation, entity: str | None) -> list[Re
     ):
         return [ReasonCode.ENTITY_NOT_AUTHORISED]
     return []
-
-
-def _vintage_in_mitigation_timeframe(authorisation: Authorisation, vintage: int) -> bool:
-    # The vintage is a year; a timeframe in dates covers it if the years overlap.
-    return (
-        authorisation.mitigation_from is None or authorisation.mitigation_from.year <= vintage
-    ) and (authorisation.mitigation_to is None or vintage <= authorisation.mitigation_to.year)
 
 
 def check_new_version(

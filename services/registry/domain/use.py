@@ -2,7 +2,8 @@
 
 A use is checked as a transfer is (check 7): the current version of the units'
 authorisation must be in force, authorise the purpose, the using Party and the
-holder's entity, and cover today in its use timeframe. On top, the year of use has
+holder's entity, cover the units' vintage in its mitigation timeframe, and cover
+today in its use timeframe. On top, the year of use has
 its own rules, each with its own reason code:
 
 - not before the units' vintage: a mitigation outcome cannot be used for a year
@@ -64,6 +65,8 @@ def check_use(
     ):
         reasons.append(ReasonCode.PARTY_NOT_AUTHORISED)
     reasons += entity_refusals(authorisation, holder_entity)
+    if not authorisation.covers_vintage(units.vintage):
+        reasons.append(ReasonCode.OUTSIDE_MITIGATION_TIMEFRAME)
     if not authorisation.covers_use_on(on):
         reasons.append(ReasonCode.OUTSIDE_USE_TIMEFRAME)
     return reasons + year_reasons

@@ -125,6 +125,11 @@ def use(loa: Any = None, **overrides: Any) -> list[ReasonCode]:
             {"year_of_use": 2025},
             [ReasonCode.OUTSIDE_USE_TIMEFRAME],
         ),
+        (
+            authorisation(mitigation_to=date(2024, 12, 31)),
+            {},
+            [ReasonCode.OUTSIDE_MITIGATION_TIMEFRAME],
+        ),
         # Hole 3: the entity list follows the units to their use.
         (
             authorisation(authorised_entities=frozenset({"E1"})),
