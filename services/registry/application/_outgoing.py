@@ -37,6 +37,7 @@ from registry.domain.first_transfer import (
     cap_quantities,
     first_transfer_records,
     is_first_transfer,
+    omge_refusals,
     omge_shares,
 )
 from registry.domain.registry_node import RegistryNode
@@ -207,7 +208,7 @@ def _reserve_omge(
             if block.attributes.vintage == vintage
         )
         try:
-            pick: Pick = pick_by_quantity(candidates, omge_quantity, lambda block: [])
+            pick: Pick = pick_by_quantity(candidates, omge_quantity, omge_refusals)
         except DomainError as error:
             raise DomainError(
                 ReasonCode.OMGE_SHARE_UNAVAILABLE,

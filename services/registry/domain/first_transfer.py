@@ -155,6 +155,12 @@ def omge_share_quantity(approach: CooperativeApproach, first_transfer_quantity: 
     return math.ceil(Decimal(first_transfer_quantity) * share)
 
 
+def omge_refusals(block: SerialBlock) -> list[ReasonCode]:
+    """Only ITMOs (authorised units) are cancelled for OMGE: units without an LoA
+    would deliver no mitigation the AEF can show, as they are no Article 6 units."""
+    return [ReasonCode.NO_AUTHORISATION] if block.attributes.authorisation_id is None else []
+
+
 # An OMGE group: the transferred units' cooperative approach and vintage.
 OmgeGroup = tuple[str, int]
 

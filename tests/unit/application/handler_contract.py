@@ -496,6 +496,14 @@ class LedgerHandlerContract:
         assert [spec.attributes.vintage for spec in result.omge_blocks] == [2025]
         assert result.omge_quantity == 1
 
+    def test_the_omge_share_is_cancelled_from_itmos_only(self, ledger: Ledger) -> None:
+        ready(ledger, cooperative_approach=approach(omge_share=OMGE_SHARE), line=line(40))
+        ledger.issue("CHE-A", line(10, authorisation_id=None))  # not ITMOs
+        assert reasons_of(lambda: reserve(ledger, quantity=40)) >= {
+            ReasonCode.OMGE_SHARE_UNAVAILABLE
+        }
+        assert ledger.query("ledger_totals").reserved == 0
+
     def test_oimp_use_needs_an_oimp_authorisation(self, ledger: Ledger) -> None:
         ready(ledger)
         assert reasons_of(lambda: ledger.run(UseForOimp("CHE-A", QuantitySelection(1)))) >= {
