@@ -55,11 +55,26 @@ def issue_units(uow: UnitOfWork, clock: Clock, command: IssueUnits) -> MovementR
     now = clock.now()
     with uow:
         node = load_node(uow)
-        lock_usable_account(uow, command.account_id)
+        account = lock_usable_account(uow, command.account_id)
         lookups = Lookups(uow)
         line_attributes = [
             _issuance_attributes(node, line, lookups, now.date()) for line in command.lines
         ]
+        # An LoA that names entities restricts who holds its units from the start.
+        refuse_if_any(
+            [
+                reason
+                for attributes in line_attributes
+                for reason in check_holder(
+                    None
+                    if attributes.authorisation_id is None
+                    else lookups.authorisation_for(node.party, attributes.authorisation_id),
+                    attributes,
+                    holder_entity=account.holder_entity_id,
+                )
+            ],
+            f"account {command.account_id} may not hold these units",
+        )
         next_serial = uow.registry_node.allocate_serials(
             sum(line.quantity for line in command.lines)
         )

@@ -468,6 +468,11 @@ class LedgerHandlerContract:
         assert ledger.query("ledger_totals") == before
         move(ledger, quantity=10, to="CHE-E1")
         ledger.run(UseTowardsNdc("CHE-E1", QuantitySelection(1), year_of_use=2026))
+        # Issuance into an entity's account follows the same list.
+        assert reasons_of(lambda: ledger.issue("CHE-E2", line(5))) == {
+            ReasonCode.ENTITY_NOT_AUTHORISED
+        }
+        ledger.issue("CHE-E1", line(5))
 
     def test_use_towards_an_ndc_needs_an_ndc_authorisation(self, ledger: Ledger) -> None:
         ready(
