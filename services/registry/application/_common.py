@@ -160,10 +160,6 @@ def assert_range(selection: SerialRangeSelection) -> None:
         raise DomainError(ReasonCode.NON_POSITIVE_QUANTITY, "the serial range is empty")
 
 
-def no_refusal(block: SerialBlock) -> list[ReasonCode]:
-    return []
-
-
 def lock_reservation(
     uow: UnitOfWork, transfer_id: str, coordinator_party: str, direction: TransferDirection
 ) -> Reservation:

@@ -92,6 +92,7 @@ class TransferInternally:
 class UseTowardsNdc:
     account_id: str
     selection: UnitSelection
+    # Within the NDC implementation period the node has configured (PUT /v1/ndc), if any.
     year_of_use: int
 
 
@@ -99,6 +100,8 @@ class UseTowardsNdc:
 class UseForOimp:
     account_id: str
     selection: UnitSelection
+    # The year the use is for (AEF table 3); None means the current year.
+    year_of_use: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

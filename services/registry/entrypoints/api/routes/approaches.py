@@ -47,6 +47,9 @@ class ApproachIn(RequestModel):
     metric_higher_is_better: bool = False
     omge_share: Decimal | None = Field(default=None, description="e.g. 0.02 for 2 %")
     name: Name = ""
+    tco2e_per_unit: Decimal | None = Field(
+        default=None, description="non-GHG metrics only: tCO2e per unit, the AEF conversion factor"
+    )
 
     def to_domain(self) -> CooperativeApproach:
         return CooperativeApproach(
@@ -62,6 +65,7 @@ class ApproachIn(RequestModel):
             metric_higher_is_better=self.metric_higher_is_better,
             omge_share=self.omge_share,
             name=self.name,
+            tco2e_per_unit=self.tco2e_per_unit,
         )
 
 
@@ -78,6 +82,7 @@ class ApproachOut(BaseModel):
     metric_higher_is_better: bool
     omge_share: Decimal | None
     name: str
+    tco2e_per_unit: Decimal | None = None
 
     @classmethod
     def of(cls, approach: CooperativeApproach) -> ApproachOut:
@@ -94,6 +99,7 @@ class ApproachOut(BaseModel):
             metric_higher_is_better=approach.metric_higher_is_better,
             omge_share=approach.omge_share,
             name=approach.name,
+            tco2e_per_unit=approach.tco2e_per_unit,
         )
 
 
