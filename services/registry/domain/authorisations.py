@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from a6wire.identifiers import is_cooperative_approach_id, is_party_code
+from a6wire.identifiers import (
+    AUTHORISATION_ID_LENGTH_MAX,
+    is_cooperative_approach_id,
+    is_party_code,
+)
 from registry.domain.blocks import BlockAttributes
 from registry.domain.errors import DomainError, ReasonCode
-
-AUTHORISATION_ID_LENGTH_MAX = 64
 
 
 class Purpose(StrEnum):

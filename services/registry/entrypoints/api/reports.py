@@ -16,7 +16,7 @@ from registry.application import handlers
 from registry.entrypoints.api.auth import PublicReader
 from registry.entrypoints.api.dependencies import NodeDep, execute
 from registry.entrypoints.api.errors import ApiError, ApiReason
-from registry.entrypoints.api.schemas import Vintage
+from registry.entrypoints.api.schemas import VintageParam
 from registry.reports.aef import NDC_PERIOD_DEFAULT, SUBMISSION_VERSION_DEFAULT, build_aef
 from registry.reports.formats import FILE_SUFFIXES, MEDIA_TYPES, ReportFormat, render
 
@@ -39,15 +39,15 @@ def aef_file_name(party: str, year: int, report_format: ReportFormat) -> str:
     },
 )
 def aef_export(
-    year: Vintage,
+    year: VintageParam,
     node: NodeDep,
     _: PublicReader,
     report_format: Annotated[ReportFormat, Query(alias="format")] = ReportFormat.JSON,
     submission_version: Annotated[
         int, Query(ge=1, le=SUBMISSION_VERSION_MAX)
     ] = SUBMISSION_VERSION_DEFAULT,
-    ndc_period_from: Vintage = NDC_PERIOD_DEFAULT[0],
-    ndc_period_to: Vintage = NDC_PERIOD_DEFAULT[1],
+    ndc_period_from: VintageParam = NDC_PERIOD_DEFAULT[0],
+    ndc_period_to: VintageParam = NDC_PERIOD_DEFAULT[1],
 ) -> Response:
     if ndc_period_from > ndc_period_to:
         raise ApiError(422, ApiReason.MALFORMED_REQUEST, "the NDC period ends before it starts")

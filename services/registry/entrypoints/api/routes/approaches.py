@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from registry.application import handlers
 from registry.application.commands import RegisterCooperativeApproach
@@ -28,6 +28,9 @@ router = APIRouter(prefix="/cooperative-approaches", tags=["cooperative approach
 # A bilateral approach has two Parties; the largest plurilateral ones a few dozen.
 PARTICIPATING_PARTIES_MAX = 200
 COVERED_ATTRIBUTES_MAX = 500
+# A share is a fraction below one; ten digits say more than any agreement does, and
+# fit the column that stores it.
+OMGE_SHARE_DIGITS_MAX = 10
 
 
 class ApproachIn(RequestModel):
@@ -44,8 +47,13 @@ class ApproachIn(RequestModel):
         default_factory=list, max_length=COVERED_ATTRIBUTES_MAX
     )
     metric: AttributeText = GHG_METRIC
-    metric_higher_is_better: bool = False
-    omge_share: Decimal | None = Field(default=None, description="e.g. 0.02 for 2 %")
+    metric_higher_is_better: StrictBool = False
+    omge_share: Decimal | None = Field(
+        default=None,
+        max_digits=OMGE_SHARE_DIGITS_MAX,
+        decimal_places=OMGE_SHARE_DIGITS_MAX,
+        description="e.g. 0.02 for 2 %",
+    )
     name: Name = ""
 
     def to_domain(self) -> CooperativeApproach:
@@ -110,7 +118,9 @@ def list_approaches(node: NodeDep, _: Reader) -> list[ApproachOut]:
 
 
 @router.get("/{cooperative_approach_id}", response_model=ApproachOut)
-def get_approach(cooperative_approach_id: str, node: NodeDep, _: Reader) -> ApproachOut:
+def get_approach(
+    cooperative_approach_id: CooperativeApproachId, node: NodeDep, _: Reader
+) -> ApproachOut:
     for approach in execute(node, handlers.list_cooperative_approaches):
         if approach.cooperative_approach_id == cooperative_approach_id:
             return ApproachOut.of(approach)

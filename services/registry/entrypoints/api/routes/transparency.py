@@ -16,7 +16,7 @@ from registry.application import handlers
 from registry.domain.adjustments import AdjustmentCause
 from registry.entrypoints.api.auth import PublicReader
 from registry.entrypoints.api.dependencies import NodeDep, execute
-from registry.entrypoints.api.schemas import AttributeText, CooperativeApproachId, Vintage
+from registry.entrypoints.api.schemas import AttributeText, CooperativeApproachId, VintageParam
 
 router = APIRouter(tags=["transparency"])
 
@@ -60,7 +60,7 @@ def holdings_totals(
     node: NodeDep,
     _: PublicReader,
     cooperative_approach_id: CooperativeApproachId | None = None,
-    vintage: Vintage | None = None,
+    vintage: VintageParam | None = None,
 ) -> list[HoldingsTotalOut]:
     totals = execute(node, handlers.holdings_totals, cooperative_approach_id, vintage)
     return [HoldingsTotalOut(**asdict(total)) for total in totals]
@@ -70,7 +70,7 @@ def holdings_totals(
 def corresponding_adjustments(
     node: NodeDep,
     _: PublicReader,
-    year: Vintage | None = None,
+    year: VintageParam | None = None,
     metric: AttributeText | None = None,
 ) -> LedgerOut:
     entries = [
