@@ -43,6 +43,8 @@ AUTHORISATION_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{AUTHORISATION_ID_LE
 LABEL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
 _AUTHORISATION_ID = re.compile(AUTHORISATION_ID_PATTERN)
+_LABEL = re.compile(LABEL_PATTERN)
+_TEXT = re.compile(TEXT_PATTERN)
 
 PartyCode = Annotated[str, StringConstraints(pattern=PARTY_PATTERN)]
 RegistryId = Annotated[str, StringConstraints(pattern=REGISTRY_ID_PATTERN)]
@@ -68,6 +70,16 @@ def is_cooperative_approach_id(value: str) -> bool:
 
 def is_authorisation_id(value: str) -> bool:
     return bool(_AUTHORISATION_ID.fullmatch(value))
+
+
+def is_label(value: str) -> bool:
+    """A name or label: no control characters at all."""
+    return bool(_LABEL.fullmatch(value))
+
+
+def is_text(value: str) -> bool:
+    """Free text: no control characters but tab and line breaks."""
+    return bool(_TEXT.fullmatch(value))
 
 
 def registry_party(registry_id: str) -> str:

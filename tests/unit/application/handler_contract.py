@@ -185,6 +185,7 @@ REASON_SCENARIOS: dict[ReasonCode, Callable[[Ledger], Any]] = {
         lg.run(ChangeAccountStatus("CHE-B", AccountStatus.OPEN)),
     ),
     ReasonCode.MALFORMED_IDENTIFIER: lambda lg: (ready(lg), lg.run(OpenAccount("bad id!"))),
+    ReasonCode.MALFORMED_TEXT: lambda lg: (ready(lg), lg.run(OpenAccount("CHE-T", name="a\x00b"))),
     ReasonCode.MALFORMED_BLOCK: lambda lg: (
         partner_registry(lg),
         lg.run(ValidateIncomingTransfer(**incoming("T9", (sample_spec(metric=""),)))),
