@@ -33,6 +33,23 @@ class FirstTransferDefinition(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class AuthorisationRef:
+    """The LoA a transfer names: its id and, when known, the Party that issued it.
+
+    A block is under the LoA of its first transferring Party, so ``covers`` reads
+    that Party and the block's authorisation id.
+    """
+
+    authorisation_id: str
+    authorising_party: str | None = None
+
+    def covers(self, attributes: BlockAttributes) -> bool:
+        return attributes.authorisation_id == self.authorisation_id and (
+            self.authorising_party in (None, attributes.first_transferring_party)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Authorisation:
     """One version of an authorisation; revocation is a version with ``revoked`` set.
 
