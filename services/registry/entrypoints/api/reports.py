@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from registry.application import handlers
-from registry.entrypoints.api.auth import PublicReader
+from registry.entrypoints.api.auth import ANONYMOUS_ALLOWED, PublicReader
 from registry.entrypoints.api.dependencies import NodeDep, execute
 from registry.entrypoints.api.errors import ApiError, ApiReason
 from registry.entrypoints.api.schemas import VintageParam
@@ -31,6 +31,7 @@ def aef_file_name(party: str, year: int, report_format: ReportFormat) -> str:
 
 @router.get(
     "/aef/{year}",
+    openapi_extra=ANONYMOUS_ALLOWED,
     responses={
         200: {
             "description": "the five AEF tables of the year",

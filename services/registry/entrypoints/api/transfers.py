@@ -34,7 +34,7 @@ from registry.application.transfers import (
 from registry.domain.authorisations import Purpose
 from registry.entrypoints.api.auth import Operator, Reader
 from registry.entrypoints.api.dependencies import NodeDep
-from registry.entrypoints.api.errors import ApiError, ApiReason, status_for_reason
+from registry.entrypoints.api.errors import ApiError, ApiReason, ErrorBody, status_for_reason
 from registry.entrypoints.api.schemas import AccountId, AuthorisationId, PartyCode, SelectsUnits
 
 router = APIRouter(tags=["transfers"])
@@ -93,7 +93,13 @@ class OutcomeWaiters:
             entry[0].set()
 
 
-@router.post("/transfers", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/transfers",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        503: {"model": ErrorBody, "description": "this node has no federation directory or key"}
+    },
+)
 async def start_transfer(
     body: TransferIn,
     node: NodeDep,

@@ -21,7 +21,7 @@ from registry.domain.authorisations import (
     Purpose,
 )
 from registry.domain.errors import DomainError, ReasonCode
-from registry.entrypoints.api.auth import Operator, PublicReader
+from registry.entrypoints.api.auth import ANONYMOUS_ALLOWED, Operator, PublicReader
 from registry.entrypoints.api.dependencies import NodeDep, execute
 from registry.entrypoints.api.schemas import (
     AuthorisationId,
@@ -158,20 +158,24 @@ def revoke_authorisation(
     return AuthorisationOut.of(execute(node, handlers.revoke_authorisation, command))
 
 
-@router.get("", response_model=list[AuthorisationOut])
+@router.get("", response_model=list[AuthorisationOut], openapi_extra=ANONYMOUS_ALLOWED)
 def list_current(node: NodeDep, _: PublicReader) -> list[AuthorisationOut]:
     """The current version of every LoA of this Party (revoked ones included, marked)."""
     return [AuthorisationOut.of(loa) for loa in execute(node, handlers.current_authorisations)]
 
 
-@router.get("/{authorisation_id}", response_model=AuthorisationOut)
+@router.get("/{authorisation_id}", response_model=AuthorisationOut, openapi_extra=ANONYMOUS_ALLOWED)
 def current_version(
     authorisation_id: AuthorisationId, node: NodeDep, _: PublicReader
 ) -> AuthorisationOut:
     return AuthorisationOut.of(_history(node, authorisation_id)[-1])
 
 
-@router.get("/{authorisation_id}/versions", response_model=list[AuthorisationOut])
+@router.get(
+    "/{authorisation_id}/versions",
+    response_model=list[AuthorisationOut],
+    openapi_extra=ANONYMOUS_ALLOWED,
+)
 def list_versions(
     authorisation_id: AuthorisationId, node: NodeDep, _: PublicReader
 ) -> list[AuthorisationOut]:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from registry.application import handlers
 from registry.domain.adjustments import AdjustmentCause
-from registry.entrypoints.api.auth import PublicReader
+from registry.entrypoints.api.auth import ANONYMOUS_ALLOWED, PublicReader
 from registry.entrypoints.api.dependencies import NodeDep, execute
 from registry.entrypoints.api.schemas import AttributeText, CooperativeApproachId, VintageParam
 
@@ -55,7 +55,9 @@ class LedgerOut(BaseModel):
     entries: list[AdjustmentOut]
 
 
-@router.get("/holdings/totals", response_model=list[HoldingsTotalOut])
+@router.get(
+    "/holdings/totals", response_model=list[HoldingsTotalOut], openapi_extra=ANONYMOUS_ALLOWED
+)
 def holdings_totals(
     node: NodeDep,
     _: PublicReader,
@@ -66,7 +68,7 @@ def holdings_totals(
     return [HoldingsTotalOut(**asdict(total)) for total in totals]
 
 
-@router.get("/ca-ledger", response_model=LedgerOut)
+@router.get("/ca-ledger", response_model=LedgerOut, openapi_extra=ANONYMOUS_ALLOWED)
 def corresponding_adjustments(
     node: NodeDep,
     _: PublicReader,
