@@ -31,6 +31,7 @@ COVERED_ATTRIBUTES_MAX = 500
 # A share is a fraction below one; ten digits say more than any agreement does, and
 # fit the column that stores it.
 OMGE_SHARE_DIGITS_MAX = 10
+OMGE_SHARE_INTEGER_DIGITS_MAX = 2
 
 
 class ApproachIn(RequestModel):
@@ -50,7 +51,8 @@ class ApproachIn(RequestModel):
     metric_higher_is_better: StrictBool = False
     omge_share: Decimal | None = Field(
         default=None,
-        max_digits=OMGE_SHARE_DIGITS_MAX,
+        # Room for a few integer digits, so "1.5" reaches the domain's own refusal.
+        max_digits=OMGE_SHARE_DIGITS_MAX + OMGE_SHARE_INTEGER_DIGITS_MAX,
         decimal_places=OMGE_SHARE_DIGITS_MAX,
         description="e.g. 0.02 for 2 %",
     )
