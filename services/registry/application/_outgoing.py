@@ -104,7 +104,9 @@ def reserve_for_transfer(
                 counted_quantity=counted,
             )
 
-        pick = pick_units(uow, command.from_account_id, command.selection, refuse)
+        pick = pick_units(
+            uow, command.from_account_id, command.selection, refuse, command.authorisation
+        )
         changes = Changes()
         changes.put(pick.stays)
         deliveries = [

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from registry.domain.accounts import AccountKind, AccountStatus
 from registry.domain.approaches import CooperativeApproach
-from registry.domain.authorisations import Authorisation, Purpose
+from registry.domain.authorisations import Authorisation, AuthorisationRef, Purpose
 from registry.domain.blocks import BlockSpec
 from registry.domain.ndc import NdcConfiguration
 from registry.domain.selection import UnitSelection
@@ -126,6 +126,8 @@ class ReserveForTransfer:
     acquiring_party: str
     purpose: Purpose
     acquiring_entity: str | None = None
+    # The LoA the transfer names: only units under it are picked.
+    authorisation: AuthorisationRef | None = None
 
 
 @dataclass(frozen=True, slots=True)

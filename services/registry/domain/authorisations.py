@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from a6wire.identifiers import is_cooperative_approach_id, is_party_code
+from a6wire.identifiers import (
+    AUTHORISATION_ID_LENGTH_MAX,
+    is_cooperative_approach_id,
+    is_party_code,
+)
 from registry.domain.blocks import BlockAttributes
 from registry.domain.errors import DomainError, ReasonCode
-
-AUTHORISATION_ID_LENGTH_MAX = 64
 
 
 class Purpose(StrEnum):
@@ -28,6 +30,23 @@ class FirstTransferDefinition(StrEnum):
     AUTHORISATION = "authorisation"
     ISSUANCE = "issuance"
     USE_OR_CANCELLATION = "use_or_cancellation"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorisationRef:
+    """The LoA a transfer names: its id and, when known, the Party that issued it.
+
+    A block is under the LoA of its first transferring Party, so ``covers`` reads
+    that Party and the block's authorisation id.
+    """
+
+    authorisation_id: str
+    authorising_party: str | None = None
+
+    def covers(self, attributes: BlockAttributes) -> bool:
+        return attributes.authorisation_id == self.authorisation_id and (
+            self.authorising_party in (None, attributes.first_transferring_party)
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ from registry.domain.accounts import AccountKind, AccountStatus, retirement_acco
 from registry.domain.adjustments import AdjustmentCause
 from registry.domain.approaches import GHG_METRIC
 from registry.domain.audit import AuditAction
-from registry.domain.authorisations import FirstTransferDefinition, Purpose
+from registry.domain.authorisations import AuthorisationRef, FirstTransferDefinition, Purpose
 from registry.domain.blocks import BlockSpec, BlockStatus
 from registry.domain.errors import DomainError, ReasonCode
 from registry.domain.ndc import CaMethod, NdcConfiguration, NdcLevel, NdcType
@@ -202,6 +202,15 @@ REASON_SCENARIOS: dict[ReasonCode, Callable[[Ledger], Any]] = {
         lg.run(ChangeAccountStatus("CHE-B", AccountStatus.OPEN)),
     ),
     ReasonCode.MALFORMED_IDENTIFIER: lambda lg: (ready(lg), lg.run(OpenAccount("bad id!"))),
+    ReasonCode.AUTHORISATION_MISMATCH: lambda lg: (
+        ready(lg),
+        reserve(
+            lg,
+            selection=SerialRangeSelection(REGISTRY_ID, 1, 10),
+            authorisation=AuthorisationRef("LOA-OTHER"),
+        ),
+    ),
+    ReasonCode.MALFORMED_TEXT: lambda lg: (ready(lg), lg.run(OpenAccount("CHE-T", name="a\x00b"))),
     ReasonCode.MALFORMED_BLOCK: lambda lg: (
         partner_registry(lg),
         lg.run(ValidateIncomingTransfer(**incoming("T9", (sample_spec(metric=""),)))),
@@ -660,6 +669,17 @@ class LedgerHandlerContract:
             ReasonCode.QUANTITY_CAP_EXCEEDED
         }
         assert reserve(ledger, "T3", quantity=10).quantity == 10
+
+    def test_a_reservation_takes_only_units_of_the_loa_it_names(self, ledger: Ledger) -> None:
+        ready(ledger)  # 1-100 under LOA-CHE-1, the oldest units
+        ledger.run(RecordAuthorisation(authorisation(authorisation_id="LOA-CHE-2")))
+        ledger.issue("CHE-A", line(30, authorisation_id="LOA-CHE-2"))  # 101-130
+        result = reserve(ledger, quantity=20, authorisation=AuthorisationRef("LOA-CHE-2"))
+        assert {block.attributes.authorisation_id for block in result.blocks} == {"LOA-CHE-2"}
+        assert [(b.first_serial, b.last_serial) for b in result.blocks] == [(111, 130)]
+        assert reasons_of(
+            lambda: reserve(ledger, "T2", quantity=11, authorisation=AuthorisationRef("LOA-CHE-2"))
+        ) >= {ReasonCode.INSUFFICIENT_UNITS}
 
     def test_reservation_by_serial_range(self, ledger: Ledger) -> None:
         ready(ledger)

@@ -28,6 +28,7 @@ from registry.entrypoints.api.dependencies import NodeDep, execute
 from registry.entrypoints.api.schemas import (
     AccountId,
     AttributeText,
+    AuthorisationId,
     CooperativeApproachId,
     MovementOut,
     Quantity,
@@ -51,7 +52,7 @@ class IssuanceLineIn(RequestModel):
     activity_type: AttributeText
     mitigation_type: AttributeText
     gwp_values: AttributeText = Field(description="e.g. AR5 100-year")
-    authorisation_id: str | None = Field(default=None, min_length=1, max_length=64)
+    authorisation_id: AuthorisationId | None = None
 
     def to_command(self) -> IssuanceLine:
         return IssuanceLine(
