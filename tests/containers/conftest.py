@@ -88,13 +88,33 @@ def _started(container: Any) -> Any:
     return container
 
 
+def _run_once(client: Any, command: list[str], volume: str, entrypoint: list[str] | None) -> str:
+    """Run the node image to completion (bounded by INIT_TIMEOUT_S); its stdout."""
+    container = client.containers.run(
+        NODE_IMAGE,
+        command,
+        entrypoint=entrypoint,
+        volumes={volume: {"bind": "/data", "mode": "rw"}},
+        network_mode="host",
+        labels=LABEL,
+        detach=True,
+    )
+    try:
+        status = container.wait(timeout=INIT_TIMEOUT_S)["StatusCode"]
+        output: bytes = container.logs(stdout=True, stderr=False)
+        if status != 0:
+            logs = container.logs(tail=LOG_TAIL_LINES).decode(errors="replace")
+            raise AssertionError(f"{' '.join(command)} exited {status}:\n{logs}")
+        return output.decode()
+    finally:
+        container.remove(force=True)
+
+
 def _init_node(client: Any, party: str, volume: str) -> dict[str, str]:
     """`registry-node init` in the node image, into the Party's volume; its config."""
-    common = {"network_mode": "host", "labels": LABEL, "remove": True}
-    volumes = {volume: {"bind": "/data", "mode": "rw"}}
     # init prints the node's public key on its last line, `public_key=...`.
-    output = client.containers.run(
-        NODE_IMAGE,
+    output = _run_once(
+        client,
         [
             "init",
             "--party",
@@ -112,17 +132,15 @@ def _init_node(client: Any, party: str, volume: str) -> dict[str, str]:
             # One broker: topics with one replica (outside local mode they need three).
             "--local",
         ],
-        volumes=volumes,
-        **common,
+        volume,
+        None,
     )
-    text = client.containers.run(
-        NODE_IMAGE, ["/data/registry.env"], entrypoint=["cat"], volumes=volumes, **common
-    ).decode()
+    text = _run_once(client, ["/data/registry.env"], volume, ["cat"])
     config = dict(
         line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
     )
-    keys = [line for line in output.decode().splitlines() if line.startswith("public_key=")]
-    assert keys, f"registry-node init printed no public key:\n{output.decode()}"
+    keys = [line for line in output.splitlines() if line.startswith("public_key=")]
+    assert keys, f"registry-node init printed no public key:\n{output}"
     config["PUBLIC_KEY"] = keys[-1].partition("=")[2].strip()
     return config
 
