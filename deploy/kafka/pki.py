@@ -145,7 +145,8 @@ def _ensure_ca(root: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate
     key_path = root / "ca" / "ca.key"
     cert_path = root / "ca" / "ca.crt"
     if key_path.exists() and cert_path.exists():
-        return _load_key(key_path), x509.load_pem_x509_certificate(cert_path.read_bytes()), cert_path
+        certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        return _load_key(key_path), certificate, cert_path
     if key_path.exists() or cert_path.exists():
         raise PkiError(f"{root / 'ca'} holds a CA key or certificate without the other")
     key = ec.generate_private_key(CURVE)
@@ -241,7 +242,7 @@ def _issue(
 
 
 def create_pki(root: Path | str, parties: Iterable[str], brokers: int = 1) -> FederationPki:
-    """The CA, ``brokers`` broker identities, the admin and one identity per Party under ``root``."""
+    """The CA, ``brokers`` broker identities, the admin and each Party's identity in ``root``."""
     if not 1 <= brokers <= BROKER_COUNT_MAX:
         raise PkiError(f"--brokers must be between 1 and {BROKER_COUNT_MAX}, not {brokers}")
     base = Path(root).resolve()

@@ -49,6 +49,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
+from faststream.security import BaseSecurity
 
 from .config import MessagingConfig
 from .errors import MessagingError
@@ -186,6 +187,8 @@ def build_broker(config: MessagingConfig, *, client_id: str | None = None) -> Ka
         allow_auto_create_topics=False,
         graceful_timeout=BROKER_GRACEFUL_TIMEOUT_S,
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        # mTLS when configured: FastStream passes the context to every aiokafka client.
+        security=BaseSecurity(ssl_context=config.tls.ssl_context()) if config.tls else None,
     )
 
 

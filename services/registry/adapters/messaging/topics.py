@@ -25,6 +25,7 @@ from aiokafka.errors import (
 
 from .config import MessagingConfig
 from .errors import TopicSetupError
+from .security import KafkaTls, client_security_options
 
 _log = structlog.get_logger(__name__)
 
@@ -62,6 +63,7 @@ def node_topic_specs(config: MessagingConfig) -> list[TopicSpec]:
                 "cleanup.policy": "delete",
                 "retention.ms": str(config.inbox_retention_ms),
                 "min.insync.replicas": min_insync,
+                "unclean.leader.election.enable": "false",
             },
         ),
         TopicSpec(
@@ -75,20 +77,71 @@ def node_topic_specs(config: MessagingConfig) -> list[TopicSpec]:
                 "retention.ms": "-1",
                 "retention.bytes": "-1",
                 "min.insync.replicas": min_insync,
+                # A replica that missed acknowledged decisions never becomes leader.
+                "unclean.leader.election.enable": "false",
             },
         ),
     ]
 
 
-async def ensure_topics(
-    bootstrap_servers: str, specs: Sequence[TopicSpec], *, client_id: str
-) -> None:
-    """Create the topics that are missing; an existing topic (or a lost race) is fine."""
-    admin = AIOKafkaAdminClient(
+async def prepare_node_topics(config: MessagingConfig, *, client_id: str) -> None:
+    """Create the node's topics, or on an ACL'd cluster check that the admin created them."""
+    specs = node_topic_specs(config)
+    if config.create_topics:
+        await ensure_topics(config.bootstrap_servers, specs, client_id=client_id, tls=config.tls)
+    else:
+        await verify_topics(config.bootstrap_servers, specs, client_id=client_id, tls=config.tls)
+
+
+def _admin_client(
+    bootstrap_servers: str, client_id: str, tls: KafkaTls | None
+) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
         request_timeout_ms=ADMIN_REQUEST_TIMEOUT_MS,
+        **client_security_options(tls),
     )
+
+
+async def verify_topics(
+    bootstrap_servers: str,
+    specs: Sequence[TopicSpec],
+    *,
+    client_id: str,
+    tls: KafkaTls | None = None,
+) -> None:
+    """Check that ``specs`` exist, without the right to create them (``TopicSetupError`` if not)."""
+    admin = _admin_client(bootstrap_servers, client_id, tls)
+    try:
+        await admin.start()
+        described = await admin.describe_topics([spec.name for spec in specs])
+        missing = {
+            topic["topic"]: for_code(topic["error_code"]).__name__
+            for topic in described
+            if topic["error_code"] not in _TOPIC_EXISTS_CODES
+        }
+        if missing:
+            raise TopicSetupError(
+                f"topics this node needs are missing or not visible to it: {missing}; "
+                "on a secured federation the federation admin creates them (deploy/kafka/acls.py)"
+            )
+        _warn_on_partition_mismatch(specs, await _partition_counts(admin, specs))
+    except KafkaError as error:
+        raise TopicSetupError(f"topic check failed: {error!r}") from error
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    specs: Sequence[TopicSpec],
+    *,
+    client_id: str,
+    tls: KafkaTls | None = None,
+) -> None:
+    """Create the topics that are missing; an existing topic (or a lost race) is fine."""
+    admin = _admin_client(bootstrap_servers, client_id, tls)
     try:
         await admin.start()
         response = await admin.create_topics(
