@@ -166,6 +166,7 @@ async def provision_federation(
         federation_topic_specs(members),
         client_id="a6-federation-admin",
         tls=tls,
+        replicate_on_cluster=True,
     )
     bindings = federation_acls(members, shared_topics=shared_topics)
     await create_acls(bootstrap_servers, bindings, tls=tls)

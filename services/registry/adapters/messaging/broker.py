@@ -174,7 +174,9 @@ async def _parse_any_headers(
 def build_broker(config: MessagingConfig, *, client_id: str | None = None) -> KafkaBroker:
     """A broker with every producer and consumer-default option stated, and no subscribers."""
     return KafkaBroker(
-        config.bootstrap_servers,
+        # A list: FastStream hands a string to aiokafka as one host, so a cluster's
+        # "a:9092,b:9092" would be read as the host "a:9092,b".
+        [server.strip() for server in config.bootstrap_servers.split(",") if server.strip()],
         client_id=client_id or f"a6-node-{config.party}",
         acks=PRODUCER_ACKS,
         enable_idempotence=True,
