@@ -3,6 +3,12 @@
 
     python deploy/kafka/pki.py create --dir DIR --party CHE --party GHA [--brokers 3]
     python deploy/kafka/pki.py create --dir DIR --directory federation.json [--brokers 3]
+    python deploy/kafka/pki.py request --dir KEYDIR --party CHE     # at the Party
+    python deploy/kafka/pki.py sign --dir DIR --party CHE --csr node.csr  # at the admin
+
+``request`` and ``sign`` keep a Party's key at the Party: it creates its key and a
+certificate signing request, the admin signs the request (after checking that it asks
+for that Party's principal) and returns only the certificate.
 
 Layout under DIR (keys are created with mode 0600, readable by their owner only)::
 
@@ -201,6 +207,24 @@ def _issue(
     if key_path.exists() or cert_path.exists():
         raise PkiError(f"{key_path.parent} holds a key or certificate without the other")
     key = ec.generate_private_key(CURVE)
+    certificate = _sign_leaf(ca_key, ca_cert, common_name, key.public_key(), server=server)
+    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
+    _write_private(key_path, _key_pem(key))
+    _write_public(cert_path, cert_pem)
+    if server:
+        # Kafka's PEM keystore: the private key, then the certificate chain.
+        _write_private(key_path.with_suffix(".pem"), _key_pem(key) + cert_pem)
+    return identity
+
+
+def _sign_leaf(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    common_name: str,
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    server: bool,
+) -> x509.Certificate:
     now = _now()
     usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
     if server:
@@ -210,7 +234,7 @@ def _issue(
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
         .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=BACKDATE_MINUTES))
         .not_valid_after(now + datetime.timedelta(days=LEAF_VALIDITY_DAYS))
@@ -228,14 +252,7 @@ def _issue(
             ),
             critical=False,
         )
-    certificate = builder.sign(ca_key, hashes.SHA256())
-    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
-    _write_private(key_path, _key_pem(key))
-    _write_public(cert_path, cert_pem)
-    if server:
-        # Kafka's PEM keystore: the private key, then the certificate chain.
-        _write_private(key_path.with_suffix(".pem"), _key_pem(key) + cert_pem)
-    return identity
+    return builder.sign(ca_key, hashes.SHA256())
 
 
 # ------------------------------------------------------------------------------- public
@@ -283,6 +300,58 @@ def create_pki(root: Path | str, parties: Iterable[str], brokers: int = 1) -> Fe
     return FederationPki(base, ca_path, admin, broker_identities, party_identities)
 
 
+def request_certificate(out_dir: Path | str, party: str) -> tuple[Path, Path]:
+    """A Party's own key (0600, it never leaves ``out_dir``) and a signing request for it.
+
+    The Party sends only ``node.csr`` to the federation admin, who signs it with
+    :func:`sign_request`; the admin never holds the Party's key.
+    """
+    base = Path(out_dir).resolve()
+    key_path, csr_path = base / "node.key", base / "node.csr"
+    if key_path.exists() or csr_path.exists():
+        raise PkiError(f"{base} already holds a node key or request; remove them to start over")
+    key = ec.generate_private_key(CURVE)
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(_name(party_principal(party)))
+        .sign(key, hashes.SHA256())
+    )
+    _write_private(key_path, _key_pem(key))
+    _write_public(csr_path, request.public_bytes(serialization.Encoding.PEM))
+    return key_path, csr_path
+
+
+def sign_request(root: Path | str, csr_path: Path | str, party: str) -> Path:
+    """Sign a Party's certificate request with the federation CA; the certificate's path.
+
+    The request must be validly self-signed and name exactly ``party``'s principal,
+    so one Party cannot obtain a certificate that makes it another.
+    """
+    base = Path(root).resolve()
+    ca_key, ca_cert, _ = _ensure_ca(base)
+    try:
+        request = x509.load_pem_x509_csr(Path(csr_path).read_bytes())
+    except ValueError:
+        raise PkiError(f"{csr_path} is not a PEM certificate signing request") from None
+    if not request.is_signature_valid:
+        raise PkiError(f"{csr_path} is not signed by the key it carries")
+    expected = _name(party_principal(party))
+    if request.subject != expected:
+        raise PkiError(
+            f"{csr_path} asks for {request.subject.rfc4514_string()}, "
+            f"not {expected.rfc4514_string()}"
+        )
+    public_key = request.public_key()
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        raise PkiError(f"{csr_path} carries no elliptic-curve public key")
+    cert_path = base / "parties" / party / "node.crt"
+    if cert_path.exists():
+        raise PkiError(f"{cert_path} exists: remove it to issue {party} a new certificate")
+    certificate = _sign_leaf(ca_key, ca_cert, party_principal(party), public_key, server=False)
+    _write_public(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
+    return cert_path
+
+
 def parties_of_directory(path: Path) -> list[str]:
     """The Party codes of a federation directory file (``{"members": [{"party": ...}]}``)."""
     try:
@@ -294,14 +363,26 @@ def parties_of_directory(path: Path) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The federation's Kafka CA and certificates.")
-    parser.add_argument("command", choices=["create"])
-    parser.add_argument("--dir", type=Path, required=True, help="where the PKI lives")
+    parser.add_argument("command", choices=["create", "request", "sign"])
+    parser.add_argument("--dir", type=Path, required=True, help="the PKI (request: key dir)")
+    parser.add_argument("--csr", type=Path, help="sign: the Party's certificate request")
     parser.add_argument("--party", action="append", default=[], help="a Party code (repeat)")
     parser.add_argument("--directory", type=Path, help="take the Parties from this directory")
     parser.add_argument("--brokers", type=int, default=1, help="broker identities to issue")
     args = parser.parse_args(argv)
     parties = list(args.party)
     try:
+        if args.command in ("request", "sign"):
+            if len(parties) != 1:
+                raise PkiError(f"{args.command} needs exactly one --party")
+            if args.command == "request":
+                key_path, csr_path = request_certificate(args.dir, parties[0])
+                print(f"[pki] key {key_path} (keep it), request {csr_path} (send it)")
+                return 0
+            if args.csr is None:
+                raise PkiError("sign needs --csr")
+            print(f"[pki] certificate {sign_request(args.dir, args.csr, parties[0])}")
+            return 0
         if args.directory is not None:
             parties.extend(parties_of_directory(args.directory))
         pki = create_pki(args.dir, parties, brokers=args.brokers)

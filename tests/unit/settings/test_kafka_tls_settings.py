@@ -159,3 +159,29 @@ def test_the_pki_is_idempotent_and_extends_with_new_parties(pki: Any) -> None:
     again = script.create_pki(pki.root, ["CHE", "GHA", "KEN"], brokers=3)
     assert again.parties["CHE"].cert_path.read_bytes() == before
     assert again.parties["KEN"].cert_path.is_file()
+
+
+def test_a_party_keeps_its_key_and_gets_a_certificate_for_its_request(
+    pki: Any, tmp_path: Path
+) -> None:
+    from cryptography import x509
+
+    script = _load_script("a6_deploy_kafka_pki", REPO_ROOT / "deploy" / "kafka" / "pki.py")
+    key_path, csr_path = script.request_certificate(tmp_path / "at-KEN", "KEN")
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    cert_path = script.sign_request(pki.root, csr_path, "KEN")
+    assert not (cert_path.parent / "node.key").exists(), "the admin never holds the key"
+    certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    certificate.verify_directly_issued_by(
+        x509.load_pem_x509_certificate(pki.ca_cert_path.read_bytes())
+    )
+    # The Party's own key and the signed certificate load as one mTLS identity.
+    KafkaTls(pki.ca_cert_path, cert_path, key_path).ssl_context()
+
+
+def test_a_request_for_another_partys_principal_is_refused(pki: Any, tmp_path: Path) -> None:
+    script = _load_script("a6_deploy_kafka_pki", REPO_ROOT / "deploy" / "kafka" / "pki.py")
+    _, csr_path = script.request_certificate(tmp_path / "at-KEN", "CHE")
+    with pytest.raises(script.PkiError, match=r"asks for CN=party\.CHE, not CN=party\.KEN"):
+        script.sign_request(pki.root, csr_path, "KEN")
+    assert not (pki.root / "parties" / "KEN" / "node.crt").exists()
