@@ -829,9 +829,25 @@ def stop_broker(port: int = DEFAULT_PORT, data_dir: Path | str | None = None) ->
         return True
 
 
-def stop_cluster(port: int, brokers: int) -> int:
-    """Stop every broker of the cluster on ``port``; how many were running."""
-    return sum(stop_broker(p) for p in cluster_ports(port, brokers))
+def stop_cluster(port: int, brokers: int, data_dirs: Sequence[Path | str] | None = None) -> int:
+    """Stop every broker of the cluster on ``port``; how many were running.
+
+    All get SIGTERM before any is waited for: a broker stopped after the others
+    have gone waits for a controller quorum that no longer exists for its
+    controlled shutdown, and would only die to the SIGKILL after the timeout.
+    """
+    ports = cluster_ports(port, brokers)
+    dirs = [_data_dir(p, data_dirs[i] if data_dirs else None) for i, p in enumerate(ports)]
+    pids = [pid for data in dirs if data.is_dir() and (pid := _find_broker_pid(data)) is not None]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    for pid in pids:
+        _terminate(pid)
+    for data in dirs:
+        if data.is_dir():
+            (data / PID_FILE).unlink(missing_ok=True)
+    return len(pids)
 
 
 def broker_pid(port: int = DEFAULT_PORT, data_dir: Path | str | None = None) -> int | None:
@@ -868,7 +884,11 @@ def main(argv: list[str] | None = None) -> int:
             print(bootstrap)
             return 0
         if args.command == "stop":
-            stopped = sum(stop_broker(p, args.data_dir) for p in ports)
+            stopped = (
+                stop_cluster(args.port, args.brokers)
+                if args.brokers > 1
+                else int(stop_broker(args.port, args.data_dir))
+            )
             _info(f"{stopped} broker(s) stopped" if stopped else f"no broker of ours on {ports}")
             return 0
         all_up = True
