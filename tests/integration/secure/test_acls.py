@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
     KafkaConnectionError,
@@ -179,7 +179,7 @@ def test_a_party_cannot_write_to_its_own_inbox(members: dict[str, MessagingConfi
         asyncio.run(_send(owner, owner.inbox_topic, b"self-made"))
 
 
-async def _admin_attempts(config: MessagingConfig, names: UniqueNames) -> tuple[int, int]:
+async def _admin_attempts(config: MessagingConfig, names: UniqueNames) -> tuple[int, int, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers, **_options(config))
     await admin.start()
     try:
@@ -187,18 +187,31 @@ async def _admin_attempts(config: MessagingConfig, names: UniqueNames) -> tuple[
         created = await admin.create_topics(
             [NewTopic(names.topic("rogue"), num_partitions=1, replication_factor=1)]
         )
+        # Altering: more partitions would move every transfer to another partition.
+        # (aiokafka raises this refusal rather than returning its code.)
+        try:
+            await admin.create_partitions({config.decision_topic: NewPartitions(5)})
+            alter_code = 0
+        except TopicAuthorizationFailedError as error:
+            alter_code = error.errno
         described = await admin.describe_topics([config.decision_topic])
     finally:
         await admin.close()
     assert described[0]["error_code"] == 0, "the decision topic must still exist"
-    return deleted.topic_error_codes[0][1], created.topic_errors[0][1]
+    assert len(described[0]["partitions"]) == 1, "and keep its one partition"
+    return (
+        deleted.topic_error_codes[0][1],
+        created.topic_errors[0][1],
+        alter_code,
+    )
 
 
-def test_a_party_cannot_delete_or_create_a_topic(
+def test_a_party_cannot_delete_create_or_alter_a_topic(
     members: dict[str, MessagingConfig], names: UniqueNames
 ) -> None:
-    delete_code, create_code = asyncio.run(_admin_attempts(members[PARTY], names))
+    delete_code, create_code, alter_code = asyncio.run(_admin_attempts(members[PARTY], names))
     assert delete_code == TOPIC_AUTHORIZATION_FAILED
+    assert alter_code == TOPIC_AUTHORIZATION_FAILED
     assert create_code in (TOPIC_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED)
 
 
