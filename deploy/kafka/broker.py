@@ -22,7 +22,8 @@ already answers on the port. It returns only once the broker answers a Kafka Met
 request listing itself, which Kafka does only after the broker has joined the KRaft quorum
 and been unfenced; an open TCP port is not enough. Standard library only, so it runs
 before the project's virtualenv exists. Importable: ``start_broker``, ``stop_broker``,
-``broker_is_up``, ``kafka_answers``, ``wait_for_kafka``.
+``start_cluster``, ``stop_cluster``, ``broker_is_up``, ``kafka_answers``,
+``wait_for_kafka``, ``BrokerTls``.
 """
 
 from __future__ import annotations

@@ -3,12 +3,15 @@
 ``secure_kafka`` starts (or reuses) deploy/kafka/broker.py --tls-dir on port
 ``KAFKA_TLS_PORT`` (default ``TEST_KAFKA_TLS_PORT``, controller one above), with a
 PKI of deploy/kafka/pki.py in ``var/kafka-tls-pki-PORT`` (created once, then reused
-and extended: certificates for new Parties come from the same CA). A broker the
-session started is stopped at its end; one that already answered is left running.
+and extended: certificates for new Parties come from the same CA). As with the
+plaintext test broker (tests/conftest.py), concurrent sessions share it: each holds a
+shared lock while it runs, and the last one out stops it if a test session started it;
+one started by hand is left running.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,15 +66,28 @@ def secure_kafka() -> Iterator[SecureKafka]:
     pki_dir = REPO_ROOT / "var" / f"kafka-tls-pki-{port}"
     _pki_script().create_pki(pki_dir, TEST_PARTIES, brokers=1)
     tls = broker.BrokerTls(pki_dir)
-    started = False
-    if not broker.broker_is_up(port, tls.probe_context()):
+    data_dir: Path = broker.default_data_dir(port)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    marker = data_dir / ".started-by-tests"
+    with (data_dir / ".test-sessions").open("a") as sessions:
+        # Blocks only while a finishing session is stopping the broker.
+        fcntl.flock(sessions.fileno(), fcntl.LOCK_SH)
         try:
-            broker.start_broker(port=port, tls_dir=pki_dir)
-        except broker.BrokerError as exc:
-            _unavailable(f"could not start the local TLS Kafka broker: {exc}")
-        started = True
-    try:
-        yield SecureKafka(broker.bootstrap_address(port), pki_dir)
-    finally:
-        if started:
-            broker.stop_broker(port=port)
+            if not broker.broker_is_up(port, tls.probe_context()):
+                try:
+                    broker.start_broker(port=port, tls_dir=pki_dir)
+                except broker.BrokerError as exc:
+                    _unavailable(f"could not start the local TLS Kafka broker: {exc}")
+                marker.touch()
+            yield SecureKafka(broker.bootstrap_address(port), pki_dir)
+        finally:
+            fcntl.flock(sessions.fileno(), fcntl.LOCK_UN)
+            try:
+                fcntl.flock(sessions.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                pass  # another session still uses the broker
+            else:
+                if marker.exists():
+                    broker.stop_broker(port=port)
+                    marker.unlink(missing_ok=True)
+                fcntl.flock(sessions.fileno(), fcntl.LOCK_UN)
