@@ -6,6 +6,11 @@
     python deploy/kafka/broker.py status [--port 9092] [--data-dir DIR]
     python deploy/kafka/broker.py run    [--port 9092] [--data-dir DIR]   (foreground)
 
+    Options of all three: --tls-dir PKI (an SSL listener with client certificates required,
+    the StandardAuthorizer, ACLs refusing by default; PKI from deploy/kafka/pki.py) and
+    --brokers 3 (a KRaft cluster of three combined broker-controllers, a three-voter quorum,
+    on ports PORT, PORT+2, PORT+4, controllers one above each).
+
 One JVM runs Kafka 4.1 in KRaft mode as combined broker and controller, bound to 127.0.0.1
 only. The jars come from Maven Central through deploy/kafka/pom.xml into a cache outside
 git (``$XDG_CACHE_HOME/a6-registry/kafka-4.1.1/lib``), so the machine needs a JDK 17+ and
@@ -18,7 +23,8 @@ already answers on the port. It returns only once the broker answers a Kafka Met
 request listing itself, which Kafka does only after the broker has joined the KRaft quorum
 and been unfenced; an open TCP port is not enough. Standard library only, so it runs
 before the project's virtualenv exists. Importable: ``start_broker``, ``stop_broker``,
-``broker_is_up``, ``kafka_answers``, ``wait_for_kafka``.
+``start_cluster``, ``stop_cluster``, ``broker_is_up``, ``kafka_answers``,
+``wait_for_kafka``, ``BrokerTls``.
 """
 
 from __future__ import annotations
@@ -33,12 +39,14 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -48,6 +56,24 @@ LOCALHOST = "127.0.0.1"
 # The KRaft controller listens next to the client port, so one --port names both.
 CONTROLLER_PORT_OFFSET = 1
 NODE_ID = 1
+# A cluster's brokers sit on every other port (client, controller, client, ...).
+CLUSTER_PORT_STRIDE = 2
+CLUSTER_SIZE_MAX = 5
+# With three replicas a write needs two, so one broker may fail without losing an
+# acknowledged record or refusing writes (the federation's topics ask the same).
+CLUSTER_REPLICATION_FACTOR = 3
+CLUSTER_MIN_INSYNC_REPLICAS = 2
+
+# TLS (--tls-dir): files of deploy/kafka/pki.py's layout, and the principals it names.
+TLS_CA_FILE = Path("ca") / "ca.crt"
+TLS_BROKER_KEYSTORE_TEMPLATE = "brokers/broker-{node_id}/broker.pem"
+TLS_BROKER_KEY_TEMPLATE = "brokers/broker-{node_id}/broker.key"
+TLS_BROKER_CERT_TEMPLATE = "brokers/broker-{node_id}/broker.crt"
+TLS_BROKER_PRINCIPAL_TEMPLATE = "User:broker-{node_id}"
+TLS_ADMIN_PRINCIPAL = "User:federation-admin"
+# The certificate subject is CN=<name> only; the principal is User:<name>.
+TLS_PRINCIPAL_MAPPING_RULES = "RULE:^CN=([^,]+)$/$1/,DEFAULT"
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 
 # A cold JVM on a 2-core machine needs about 10 s to format nothing and come up; 120 s
 # leaves room for a loaded CI runner without hiding a broker that will never start.
@@ -89,6 +115,44 @@ JARS_COMPLETE_MARKER = ".complete"
 
 class BrokerError(RuntimeError):
     """The broker could not be provisioned, started or stopped; the message says why."""
+
+
+@dataclass(frozen=True)
+class BrokerTls:
+    """A TLS broker's files, from a PKI directory written by deploy/kafka/pki.py."""
+
+    pki_dir: Path
+
+    @property
+    def ca_path(self) -> Path:
+        return self.pki_dir / TLS_CA_FILE
+
+    def keystore_path(self, node_id: int) -> Path:
+        return self.pki_dir / TLS_BROKER_KEYSTORE_TEMPLATE.format(node_id=node_id)
+
+    def probe_context(self, node_id: int = NODE_ID) -> ssl.SSLContext:
+        """A client context for the readiness probe: the broker's own certificate."""
+        context = ssl.create_default_context(cafile=str(self.ca_path))
+        context.load_cert_chain(
+            str(self.pki_dir / TLS_BROKER_CERT_TEMPLATE.format(node_id=node_id)),
+            str(self.pki_dir / TLS_BROKER_KEY_TEMPLATE.format(node_id=node_id)),
+        )
+        return context
+
+    def check(self, node_ids: Sequence[int]) -> None:
+        for path in (self.ca_path, *(self.keystore_path(node_id) for node_id in node_ids)):
+            if not path.is_file():
+                raise BrokerError(
+                    f"{path} does not exist: create the PKI first "
+                    f"(deploy/kafka/pki.py create --dir {self.pki_dir} --brokers N)"
+                )
+
+
+def cluster_ports(port: int, brokers: int) -> list[int]:
+    """The client ports of a cluster of ``brokers`` whose first broker listens on ``port``."""
+    if not 1 <= brokers <= CLUSTER_SIZE_MAX:
+        raise BrokerError(f"--brokers must be between 1 and {CLUSTER_SIZE_MAX}, not {brokers}")
+    return [port + CLUSTER_PORT_STRIDE * index for index in range(brokers)]
 
 
 def bootstrap_address(port: int) -> str:
@@ -145,7 +209,9 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _metadata_broker_count(host: str, port: int, timeout_s: float) -> int | None:
+def _metadata_broker_count(
+    host: str, port: int, timeout_s: float, tls: ssl.SSLContext | None = None
+) -> int | None:
     """How many live brokers a Kafka Metadata response lists, or None when nothing answers.
 
     A KRaft broker lists only unfenced brokers, so a positive count means it has caught up
@@ -159,7 +225,10 @@ def _metadata_broker_count(host: str, port: int, timeout_s: float) -> int | None
     body = struct.pack(">i?", -1, False)
     request = header + PROBE_CLIENT_ID + body
     try:
-        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(socket.create_connection((host, port), timeout=timeout_s))
+            if tls is not None:
+                sock = stack.enter_context(tls.wrap_socket(sock, server_hostname=host))
             sock.settimeout(timeout_s)
             sock.sendall(struct.pack(">i", len(request)) + request)
             (size,) = struct.unpack(">i", _recv_exactly(sock, 4))
@@ -167,37 +236,40 @@ def _metadata_broker_count(host: str, port: int, timeout_s: float) -> int | None
                 return None
             # correlation id, throttle time, broker array length: the rest is not needed.
             answered_id, _throttle_ms, broker_count = struct.unpack(">iii", _recv_exactly(sock, 12))
-    except (OSError, struct.error):
+    except (OSError, struct.error, ssl.SSLError):
         return None
     if answered_id != correlation_id:
         return None
     return int(broker_count)
 
 
-def kafka_answers(bootstrap: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+def kafka_answers(
+    bootstrap: str, timeout_s: float = PROBE_TIMEOUT_S, tls: ssl.SSLContext | None = None
+) -> bool:
     """True when some server of ``bootstrap`` answers a Metadata request listing a broker."""
     for host, port in _parse_bootstrap(bootstrap):
-        count = _metadata_broker_count(host, port, timeout_s)
+        count = _metadata_broker_count(host, port, timeout_s, tls)
         if count is not None and count > 0:
             return True
     return False
 
 
-def wait_for_kafka(bootstrap: str, timeout_s: float) -> bool:
+def wait_for_kafka(bootstrap: str, timeout_s: float, tls: ssl.SSLContext | None = None) -> bool:
     """Poll :func:`kafka_answers` until it is true or ``timeout_s`` has passed."""
     deadline = time.monotonic() + timeout_s
     while True:
         remaining_s = deadline - time.monotonic()
-        if kafka_answers(bootstrap, timeout_s=max(0.1, min(PROBE_TIMEOUT_S, remaining_s))):
+        probe_s = max(0.1, min(PROBE_TIMEOUT_S, remaining_s))
+        if kafka_answers(bootstrap, timeout_s=probe_s, tls=tls):
             return True
         if time.monotonic() + POLL_INTERVAL_S >= deadline:
             return False
         time.sleep(POLL_INTERVAL_S)
 
 
-def broker_is_up(port: int = DEFAULT_PORT) -> bool:
+def broker_is_up(port: int = DEFAULT_PORT, tls: ssl.SSLContext | None = None) -> bool:
     """True when a Kafka broker on 127.0.0.1:``port`` is ready to serve clients."""
-    return kafka_answers(bootstrap_address(port))
+    return kafka_answers(bootstrap_address(port), tls=tls)
 
 
 def _port_accepts(port: int) -> bool:
@@ -400,27 +472,40 @@ def _cluster_id(data_dir: Path) -> str:
     return cluster_id
 
 
-def _server_properties(port: int, data_dir: Path) -> str:
+def _server_properties(
+    port: int,
+    data_dir: Path,
+    *,
+    node_id: int = NODE_ID,
+    cluster: Sequence[int] = (),
+    tls: BrokerTls | None = None,
+) -> str:
+    """One broker's configuration; ``cluster`` lists the client ports of all brokers
+    of a multi-broker cluster (node ids 1, 2, ... in that order), empty for one broker."""
     cport = controller_port(port)
+    listener = "SSL" if tls is not None else "PLAINTEXT"
+    replicas = CLUSTER_REPLICATION_FACTOR if len(cluster) >= CLUSTER_REPLICATION_FACTOR else 1
+    min_isr = CLUSTER_MIN_INSYNC_REPLICAS if replicas > 1 else 1
     settings = {
         "process.roles": "broker,controller",
-        "node.id": str(NODE_ID),
-        # Kafka 4 dynamic quorum: the controller finds the quorum through this bootstrap
-        # list; controller.quorum.voters is the static alternative and must not be set too.
-        "controller.quorum.bootstrap.servers": f"{LOCALHOST}:{cport}",
-        "listeners": f"PLAINTEXT://{LOCALHOST}:{port},CONTROLLER://{LOCALHOST}:{cport}",
-        "advertised.listeners": f"PLAINTEXT://{LOCALHOST}:{port},CONTROLLER://{LOCALHOST}:{cport}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "node.id": str(node_id),
+        "listeners": f"{listener}://{LOCALHOST}:{port},CONTROLLER://{LOCALHOST}:{cport}",
+        "advertised.listeners": f"{listener}://{LOCALHOST}:{port},CONTROLLER://{LOCALHOST}:{cport}",
+        "listener.security.protocol.map": f"{listener}:{listener},CONTROLLER:{listener}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "inter.broker.listener.name": listener,
         "log.dirs": str(data_dir / KAFKA_LOG_DIRS),
-        # A single broker cannot hold more than one replica of anything.
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
-        "min.insync.replicas": "1",
+        # Replicas of Kafka's own topics: one on a single broker, three (two in sync
+        # for a write) on a cluster, like the federation's topics.
+        "offsets.topic.replication.factor": str(replicas),
+        "transaction.state.log.replication.factor": str(replicas),
+        "transaction.state.log.min.isr": str(min_isr),
+        "share.coordinator.state.topic.replication.factor": str(replicas),
+        "share.coordinator.state.topic.min.isr": str(min_isr),
+        "default.replication.factor": str(replicas),
+        "min.insync.replicas": str(min_isr),
+        # A replica that missed acknowledged writes never becomes leader.
+        "unclean.leader.election.enable": "false",
         "num.partitions": "1",
         # Creating the 50 default partitions of __consumer_offsets delays the first group
         # join by seconds; one partition is plenty on a development machine.
@@ -440,6 +525,38 @@ def _server_properties(port: int, data_dir: Path) -> str:
         "background.threads": "4",
         "num.recovery.threads.per.data.dir": "1",
     }
+    if cluster:
+        # A static three-voter quorum: every controller knows the others from the start.
+        settings["controller.quorum.voters"] = ",".join(
+            f"{index}@{LOCALHOST}:{controller_port(client_port)}"
+            for index, client_port in enumerate(cluster, start=1)
+        )
+    else:
+        # Kafka 4 dynamic quorum: the controller finds the quorum through this bootstrap
+        # list; controller.quorum.voters is the static alternative and must not be set too.
+        settings["controller.quorum.bootstrap.servers"] = f"{LOCALHOST}:{cport}"
+    if tls is not None:
+        brokers = range(1, max(len(cluster), 1) + 1)
+        settings.update(
+            {
+                "ssl.keystore.type": "PEM",
+                "ssl.keystore.location": str(tls.keystore_path(node_id)),
+                "ssl.truststore.type": "PEM",
+                "ssl.truststore.location": str(tls.ca_path),
+                # mTLS: a client without a certificate from the federation CA is refused
+                # in the handshake, and its certificate's CN is its principal.
+                "ssl.client.auth": "required",
+                "ssl.principal.mapping.rules": TLS_PRINCIPAL_MAPPING_RULES,
+                "authorizer.class.name": STANDARD_AUTHORIZER,
+                "allow.everyone.if.no.acl.found": "false",
+                "super.users": ";".join(
+                    [
+                        *(TLS_BROKER_PRINCIPAL_TEMPLATE.format(node_id=n) for n in brokers),
+                        TLS_ADMIN_PRINCIPAL,
+                    ]
+                ),
+            }
+        )
     lines = [
         "# Written by deploy/kafka/broker.py on every start; edit the script, not this file.",
         *(f"{key}={value}" for key, value in settings.items()),
@@ -467,17 +584,21 @@ def _jvm_command(java: str, jars: Path, data_dir: Path, *main: str) -> list[str]
     ]
 
 
-def _format_storage(java: str, jars: Path, data_dir: Path, config_path: Path) -> None:
+def _format_storage(
+    java: str, jars: Path, data_dir: Path, config_path: Path, *, static_quorum: bool = False
+) -> None:
     if (data_dir / KAFKA_LOG_DIRS / "meta.properties").is_file():
         return
     cluster_id = _cluster_id(data_dir)
+    # A static quorum (controller.quorum.voters) is formatted without naming the voters.
+    quorum = [] if static_quorum else ["--standalone"]
     command = _jvm_command(
         java,
         jars,
         data_dir,
         "kafka.tools.StorageTool",
         "format",
-        "--standalone",
+        *quorum,
         "-t",
         cluster_id,
         "-c",
@@ -520,9 +641,11 @@ def _terminate(pid: int, timeout_s: float = BROKER_STOP_TIMEOUT_S) -> None:
         time.sleep(POLL_INTERVAL_S)
 
 
-def _wait_until_ready(pid: int, port: int, data_dir: Path, timeout_s: float) -> None:
+def _wait_until_ready(
+    pid: int, port: int, data_dir: Path, timeout_s: float, tls: ssl.SSLContext | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
-    while not broker_is_up(port):
+    while not broker_is_up(port, tls):
         if not _process_running(pid):
             raise BrokerError(
                 f"the Kafka broker (pid {pid}) exited during start-up; "
@@ -543,69 +666,160 @@ def _wait_until_ready(pid: int, port: int, data_dir: Path, timeout_s: float) -> 
 # --------------------------------------------------------------------------- public API
 
 
+def _launch(
+    port: int,
+    data: Path,
+    command_prefix: Sequence[str],
+    *,
+    node_id: int = NODE_ID,
+    cluster: Sequence[int] = (),
+    tls: BrokerTls | None = None,
+    cluster_id: str | None = None,
+) -> int | None:
+    """Start this broker's JVM unless it is up or coming up; its pid, or None if up.
+
+    The caller holds the data directory's lock.
+    """
+    probe = tls.probe_context(node_id) if tls is not None else None
+    if broker_is_up(port, probe):
+        return None
+    pid = _find_broker_pid(data)
+    if pid is not None:
+        # A JVM of ours is still coming up (an earlier start was interrupted).
+        _info(f"waiting for the already running broker (pid {pid})")
+        return pid
+    for busy_port in (port, controller_port(port)):
+        if _port_accepts(busy_port):
+            raise BrokerError(
+                f"{LOCALHOST}:{busy_port} is taken by something that is not a ready "
+                f"Kafka broker started from {data}; choose another --port"
+            )
+    java = _java()
+    jars = ensure_jars()
+    config_path = data / SERVER_PROPERTIES
+    config_path.write_text(
+        _server_properties(port, data, node_id=node_id, cluster=cluster, tls=tls)
+    )
+    if cluster_id is not None and not (data / KAFKA_LOG_DIRS / "meta.properties").is_file():
+        # Every broker of a cluster is formatted with the first one's cluster id.
+        (data / CLUSTER_ID_FILE).write_text(cluster_id + "\n")
+    _cluster_id(data)
+    _format_storage(java, jars, data, config_path, static_quorum=bool(cluster))
+
+    log_path = data / BROKER_LOG
+    if log_path.exists():
+        log_path.replace(data / f"{BROKER_LOG}.1")
+    command = [
+        *command_prefix,
+        *_jvm_command(java, jars, data, "kafka.Kafka", str(config_path)),
+    ]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=data,
+            # Its own session: Ctrl-C in the starting shell or the end of a pytest run
+            # does not take the broker down with it; stop_broker does.
+            start_new_session=True,
+        )
+    (data / PID_FILE).write_text(f"{process.pid}\n")
+    _info(f"started Kafka {KAFKA_VERSION} (pid {process.pid}), log in {log_path}")
+    return process.pid
+
+
+def _data_dir(port: int, data_dir: Path | str | None) -> Path:
+    return Path(data_dir).resolve() if data_dir is not None else default_data_dir(port)
+
+
 def start_broker(
     port: int = DEFAULT_PORT,
     data_dir: Path | str | None = None,
     timeout_s: float = BROKER_START_TIMEOUT_S,
     command_prefix: Sequence[str] = (),
+    *,
+    tls_dir: Path | str | None = None,
 ) -> str:
     """Start (or reuse) the broker on 127.0.0.1:``port``; return its bootstrap address.
 
     ``command_prefix`` goes before the JVM's command line (it must ``exec`` the rest):
-    the demo passes one that makes the broker die with it.
+    the demo passes one that makes the broker die with it. ``tls_dir`` (a PKI of
+    deploy/kafka/pki.py) makes it a TLS broker with client certificates and ACLs.
     """
     bootstrap = bootstrap_address(port)
-    data = Path(data_dir).resolve() if data_dir is not None else default_data_dir(port)
+    data = _data_dir(port, data_dir)
     data.mkdir(parents=True, exist_ok=True)
+    tls = BrokerTls(Path(tls_dir).resolve()) if tls_dir is not None else None
+    if tls is not None:
+        tls.check([NODE_ID])
     with _locked(data / LOCK_FILE):
-        if broker_is_up(port):
-            return bootstrap
-        pid = _find_broker_pid(data)
+        pid = _launch(port, data, command_prefix, tls=tls)
         if pid is not None:
-            # A JVM of ours is still coming up (an earlier start was interrupted).
-            _info(f"waiting for the already running broker (pid {pid})")
-            _wait_until_ready(pid, port, data, timeout_s)
-            return bootstrap
-        for busy_port in (port, controller_port(port)):
-            if _port_accepts(busy_port):
-                raise BrokerError(
-                    f"{LOCALHOST}:{busy_port} is taken by something that is not a ready "
-                    f"Kafka broker started from {data}; choose another --port"
-                )
-        java = _java()
-        jars = ensure_jars()
-        config_path = data / SERVER_PROPERTIES
-        config_path.write_text(_server_properties(port, data))
-        _cluster_id(data)
-        _format_storage(java, jars, data, config_path)
-
-        log_path = data / BROKER_LOG
-        if log_path.exists():
-            log_path.replace(data / f"{BROKER_LOG}.1")
-        command = [
-            *command_prefix,
-            *_jvm_command(java, jars, data, "kafka.Kafka", str(config_path)),
-        ]
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=data,
-                # Its own session: Ctrl-C in the starting shell or the end of a pytest run
-                # does not take the broker down with it; stop_broker does.
-                start_new_session=True,
-            )
-        (data / PID_FILE).write_text(f"{process.pid}\n")
-        _info(f"started Kafka {KAFKA_VERSION} (pid {process.pid}), log in {log_path}")
-        _wait_until_ready(process.pid, port, data, timeout_s)
+            probe = tls.probe_context() if tls is not None else None
+            _wait_until_ready(pid, port, data, timeout_s, probe)
         return bootstrap
+
+
+def start_cluster(
+    port: int,
+    brokers: int,
+    *,
+    tls_dir: Path | str | None = None,
+    data_dirs: Sequence[Path | str] | None = None,
+    timeout_s: float = BROKER_START_TIMEOUT_S,
+    command_prefix: Sequence[str] = (),
+    only: Sequence[int] | None = None,
+) -> str:
+    """Start (or reuse) a KRaft cluster of ``brokers`` combined broker-controllers.
+
+    Broker ``n`` (node id n, from 1) listens on ``port + 2(n-1)``, its controller one
+    above. All JVMs are launched before any is waited for: none is ready before a
+    majority of the quorum is up. ``only`` restarts just those node ids (a fault test
+    bringing one broker back). Returns the bootstrap list of every broker.
+    """
+    ports = cluster_ports(port, brokers)
+    if brokers == 1:
+        return start_broker(
+            port,
+            data_dirs[0] if data_dirs else None,
+            timeout_s,
+            command_prefix,
+            tls_dir=tls_dir,
+        )
+    dirs = [_data_dir(p, data_dirs[i] if data_dirs else None) for i, p in enumerate(ports)]
+    tls = BrokerTls(Path(tls_dir).resolve()) if tls_dir is not None else None
+    node_ids = list(range(1, brokers + 1))
+    if tls is not None:
+        tls.check(node_ids)
+    for data in dirs:
+        data.mkdir(parents=True, exist_ok=True)
+    cluster_id = _cluster_id(dirs[0])
+    launched: list[tuple[int, int, int, Path]] = []
+    for node_id, client_port, data in zip(node_ids, ports, dirs, strict=True):
+        if only is not None and node_id not in only:
+            continue
+        with _locked(data / LOCK_FILE):
+            pid = _launch(
+                client_port,
+                data,
+                command_prefix,
+                node_id=node_id,
+                cluster=ports,
+                tls=tls,
+                cluster_id=cluster_id,
+            )
+        if pid is not None:
+            launched.append((node_id, pid, client_port, data))
+    for node_id, pid, client_port, data in launched:
+        probe = tls.probe_context(node_id) if tls is not None else None
+        _wait_until_ready(pid, client_port, data, timeout_s, probe)
+    return ",".join(bootstrap_address(p) for p in ports)
 
 
 def stop_broker(port: int = DEFAULT_PORT, data_dir: Path | str | None = None) -> bool:
     """Stop the broker started from this port's data directory; False if none was running."""
-    data = Path(data_dir).resolve() if data_dir is not None else default_data_dir(port)
+    data = _data_dir(port, data_dir)
     if not data.is_dir():
         return False
     with _locked(data / LOCK_FILE):
@@ -638,40 +852,79 @@ def run_broker_in_foreground(port: int, data_dir: Path | str) -> NoReturn:
     os.execv(command[0], command)
 
 
+def stop_cluster(port: int, brokers: int, data_dirs: Sequence[Path | str] | None = None) -> int:
+    """Stop every broker of the cluster on ``port``; how many were running.
+
+    All get SIGTERM before any is waited for: a broker stopped after the others
+    have gone waits for a controller quorum that no longer exists for its
+    controlled shutdown, and would only die to the SIGKILL after the timeout.
+    """
+    ports = cluster_ports(port, brokers)
+    dirs = [_data_dir(p, data_dirs[i] if data_dirs else None) for i, p in enumerate(ports)]
+    pids = [pid for data in dirs if data.is_dir() and (pid := _find_broker_pid(data)) is not None]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    for pid in pids:
+        _terminate(pid)
+    for data in dirs:
+        if data.is_dir():
+            (data / PID_FILE).unlink(missing_ok=True)
+    return len(pids)
+
+
 def broker_pid(port: int = DEFAULT_PORT, data_dir: Path | str | None = None) -> int | None:
     """The pid of the broker JVM started from this port's data directory, if running."""
-    data = Path(data_dir).resolve() if data_dir is not None else default_data_dir(port)
+    data = _data_dir(port, data_dir)
     return _find_broker_pid(data) if data.is_dir() else None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="A local single-node Kafka broker.")
-    # run: the broker in the foreground (exec), for a container's main process.
+    parser = argparse.ArgumentParser(description="A local Kafka broker or cluster.")
+    # run: one broker in the foreground (exec), for a container's main process.
     parser.add_argument("command", choices=["start", "stop", "status", "run"])
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="client port")
     parser.add_argument("--data-dir", type=Path, default=None, help="default: var/kafka-PORT")
+    parser.add_argument(
+        "--tls-dir", type=Path, default=None, help="PKI of deploy/kafka/pki.py: TLS + ACLs"
+    )
+    parser.add_argument("--brokers", type=int, default=1, help="1 (default) or a cluster of 3")
     args = parser.parse_args(argv)
     try:
+        ports = cluster_ports(args.port, args.brokers)
+        if args.brokers > 1 and args.data_dir is not None:
+            raise BrokerError("--data-dir names one broker's directory; a cluster uses defaults")
+        tls = BrokerTls(args.tls_dir.resolve()) if args.tls_dir is not None else None
         if args.command == "start":
             started_at = time.monotonic()
-            bootstrap = start_broker(args.port, args.data_dir)
-            pid = broker_pid(args.port, args.data_dir)
-            _info(
-                f"broker ready at {bootstrap} (pid {pid if pid is not None else 'not ours'}) "
-                f"after {time.monotonic() - started_at:.1f} s"
+            bootstrap = start_cluster(
+                args.port,
+                args.brokers,
+                tls_dir=args.tls_dir,
+                data_dirs=[args.data_dir] if args.data_dir is not None else None,
             )
+            pids = [broker_pid(p, args.data_dir) for p in ports]
+            _info(f"ready at {bootstrap} (pids {pids}) after {time.monotonic() - started_at:.1f} s")
             print(bootstrap)
             return 0
         if args.command == "run":
             run_broker_in_foreground(args.port, args.data_dir or default_data_dir(args.port))
         if args.command == "stop":
-            stopped = stop_broker(args.port, args.data_dir)
-            _info("broker stopped" if stopped else f"no broker of ours on port {args.port}")
+            stopped = (
+                stop_cluster(args.port, args.brokers)
+                if args.brokers > 1
+                else int(stop_broker(args.port, args.data_dir))
+            )
+            _info(f"{stopped} broker(s) stopped" if stopped else f"no broker of ours on {ports}")
             return 0
-        up = broker_is_up(args.port)
-        pid = broker_pid(args.port, args.data_dir)
-        print(f"{'up' if up else 'down'} {bootstrap_address(args.port)} pid={pid}")
-        return 0 if up else 1
+        all_up = True
+        for node_id, client_port in enumerate(ports, start=1):
+            probe = tls.probe_context(node_id) if tls is not None else None
+            up = broker_is_up(client_port, probe)
+            all_up = all_up and up
+            pid = broker_pid(client_port, args.data_dir)
+            print(f"{'up' if up else 'down'} {bootstrap_address(client_port)} pid={pid}")
+        return 0 if all_up else 1
     except BrokerError as exc:
         print(f"[kafka] error: {exc}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ from a6wire.verification import verify_signature
 from registry.adapters.database import make_engine, upgrade_database
 from registry.adapters.messaging import (
     MESSAGING_TABLES,
+    KafkaSecurityError,
     MessagingConfig,
     MessagingEdge,
     RecordHandler,
@@ -176,6 +177,7 @@ def build_transfers(
     private_key = _load_key(settings.resolved_key_path)
     _check_membership(settings, directory, public_key_base64(private_key))
     config = messaging_config or MessagingConfig.from_settings(settings)
+    _check_kafka_tls(config)
 
     def registry_of(party: str) -> str | None:
         return directory.member(party).registry_id if directory.is_member(party) else None
@@ -217,6 +219,16 @@ def _load_directory(path: Path) -> FederationDirectory:
             f"the federation directory {path} (REGISTRY_DIRECTORY_PATH) is not a valid "
             f"directory file: {_first_line(error)}"
         ) from None
+
+
+def _check_kafka_tls(config: MessagingConfig) -> None:
+    """Load the node's Kafka TLS files now: a bad one stops the node, not its first send."""
+    if config.tls is None:
+        return
+    try:
+        config.tls.ssl_context()
+    except KafkaSecurityError as error:
+        raise BootstrapError(str(error)) from None
 
 
 def _load_key(path: Path) -> Ed25519PrivateKey:

@@ -14,8 +14,9 @@ registry API guarded by ``changeme`` is a registry anyone can drain.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -98,6 +99,18 @@ class Settings(BaseSettings):
         default="", description="SQLAlchemy URL; empty means a SQLite file in data_dir"
     )
     kafka_bootstrap_servers: str = DEFAULT_KAFKA_BOOTSTRAP_SERVERS
+    # PLAINTEXT for a developer's broker; SSL (mutual TLS, the node's own certificate
+    # from the federation CA) for a federation's brokers. See the README.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL"] = "PLAINTEXT"
+    kafka_ssl_ca_path: Path | None = Field(
+        default=None, description="PEM certificate of the federation CA (SSL only)"
+    )
+    kafka_ssl_cert_path: Path | None = Field(
+        default=None, description="PEM certificate of this node's Kafka principal (SSL only)"
+    )
+    kafka_ssl_key_path: Path | None = Field(
+        default=None, description="PEM private key of that certificate (SSL only)"
+    )
     api_host: str = DEFAULT_API_HOST
     api_port: int = Field(default=DEFAULT_API_PORT, ge=PORT_MIN, le=PORT_MAX)
     # Declared before the tokens so that their validators can see it.
@@ -167,6 +180,7 @@ class Settings(BaseSettings):
                 f"the Party code {self.party!r}"
             )
         problems.extend(self._token_problems())
+        problems.extend(self._kafka_tls_problems())
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -183,6 +197,28 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}OPERATOR_TOKENS is empty: outside local mode the node needs "
                 "at least one operator token"
             )
+        return problems
+
+    def _kafka_tls_problems(self) -> list[str]:
+        """One sentence per TLS file that is missing, absent or unreadable."""
+        files = {
+            "KAFKA_SSL_CA_PATH": self.kafka_ssl_ca_path,
+            "KAFKA_SSL_CERT_PATH": self.kafka_ssl_cert_path,
+            "KAFKA_SSL_KEY_PATH": self.kafka_ssl_key_path,
+        }
+        if self.kafka_security_protocol == "PLAINTEXT":
+            given = [f"{ENV_PREFIX}{name}" for name, path in files.items() if path is not None]
+            if not given:
+                return []
+            return [
+                f"{', '.join(given)} set but {ENV_PREFIX}KAFKA_SECURITY_PROTOCOL is PLAINTEXT: "
+                "set it to SSL to use them, or remove them"
+            ]
+        problems: list[str] = []
+        for name, path in files.items():
+            problem = _unreadable_file_problem(path)
+            if problem is not None:
+                problems.append(f"{ENV_PREFIX}{name} {problem}")
         return problems
 
     @property
@@ -202,6 +238,18 @@ def _weak_token_problem(token: str) -> str | None:
         return "is a placeholder secret; generate one (e.g. `registry-node init`)"
     if len(token) < TOKEN_LENGTH_MIN_CHARS:
         return f"is shorter than {TOKEN_LENGTH_MIN_CHARS} characters"
+    return None
+
+
+def _unreadable_file_problem(path: Path | None) -> str | None:
+    if path is None:
+        return "is missing: KAFKA_SECURITY_PROTOCOL=SSL needs the CA, certificate and key files"
+    if not path.exists():
+        return f"{str(path)!r} does not exist"
+    if not path.is_file():
+        return f"{str(path)!r} is not a file"
+    if not os.access(path, os.R_OK):
+        return f"{str(path)!r} cannot be read by this user (check its owner and mode)"
     return None
 
 

@@ -14,6 +14,13 @@ guarantees of PROTOCOL.md ("Local durability: outbox and inbox"):
 - ``MessagingEdge`` starts and stops all of it in order.
 """
 
+from .acls import (
+    AclBinding,
+    federation_acls,
+    federation_topic_specs,
+    party_principal,
+    provision_federation,
+)
 from .broker import (
     BrokerSender,
     ProducerSender,
@@ -24,13 +31,14 @@ from .broker import (
     check_manual_commit,
     subscribe_records,
 )
-from .config import DECISION_TOPIC, MessagingConfig, inbox_topic
+from .config import DECISION_TOPIC, MessagingConfig, inbox_topic, tls_from_settings
 from .edge import MessagingEdge, PartitionLag
 from .errors import (
     BrokerUnavailableError,
     DuplicateMessageError,
     EdgeNotStartedError,
     InvalidOutboxMessageError,
+    KafkaSecurityError,
     MessagingError,
     TopicSetupError,
 )
@@ -50,17 +58,19 @@ from .relay import (
     RelayPublishError,
     oldest_unsent_age_s,
 )
+from .security import KafkaTls
 from .tables import (
     MESSAGING_TABLES,
     MessagingTables,
     define_messaging_tables,
 )
-from .topics import TopicSpec, ensure_topics, node_topic_specs
+from .topics import TopicSpec, ensure_topics, node_topic_specs, prepare_node_topics, verify_topics
 
 __all__ = [
     "DECISION_TOPIC",
     "MESSAGING_TABLES",
     "QUARANTINE_TABLE",
+    "AclBinding",
     "BrokerSender",
     "BrokerUnavailableError",
     "DuplicateMessageError",
@@ -68,6 +78,8 @@ __all__ = [
     "InMemoryQuarantine",
     "Inbox",
     "InvalidOutboxMessageError",
+    "KafkaSecurityError",
+    "KafkaTls",
     "MessagingConfig",
     "MessagingEdge",
     "MessagingError",
@@ -91,8 +103,15 @@ __all__ = [
     "check_manual_commit",
     "define_messaging_tables",
     "ensure_topics",
+    "federation_acls",
+    "federation_topic_specs",
     "inbox_topic",
     "node_topic_specs",
     "oldest_unsent_age_s",
+    "party_principal",
+    "prepare_node_topics",
+    "provision_federation",
     "subscribe_records",
+    "tls_from_settings",
+    "verify_topics",
 ]

@@ -50,9 +50,11 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
+from faststream.security import BaseSecurity
 
 from .config import MessagingConfig
 from .errors import MessagingError
+from .security import client_security_options
 
 _log = structlog.get_logger(__name__)
 
@@ -177,7 +179,9 @@ async def _parse_any_headers(
 def build_broker(config: MessagingConfig, *, client_id: str | None = None) -> KafkaBroker:
     """A broker with every producer and consumer-default option stated, and no subscribers."""
     return KafkaBroker(
-        config.bootstrap_servers,
+        # A list: FastStream hands a string to aiokafka as one host, so a cluster's
+        # "a:9092,b:9092" would be read as the host "a:9092,b".
+        [server.strip() for server in config.bootstrap_servers.split(",") if server.strip()],
         client_id=client_id or f"a6-node-{config.party}",
         acks=PRODUCER_ACKS,
         enable_idempotence=True,
@@ -190,6 +194,8 @@ def build_broker(config: MessagingConfig, *, client_id: str | None = None) -> Ka
         allow_auto_create_topics=False,
         graceful_timeout=BROKER_GRACEFUL_TIMEOUT_S,
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        # mTLS when configured: FastStream passes the context to every aiokafka client.
+        security=BaseSecurity(ssl_context=config.tls.ssl_context()) if config.tls else None,
     )
 
 
@@ -322,6 +328,8 @@ def producer_options(config: MessagingConfig, *, client_id: str | None = None) -
         "request_timeout_ms": PRODUCER_REQUEST_TIMEOUT_MS,
         "retry_backoff_ms": PRODUCER_RETRY_BACKOFF_MS,
         "max_request_size": PRODUCER_MAX_REQUEST_SIZE_BYTES,
+        # The same mTLS identity as the node's other clients, when configured.
+        **client_security_options(config.tls),
     }
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from registry.settings import Settings
 
+from .security import KafkaTls
+
 # Topic names of the federation (PROTOCOL.md, "Roles and topics"). They belong
 # to the wire contract; when a6wire grows a topics module these should come
 # from there instead.
@@ -57,6 +59,11 @@ class MessagingConfig:
     replication_factor: int = REPLICATION_FACTOR_LOCAL
     min_insync_replicas: int = MIN_INSYNC_REPLICAS_LOCAL
     inbox_retention_ms: int = INBOX_RETENTION_MS
+    # None: PLAINTEXT. Otherwise every client of the node uses mutual TLS.
+    tls: KafkaTls | None = None
+    # False on an ACL'd federation cluster, where only the federation admin creates
+    # topics (deploy/kafka/acls.py): the node then checks that its topics exist.
+    create_topics: bool = True
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -81,6 +88,7 @@ class MessagingConfig:
         production: bool,
         decision_topic: str = DECISION_TOPIC,
         decision_topic_partitions: int = DECISION_TOPIC_PARTITIONS_DEFAULT,
+        tls: KafkaTls | None = None,
     ) -> MessagingConfig:
         """The federation's standard names for ``party``, and replication for the environment."""
         return cls(
@@ -97,6 +105,8 @@ class MessagingConfig:
             min_insync_replicas=(
                 MIN_INSYNC_REPLICAS_PRODUCTION if production else MIN_INSYNC_REPLICAS_LOCAL
             ),
+            tls=tls,
+            create_topics=tls is None,
         )
 
     @classmethod
@@ -106,7 +116,23 @@ class MessagingConfig:
             settings.party,
             settings.kafka_bootstrap_servers,
             production=not settings.local_mode,
+            tls=tls_from_settings(settings),
         )
+
+
+def tls_from_settings(settings: Settings) -> KafkaTls | None:
+    """The node's mTLS files when ``REGISTRY_KAFKA_SECURITY_PROTOCOL`` is SSL."""
+    if settings.kafka_security_protocol != "SSL":
+        return None
+    # Settings validation has refused SSL without all three files.
+    assert settings.kafka_ssl_ca_path is not None
+    assert settings.kafka_ssl_cert_path is not None
+    assert settings.kafka_ssl_key_path is not None
+    return KafkaTls(
+        ca_path=settings.kafka_ssl_ca_path,
+        cert_path=settings.kafka_ssl_cert_path,
+        key_path=settings.kafka_ssl_key_path,
+    )
 
 
 def inbox_topic(party: str) -> str:

@@ -32,7 +32,7 @@ from .inbox import Inbox
 from .outbox import Outbox
 from .relay import OutboxRelay
 from .tables import MessagingTables
-from .topics import ensure_topics, node_topic_specs
+from .topics import prepare_node_topics
 
 log = structlog.get_logger(__name__)
 
@@ -98,11 +98,7 @@ class MessagingEdge:
         return self._started
 
     async def start(self) -> None:
-        await ensure_topics(
-            self.config.bootstrap_servers,
-            node_topic_specs(self.config),
-            client_id=f"a6-node-{self.config.party}-admin",
-        )
+        await prepare_node_topics(self.config, client_id=f"a6-node-{self.config.party}-admin")
         try:
             await self.broker.start()
         except KafkaError as error:

@@ -25,3 +25,7 @@ class EdgeNotStartedError(MessagingError):
 
 class BrokerUnavailableError(MessagingError):
     """The broker did not answer while the edge started; the start can be retried."""
+
+
+class KafkaSecurityError(MessagingError):
+    """The node's Kafka TLS files cannot be loaded; the message names the file."""

@@ -23,8 +23,13 @@ from aiokafka.errors import (
     for_code,
 )
 
-from .config import MessagingConfig
+from .config import (
+    MIN_INSYNC_REPLICAS_PRODUCTION,
+    REPLICATION_FACTOR_PRODUCTION,
+    MessagingConfig,
+)
 from .errors import TopicSetupError
+from .security import KafkaTls, client_security_options
 
 _log = structlog.get_logger(__name__)
 
@@ -38,6 +43,7 @@ DESCRIBE_RETRY_DELAY_S = 0.2
 _NO_ERROR = 0
 # A topic whose partition leaders are still being elected exists all the same.
 _TOPIC_EXISTS_CODES = frozenset({_NO_ERROR, LeaderNotAvailableError.errno})
+MIN_INSYNC_REPLICAS_CONFIG = "min.insync.replicas"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,7 @@ def node_topic_specs(config: MessagingConfig) -> list[TopicSpec]:
                 "cleanup.policy": "delete",
                 "retention.ms": str(config.inbox_retention_ms),
                 "min.insync.replicas": min_insync,
+                "unclean.leader.election.enable": "false",
             },
         ),
         TopicSpec(
@@ -75,22 +82,89 @@ def node_topic_specs(config: MessagingConfig) -> list[TopicSpec]:
                 "retention.ms": "-1",
                 "retention.bytes": "-1",
                 "min.insync.replicas": min_insync,
+                # A replica that missed acknowledged decisions never becomes leader.
+                "unclean.leader.election.enable": "false",
             },
         ),
     ]
 
 
-async def ensure_topics(
-    bootstrap_servers: str, specs: Sequence[TopicSpec], *, client_id: str
-) -> None:
-    """Create the topics that are missing; an existing topic (or a lost race) is fine."""
-    admin = AIOKafkaAdminClient(
+async def prepare_node_topics(config: MessagingConfig, *, client_id: str) -> None:
+    """Create the node's topics, or on an ACL'd cluster check that the admin created them."""
+    specs = node_topic_specs(config)
+    if config.create_topics:
+        await ensure_topics(
+            config.bootstrap_servers,
+            specs,
+            client_id=client_id,
+            tls=config.tls,
+            replicate_on_cluster=True,
+        )
+    else:
+        await verify_topics(config.bootstrap_servers, specs, client_id=client_id, tls=config.tls)
+
+
+def _admin_client(
+    bootstrap_servers: str, client_id: str, tls: KafkaTls | None
+) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
         request_timeout_ms=ADMIN_REQUEST_TIMEOUT_MS,
+        **client_security_options(tls),
     )
+
+
+async def verify_topics(
+    bootstrap_servers: str,
+    specs: Sequence[TopicSpec],
+    *,
+    client_id: str,
+    tls: KafkaTls | None = None,
+) -> None:
+    """Check that ``specs`` exist, without the right to create them (``TopicSetupError`` if not)."""
+    admin = _admin_client(bootstrap_servers, client_id, tls)
     try:
         await admin.start()
+        described = await admin.describe_topics([spec.name for spec in specs])
+        missing = {
+            topic["topic"]: for_code(topic["error_code"]).__name__
+            for topic in described
+            if topic["error_code"] not in _TOPIC_EXISTS_CODES
+        }
+        if missing:
+            raise TopicSetupError(
+                f"topics this node needs are missing or not visible to it: {missing}; "
+                "on a secured federation the federation admin creates them (deploy/kafka/acls.py)"
+            )
+        _warn_on_partition_mismatch(specs, await _partition_counts(admin, specs))
+    except KafkaError as error:
+        raise TopicSetupError(f"topic check failed: {error!r}") from error
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    specs: Sequence[TopicSpec],
+    *,
+    client_id: str,
+    tls: KafkaTls | None = None,
+    replicate_on_cluster: bool = False,
+) -> None:
+    """Create the topics that are missing; an existing topic (or a lost race) is fine.
+
+    With ``replicate_on_cluster``, topics specified with fewer replicas than a
+    production cluster keeps (a local node's) get three replicas and two in sync
+    when the cluster has at least three brokers: a developer's three-broker cluster
+    then survives a broker failure like a production one.
+    """
+    admin = _admin_client(bootstrap_servers, client_id, tls)
+    try:
+        await admin.start()
+        if replicate_on_cluster:
+            cluster = await admin.describe_cluster()
+            specs = [_replicated(spec, len(cluster["brokers"])) for spec in specs]
         response = await admin.create_topics(
             [
                 NewTopic(
@@ -110,6 +184,16 @@ async def ensure_topics(
         raise TopicSetupError(f"topic setup failed: {error!r}") from error
     finally:
         await admin.close()
+
+
+def _replicated(spec: TopicSpec, brokers: int) -> TopicSpec:
+    if brokers < REPLICATION_FACTOR_PRODUCTION or (
+        spec.replication_factor >= REPLICATION_FACTOR_PRODUCTION
+    ):
+        return spec
+    configs = dict(spec.configs)
+    configs[MIN_INSYNC_REPLICAS_CONFIG] = str(MIN_INSYNC_REPLICAS_PRODUCTION)
+    return TopicSpec(spec.name, spec.partitions, REPLICATION_FACTOR_PRODUCTION, configs)
 
 
 def _raise_for_errors(topic_errors: Sequence[Any]) -> None:
