@@ -979,6 +979,34 @@ class LedgerHandlerContract:
         ledger.run(FinaliseOutgoingTransfer("T2"))
         assert ledger.query("adjustment_balance", PARTY, 2025, GHG_METRIC) == 5
 
+    def test_a_deferred_first_transfer_counts_cap_and_omge_share_when_the_units_leave(
+        self, ledger: Ledger
+    ) -> None:
+        """Cap 70, OMGE 2 %: 60 units leave for OIMP, first transfer at use. No first
+        transfer now, but the cap counts 60 and ceil(60 x 0.02) = 2 units are set aside
+        for OMGE; a release gives the 60 back; a notice does not count them again."""
+        ready(
+            ledger,
+            cooperative_approach=approach(omge_share=OMGE_SHARE),
+            loa=oimp_authorisation(FirstTransferDefinition.USE_OR_CANCELLATION, quantity_cap=70),
+        )
+        first = reserve(ledger, quantity=60, purpose=Purpose.OIMP)
+        assert (first.first_transfer_quantity, first.omge_quantity) == (0, 2)
+        assert reasons_of(lambda: reserve(ledger, "T2", quantity=11, purpose=Purpose.OIMP)) == {
+            ReasonCode.QUANTITY_CAP_EXCEEDED
+        }
+        ledger.run(ReleaseOutgoingReservation("T1"))
+        sent = reserve(ledger, "T3", quantity=11, purpose=Purpose.OIMP)
+        ledger.run(FinaliseOutgoingTransfer("T3"))
+        assert ledger.query("ledger_totals").cancelled == 1  # ceil(11 x 0.02)
+        ledger.run(notice(sent.blocks))
+        assert ledger.query("adjustment_balance", PARTY, 2025, GHG_METRIC) == 11
+        # 11 counted when they left, not again on the notice: 59 more fit the cap of 70.
+        reserve(ledger, "T4", quantity=59, purpose=Purpose.OIMP)
+        assert reasons_of(lambda: reserve(ledger, "T5", quantity=1, purpose=Purpose.OIMP)) == {
+            ReasonCode.QUANTITY_CAP_EXCEEDED
+        }
+
     def test_a_notice_records_the_first_transfer_once_for_the_used_range(
         self, ledger: Ledger
     ) -> None:
