@@ -113,6 +113,7 @@ class MessageType(StrEnum):
     VOTE = "VOTE"
     DECISION = "DECISION"
     DONE = "DONE"
+    FIRST_TRANSFER_NOTICE = "FIRST_TRANSFER_NOTICE"
 
 
 class Purpose(StrEnum):
@@ -346,7 +347,55 @@ class Done(_Frozen):
     outcome: DoneOutcome
 
 
-Payload = Annotated[Prepare | Vote | Decision | Done, Field(discriminator="type")]
+class NoticeAction(StrEnum):
+    """What happened to the units, making it their first transfer."""
+
+    USE_FOR_OIMP = "USE_FOR_OIMP"
+    CANCELLATION = "CANCELLATION"
+
+
+class FirstTransferNotice(_Frozen):
+    """A registry tells the first-transferring Party that units under its LoA were used
+    for OIMP or cancelled there, which that LoA defines as their first transfer.
+
+    Sent to the authorising Party's inbox, once per use or cancellation and LoA;
+    the authorising Party records its corresponding adjustment on receipt. It is
+    about no transfer, so its envelope is keyed by ``notice_id``.
+    """
+
+    type: Literal[MessageType.FIRST_TRANSFER_NOTICE] = MessageType.FIRST_TRANSFER_NOTICE
+    notice_id: UUID
+    authorising_party: PartyCode
+    noticing_registry_id: RegistryId
+    authorisation_id: Name
+    authorisation_version: int = Field(ge=1)
+    action: NoticeAction
+    # The year of the use or cancellation.
+    year: int = Field(ge=VINTAGE_MIN, le=VINTAGE_MAX)
+    occurred_at: UtcDatetime
+    blocks: tuple[SerialBlock, ...] = Field(min_length=1, max_length=BLOCKS_PER_TRANSFER_MAX)
+
+    @property
+    def transfer_id(self) -> UUID:
+        """The key every envelope carries; a notice is keyed by its own id."""
+        return self.notice_id
+
+    @model_validator(mode="after")
+    def _coherent(self) -> FirstTransferNotice:
+        if registry_party(self.noticing_registry_id) == self.authorising_party:
+            raise ValueError("a Party does not send itself a first-transfer notice")
+        for block in self.blocks:
+            if (
+                block.first_transferring_party != self.authorising_party
+                or block.authorisation_id != self.authorisation_id
+            ):
+                raise ValueError("every block is under the authorising Party's named LoA")
+        return self
+
+
+Payload = Annotated[
+    Prepare | Vote | Decision | Done | FirstTransferNotice, Field(discriminator="type")
+]
 
 
 class Envelope(_Frozen):

@@ -29,6 +29,7 @@ from a6wire.messages import (
     Decision,
     Done,
     Envelope,
+    FirstTransferNotice,
     Prepare,
     Vote,
 )
@@ -86,6 +87,10 @@ def verify_envelope(envelope: Envelope, directory: FederationDirectory) -> Envel
             raise WrongRoleError(f"a {payload.type} comes from a participant, not the coordinator")
     elif isinstance(payload, Decision) and sender != payload.decided_by:
         raise WrongRoleError("a DECISION is signed by the Party that decided it")
+    elif isinstance(payload, FirstTransferNotice) and (
+        directory.member(sender).registry_id != payload.noticing_registry_id
+    ):
+        raise WrongRoleError("a FIRST_TRANSFER_NOTICE comes from the registry it names")
     return envelope
 
 
@@ -95,6 +100,8 @@ def check_sender_role(
     """The sender may send this message in the transfer as the node knows it."""
     payload = envelope.payload
     sender = envelope.sender_party
+    if isinstance(payload, FirstTransferNotice):
+        raise WrongRoleError("a FIRST_TRANSFER_NOTICE belongs to no transfer")
     if payload.coordinator_party != coordinator_party:
         raise WrongRoleError("the message names another coordinator")
     if isinstance(payload, Prepare):

@@ -236,6 +236,20 @@ class InMemoryBlockRepository(_Repository):
             key=_order,
         )
 
+    def transferred_out_overlapping(
+        self, originating_registry_id: str, first_serial: int, last_serial: int
+    ) -> list[SerialBlock]:
+        return sorted(
+            (
+                block
+                for block in self._store.blocks.values()
+                if block.status is BlockStatus.TRANSFERRED_OUT
+                and block.attributes.originating_registry_id == originating_registry_id
+                and block.overlaps(first_serial, last_serial)
+            ),
+            key=lambda block: (block.first_serial, block.block_id or 0),
+        )
+
     def for_transfer(self, transfer_id: str) -> list[SerialBlock]:
         return sorted(
             (block for block in self._store.blocks.values() if block.transfer_id == transfer_id),

@@ -538,6 +538,22 @@ class SqlBlockRepository(_SqlRepository):
     ) -> list[SerialBlock]:
         return self._overlapping(originating_registry_id, first_serial, last_serial, _PRESENT)
 
+    def transferred_out_overlapping(
+        self, originating_registry_id: str, first_serial: int, last_serial: int
+    ) -> list[SerialBlock]:
+        # Not _overlapping: blocks of units that left twice overlap each other.
+        rows = self._connection.execute(
+            select(t.serial_blocks)
+            .where(
+                _BLOCK.originating_registry_id == originating_registry_id,
+                _BLOCK.status == BlockStatus.TRANSFERRED_OUT.value,
+                _BLOCK.first_serial <= last_serial,
+                _BLOCK.last_serial >= first_serial,
+            )
+            .order_by(_BLOCK.first_serial, _BLOCK.block_id)
+        )
+        return [_block(row) for row in rows.mappings()]
+
     def for_transfer(self, transfer_id: str) -> list[SerialBlock]:
         rows = self._connection.execute(
             select(t.serial_blocks)

@@ -28,7 +28,12 @@ from registry.domain.audit import AuditAction, audit_entry
 from registry.domain.authorisations import Authorisation, check_authorisation
 from registry.domain.blocks import BlockSpec, BlockStatus, SerialBlock, TransferRole
 from registry.domain.errors import ReasonCode, refuse_if_any
-from registry.domain.first_transfer import as_first_transferred
+from registry.domain.first_transfer import (
+    Moment,
+    as_first_transferred,
+    is_first_transfer,
+    onward_transfer_refusals,
+)
 from registry.domain.registry_node import RegistryNode
 from registry.domain.transfers import (
     Reservation,
@@ -104,6 +109,12 @@ def _incoming_refusals(
         )
         # The LoA is the first transferring Party's, whoever sends the units now.
         snapshot = snapshots.get((attributes.first_transferring_party, attributes.authorisation_id))
+        reasons += onward_transfer_refusals(
+            attributes,
+            snapshot,
+            transferring_party=command.transferring_party,
+            purpose=command.purpose,
+        )
         reasons += check_authorisation(
             snapshot,
             attributes,
@@ -260,16 +271,28 @@ def finalise_incoming_transfer(
             return _incoming_result(uow, reservation)
         finalised = reservation.finalised(now)
         blocks = sorted(uow.blocks.for_transfer(command.transfer_id), key=lambda b: b.key)
+        lookups = Lookups(uow)
+        # The blocks came as they stood at the transferring Party; whether this transfer
+        # was their first is the domain's rule, with the LoA version kept on hold.
+        was_first = {
+            block.key: is_first_transfer(
+                block.attributes,
+                lookups.authorisation(block),
+                party=reservation.counterparty_party,
+                moment=Moment.CROSS_BORDER_TRANSFER,
+                purpose=reservation.purpose,
+            )
+            for block in blocks
+        }
         # The transfer id stays on the row so the acquisition can be traced to it.
         acquired = [
-            as_first_transferred(block).moved(
+            (as_first_transferred(block) if was_first[block.key] else block).moved(
                 status=BlockStatus.HELD,
                 transfer_id=command.transfer_id,
                 transfer_role=TransferRole.DELIVERY,
             )
             for block in blocks
         ]
-        was_first = {block.key: not block.attributes.first_transfer_done for block in blocks}
         uow.blocks.update_many(acquired)
         uow.audit.append_many(
             [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -31,9 +33,14 @@ from registry.domain.authorisations import Authorisation, Purpose
 from registry.domain.blocks import BlockAttributes, BlockStatus, SerialBlock
 from registry.domain.errors import DomainError, ReasonCode, refuse_if_any
 from registry.domain.first_transfer import (
+    FirstTransferAt,
+    FirstTransferNotice,
     Moment,
+    RetirementAction,
+    as_first_transferred,
     cap_quantities,
     cap_refusals,
+    first_transfer_at,
     first_transfer_records,
     is_first_transfer,
 )
@@ -171,7 +178,7 @@ def _issuance_records(
     for block in blocks:
         authorisation = lookups.authorisation(block)
         if is_first_transfer(
-            block.attributes, authorisation, party=node.party, moment=Moment.ISSUANCE
+            block.attributes, authorisation, party=node.party, moment=Moment.ISSUANCE, purpose=None
         ):
             approach = lookups.known_approach(block.attributes.cooperative_approach_id)
             # Only an LoA for OIMP puts the first transfer at issuance.
@@ -282,12 +289,18 @@ def use_for_oimp(uow: UnitOfWork, clock: Clock, command: UseForOimp) -> Movement
         command.selection,
         AccountKind.OIMP_USE,
         year_of_use=year_of_use,
+        notices_delivered=command.notices_delivered,
     )
 
 
 def cancel_voluntarily(uow: UnitOfWork, clock: Clock, command: CancelVoluntarily) -> MovementResult:
     return _retire(
-        uow, clock, command.account_id, command.selection, AccountKind.VOLUNTARY_CANCELLATION
+        uow,
+        clock,
+        command.account_id,
+        command.selection,
+        AccountKind.VOLUNTARY_CANCELLATION,
+        notices_delivered=command.notices_delivered,
     )
 
 
@@ -332,8 +345,14 @@ def _retire(
     *,
     year_of_use: int | None = None,
     ndc_use: bool = False,
+    notices_delivered: bool = False,
 ) -> MovementResult:
-    """Load, ask the domain (use rules, first transfer, adjustment), save."""
+    """Load, ask the domain (use rules, first transfer, adjustment), save.
+
+    ``notices_delivered`` says the caller writes the result's first-transfer notices
+    to the outbox in this transaction; without it, a retirement that is another
+    Party's first transfer is refused (``FIRST_TRANSFER_NOTICE_UNDELIVERABLE``).
+    """
     if year_of_use is not None and not VINTAGE_MIN <= year_of_use <= VINTAGE_MAX:
         raise DomainError(ReasonCode.INVALID_TIMEFRAME, f"year of use {year_of_use}")
     with uow:
@@ -359,6 +378,13 @@ def _retire(
         for block in pick.taken:
             records.add(node, lookups, retirement, block)
         count_against_caps(node, records.first_transfers, lookups)
+        notices = records.notices(node, lookups, retirement)
+        if notices and not notices_delivered:
+            raise DomainError(
+                ReasonCode.FIRST_TRANSFER_NOTICE_UNDELIVERABLE,
+                "these units' first transfer is their use or cancellation, which another "
+                "Party records on a signed notice; this node cannot send one",
+            )
         changes = Changes()
         changes.put(pick.stays)
         changes.put(records.moved)
@@ -366,7 +392,11 @@ def _retire(
         uow.adjustments.add_many(records.adjustments)
         uow.audit.append_many(records.audit)
         uow.commit()
-    return MovementResult(pick.quantity, tuple(block.to_spec() for block in records.moved))
+    return MovementResult(
+        pick.quantity,
+        tuple(block.to_spec() for block in records.moved),
+        first_transfer_notices=notices,
+    )
 
 
 def _ndc_period(uow: UnitOfWork, party: str) -> NdcPeriod | None:
@@ -407,6 +437,10 @@ class _RetirementRecords:
     adjustments: list[CorrespondingAdjustment] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     first_transfers: list[SerialBlock] = field(default_factory=list)
+    # Per (first transferring Party, LoA): pieces whose first transfer another Party records.
+    noticed: defaultdict[tuple[str, str], list[SerialBlock]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
 
     def add(
         self, node: RegistryNode, lookups: Lookups, retirement: _Retirement, block: SerialBlock
@@ -420,19 +454,8 @@ class _RetirementRecords:
                 node.party, piece, approach, year_of_use=year_of_use, at=at
             )
             self.adjustments.extend([] if adjustment is None else [adjustment])
-        elif retirement.kind in _FIRST_TRANSFER_RETIREMENTS and is_first_transfer(
-            piece.attributes,
-            lookups.authorisation(block),
-            party=node.party,
-            moment=Moment.USE_OR_CANCELLATION,
-        ):
-            records = first_transfer_records(
-                node.party, piece, approach, at=at, purpose=Purpose.OIMP
-            )
-            piece = records.block
-            self.adjustments.append(records.adjustment)
-            self.audit.append(records.audit)
-            self.first_transfers.append(piece)
+        elif retirement.kind in _FIRST_TRANSFER_RETIREMENTS:
+            piece = self._first_transfer(node, lookups, retirement, piece)
         self.moved.append(piece)
         self.audit.append(
             audit_entry(
@@ -446,6 +469,65 @@ class _RetirementRecords:
             )
         )
 
+    def _first_transfer(
+        self, node: RegistryNode, lookups: Lookups, retirement: _Retirement, piece: SerialBlock
+    ) -> SerialBlock:
+        """Record the first transfer this use or cancellation is, here or by notice."""
+        at = first_transfer_at(
+            piece.attributes,
+            lookups.authorisation(piece),
+            party=node.party,
+            moment=Moment.USE_OR_CANCELLATION,
+            purpose=retirement.purpose,
+        )
+        if at is FirstTransferAt.NONE:
+            return piece
+        if at is FirstTransferAt.BY_NOTICE:
+            # Flagged here too: the units' first transfer happens now, recorded there.
+            flagged = as_first_transferred(piece)
+            key = (
+                flagged.attributes.first_transferring_party,
+                str(flagged.attributes.authorisation_id),
+            )
+            self.noticed[key].append(flagged)
+            return flagged
+        approach = lookups.known_approach(piece.attributes.cooperative_approach_id)
+        records = first_transfer_records(
+            node.party, piece, approach, at=retirement.at, purpose=Purpose.OIMP
+        )
+        self.adjustments.append(records.adjustment)
+        self.audit.append(records.audit)
+        self.first_transfers.append(records.block)
+        return records.block
+
+    def notices(
+        self, node: RegistryNode, lookups: Lookups, retirement: _Retirement
+    ) -> tuple[FirstTransferNotice, ...]:
+        """One notice per first transferring Party and LoA whose units' first transfer
+        this retirement is; the year is the year of use (for a cancellation, this year)."""
+        year = retirement.at.year if retirement.year_of_use is None else retirement.year_of_use
+        notices: list[FirstTransferNotice] = []
+        for (party, authorisation_id), pieces in sorted(self.noticed.items()):
+            authorisation = lookups.authorisation_for(party, authorisation_id)
+            assert authorisation is not None  # found for these very pieces
+            notices.append(
+                FirstTransferNotice(
+                    notice_id=str(uuid.uuid4()),
+                    authorising_party=party,
+                    noticing_party=node.party,
+                    authorisation_id=authorisation_id,
+                    authorisation_version=authorisation.version,
+                    action=_FIRST_TRANSFER_RETIREMENTS[retirement.kind],
+                    year=year,
+                    occurred_at=retirement.at,
+                    blocks=tuple(piece.to_spec() for piece in sorted(pieces, key=lambda b: b.key)),
+                )
+            )
+        return tuple(notices)
+
 
 # Where an OIMP authorisation puts the first transfer at "use or cancellation".
-_FIRST_TRANSFER_RETIREMENTS = (AccountKind.OIMP_USE, AccountKind.VOLUNTARY_CANCELLATION)
+_FIRST_TRANSFER_RETIREMENTS = {
+    AccountKind.OIMP_USE: RetirementAction.USE_FOR_OIMP,
+    AccountKind.VOLUNTARY_CANCELLATION: RetirementAction.CANCELLATION,
+}

@@ -29,16 +29,18 @@ from registry.domain.accounts import AccountKind, retirement_account_id
 from registry.domain.adjustments import CorrespondingAdjustment
 from registry.domain.approaches import check_cooperative_approach
 from registry.domain.audit import AuditAction, AuditEntry, audit_entry
-from registry.domain.authorisations import check_authorisation
+from registry.domain.authorisations import Purpose, check_authorisation
 from registry.domain.blocks import BlockStatus, SerialBlock, TransferRole, merge_adjacent
 from registry.domain.errors import DomainError, ReasonCode, refuse_if_any
 from registry.domain.first_transfer import (
     Moment,
     cap_quantities,
     first_transfer_records,
+    is_first_departure,
     is_first_transfer,
     omge_refusals,
     omge_shares,
+    onward_transfer_refusals,
 )
 from registry.domain.registry_node import RegistryNode
 from registry.domain.selection import Pick, check_selection, pick_by_quantity
@@ -93,6 +95,12 @@ def reserve_for_transfer(
                 and attributes.first_transferring_party == node.party
                 else 0
             )
+            reasons += onward_transfer_refusals(
+                attributes,
+                lookups.authorisation(block),
+                transferring_party=node.party,
+                purpose=command.purpose,
+            )
             return reasons + check_authorisation(
                 lookups.authorisation(block),
                 attributes,
@@ -118,9 +126,12 @@ def reserve_for_transfer(
             for block in pick.taken
         ]
         changes.put(deliveries)
-        first_transfers = _first_transfers(node, deliveries)
-        count_against_caps(node, first_transfers, lookups)
-        omge = _reserve_omge(uow, lookups, changes, command, first_transfers)
+        first_transfers = _first_transfers(node, lookups, deliveries, command.purpose)
+        # The cap and the OMGE share go with the units' first departure, which is
+        # their first transfer unless their LoA put that at their use abroad.
+        departures = _first_departures(node, deliveries)
+        count_against_caps(node, departures, lookups)
+        omge = _reserve_omge(uow, lookups, changes, command, departures)
         changes.write(uow)
         reservation = Reservation(
             transfer_id=command.transfer_id,
@@ -166,15 +177,26 @@ def _request_refusals(node: RegistryNode, command: ReserveForTransfer) -> list[R
     return reasons
 
 
-def _first_transfers(node: RegistryNode, deliveries: list[SerialBlock]) -> list[SerialBlock]:
+def _first_transfers(
+    node: RegistryNode, lookups: Lookups, deliveries: list[SerialBlock], purpose: Purpose
+) -> list[SerialBlock]:
     """The delivered blocks whose first transfer this cross-border transfer is."""
     return [
         block
         for block in deliveries
         if is_first_transfer(
-            block.attributes, None, party=node.party, moment=Moment.CROSS_BORDER_TRANSFER
+            block.attributes,
+            lookups.authorisation(block),
+            party=node.party,
+            moment=Moment.CROSS_BORDER_TRANSFER,
+            purpose=purpose,
         )
     ]
+
+
+def _first_departures(node: RegistryNode, deliveries: list[SerialBlock]) -> list[SerialBlock]:
+    """The delivered blocks that leave this, their first transferring, Party for the first time."""
+    return [block for block in deliveries if is_first_departure(block.attributes, party=node.party)]
 
 
 def _reserve_omge(
@@ -182,9 +204,9 @@ def _reserve_omge(
     lookups: Lookups,
     changes: Changes,
     command: ReserveForTransfer,
-    first_transfers: list[SerialBlock],
+    departures: list[SerialBlock],
 ) -> list[SerialBlock]:
-    """Lock the OMGE share of the first transfers, from their own approach and vintage.
+    """Lock the OMGE share of the units' first departure, from their own approach and vintage.
 
     Refused (OMGE_SHARE_UNAVAILABLE) when the account does not hold enough units of
     that approach and vintage besides those transferred: taking units of another
@@ -194,10 +216,10 @@ def _reserve_omge(
         block.attributes.cooperative_approach_id: lookups.known_approach(
             block.attributes.cooperative_approach_id
         )
-        for block in first_transfers
+        for block in departures
     }
     reserved: list[SerialBlock] = []
-    for (approach_id, vintage), omge_quantity in omge_shares(first_transfers, approaches).items():
+    for (approach_id, vintage), omge_quantity in omge_shares(departures, approaches).items():
         candidates = (
             block
             for block in changes.held_overlay(
@@ -241,9 +263,9 @@ def _result(
         quantity=reservation.quantity,
         omge_quantity=reservation.omge_quantity,
         first_transfer_quantity=reservation.first_transfer_quantity,
-        # The blocks as they stand before this transfer: ``first_transfer_done`` tells
-        # the acquiring registry whether this transfer is their first transfer (it
-        # reports that on its acquisition); it sets the flag itself when it credits them.
+        # The blocks as they stand before this transfer: the acquiring registry decides
+        # with ``first_transfer.is_first_transfer`` whether this transfer is their first
+        # transfer (it reports that on its acquisition) and flags them when it credits them.
         blocks=tuple(block.to_spec() for block in deliveries),
         omge_blocks=tuple(block.to_spec() for block in omge),
     )
@@ -296,7 +318,11 @@ def finalise_outgoing_transfer(
                 continue
             delivered = block
             if is_first_transfer(
-                block.attributes, None, party=node.party, moment=Moment.CROSS_BORDER_TRANSFER
+                block.attributes,
+                lookups.authorisation(block),
+                party=node.party,
+                moment=Moment.CROSS_BORDER_TRANSFER,
+                purpose=reservation.purpose,
             ):
                 records = first_transfer_records(
                     node.party,
@@ -355,7 +381,8 @@ def release_outgoing_reservation(
         lookups = Lookups(uow)
         blocks = sorted(uow.blocks.for_transfer(command.transfer_id), key=lambda b: b.key)
         deliveries = [b for b in blocks if b.transfer_role is TransferRole.DELIVERY]
-        counted = cap_quantities(_first_transfers(node, deliveries))
+        # What the reservation counted against the caps: the units' first departure.
+        counted = cap_quantities(_first_departures(node, deliveries))
         for authorisation_id, quantity in counted.items():
             lookups.add_counted_quantity(authorisation_id, -quantity)
         audit = [

@@ -8,6 +8,7 @@ from registry.domain.accounts import AccountKind, AccountStatus
 from registry.domain.approaches import CooperativeApproach
 from registry.domain.authorisations import Authorisation, AuthorisationRef, Purpose
 from registry.domain.blocks import BlockSpec
+from registry.domain.first_transfer import FirstTransferNotice
 from registry.domain.ndc import NdcConfiguration
 from registry.domain.selection import UnitSelection
 
@@ -102,12 +103,17 @@ class UseForOimp:
     selection: UnitSelection
     # The year the use is for (AEF table 3); None means the current year.
     year_of_use: int | None = None
+    # The caller writes the result's first-transfer notices to the outbox in the same
+    # transaction (``Transfers.retire_units``); a use that needs one is refused otherwise.
+    notices_delivered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class CancelVoluntarily:
     account_id: str
     selection: UnitSelection
+    # As for ``UseForOimp``: a cancellation can be another Party's first transfer too.
+    notices_delivered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +194,13 @@ class SetNdcConfiguration:
     configuration: NdcConfiguration
 
 
+@dataclass(frozen=True, slots=True)
+class ApplyFirstTransferNotice:
+    """Record the first transfer another registry's use or cancellation reported."""
+
+    notice: FirstTransferNotice
+
+
 Command = (
     InitialiseRegistry
     | SetTransferFreeze
@@ -210,4 +223,5 @@ Command = (
     | FinaliseIncomingTransfer
     | ReleaseIncomingTransfer
     | SetNdcConfiguration
+    | ApplyFirstTransferNotice
 )

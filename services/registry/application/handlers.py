@@ -35,6 +35,10 @@ Cross-border, receiver side
 - ``finalise_incoming_transfer``: make the held blocks holdings (acquisition, no adjustment).
 - ``release_incoming_transfer``: drop the pending credit after an abort.
 
+First transfer at use or cancellation abroad (``registry.domain.first_transfer``)
+- ``apply_first_transfer_notice``: another registry used or cancelled units under this
+  Party's LoA: record their first transfer and this Party's adjustment, once per range.
+
 Queries (``handler(uow, clock, ...)``, read-only)
 - ``get_registry_node``, ``get_account``, ``list_accounts``, ``account_blocks``,
   ``account_balance``, ``list_cooperative_approaches``, ``authorisation_history``,
@@ -76,6 +80,7 @@ from registry.application._movements import (
     use_for_oimp,
     use_towards_ndc,
 )
+from registry.application._notices import apply_first_transfer_notice
 from registry.application._outgoing import (
     finalise_outgoing_transfer,
     release_outgoing_reservation,
@@ -102,6 +107,7 @@ from registry.application._queries import (
     report_source,
 )
 from registry.application.commands import (
+    ApplyFirstTransferNotice,
     CancelForOmge,
     CancelVoluntarily,
     ChangeAccountStatus,
@@ -149,6 +155,7 @@ HANDLERS: dict[type[Any], Callable[[UnitOfWork, Clock, Any], Any]] = {
     FinaliseIncomingTransfer: finalise_incoming_transfer,
     ReleaseIncomingTransfer: release_incoming_transfer,
     SetNdcConfiguration: set_ndc_configuration,
+    ApplyFirstTransferNotice: apply_first_transfer_notice,
 }
 
 
@@ -165,6 +172,7 @@ __all__ = [
     "account_blocks",
     "adjustment_balance",
     "adjustments_for_party",
+    "apply_first_transfer_notice",
     "audit_trail",
     "authorisation_history",
     "ca_summary",

@@ -153,6 +153,13 @@ class BlockRepository(Protocol):
 
     def for_transfer(self, transfer_id: str) -> list[SerialBlock]: ...
 
+    def transferred_out_overlapping(
+        self, originating_registry_id: str, first_serial: int, last_serial: int
+    ) -> list[SerialBlock]:
+        """TRANSFERRED_OUT blocks overlapping the range, by first serial; units that left
+        more than once have one such block per departure, so these may overlap."""
+        ...
+
     def delete_many(self, blocks: Sequence[SerialBlock]) -> None: ...
 
     def quantity_by_status(self) -> dict[BlockStatus, int]: ...

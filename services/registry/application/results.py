@@ -11,6 +11,7 @@ from registry.domain.audit import AuditEntry
 from registry.domain.authorisations import Authorisation
 from registry.domain.blocks import BlockSpec
 from registry.domain.errors import ReasonCode
+from registry.domain.first_transfer import FirstTransferNotice
 from registry.domain.ndc import NdcRecord
 from registry.domain.registry_node import RegistryNode
 from registry.domain.transfers import ReservationState
@@ -22,6 +23,8 @@ class MovementResult:
 
     quantity: int
     blocks: tuple[BlockSpec, ...]
+    # What must be told to other Parties whose units' first transfer this was.
+    first_transfer_notices: tuple[FirstTransferNotice, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

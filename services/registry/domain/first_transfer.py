@@ -15,15 +15,36 @@ Whatever the moment, the same things follow, and they are decided here only:
 - a cooperative approach's OMGE share is cancelled (``omge_shares``), from the
   transferred units' own cooperative approach and vintage.
 
+When an OIMP authorisation puts the first transfer at the *use or cancellation* of
+the units (``FirstTransferDefinition.USE_OR_CANCELLATION``):
+
+- a cross-border transfer of them for OIMP is not their first transfer: the
+  transferring Party records no corresponding adjustment, and the units cross the
+  border "authorised, not yet first transferred" (a transfer for NDC purposes under
+  an LoA that also authorises OIMP stays a first transfer at the border, para 2(a));
+- they still count against the cap and owe the OMGE share when they first leave
+  their first transferring Party (``is_first_departure``): later, abroad, the Party
+  could neither refuse a use beyond its cap nor cancel a share from units it no
+  longer holds;
+- from another Party they may move on only for OIMP (``onward_transfer_refusals``);
+- their use for OIMP or their voluntary cancellation is the first transfer
+  (``first_transfer_at``): recorded ``HERE`` in the same transaction when the first
+  transferring Party retires them itself, ``BY_NOTICE`` when another Party does, which
+  then sends a signed ``FirstTransferNotice`` (6/CMA.4, annex I: the AEF of the
+  authorising Party reports the first transfer, so it must learn of it). The
+  authorising Party checks the notice (``check_first_transfer_notice``) and records
+  its adjustment once per range.
+
 Handlers ask these functions and store what they return; they do not re-derive any
 of it.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -33,7 +54,7 @@ from registry.domain.adjustments import CorrespondingAdjustment, first_transfer_
 from registry.domain.approaches import CooperativeApproach
 from registry.domain.audit import AuditAction, AuditEntry, audit_entry
 from registry.domain.authorisations import Authorisation, Purpose
-from registry.domain.blocks import BlockAttributes, SerialBlock
+from registry.domain.blocks import BlockAttributes, BlockSpec, SerialBlock
 from registry.domain.errors import ReasonCode
 
 
@@ -45,33 +66,117 @@ class Moment(StrEnum):
     USE_OR_CANCELLATION = "USE_OR_CANCELLATION"
 
 
+class FirstTransferAt(StrEnum):
+    """Whether a movement is the units' first transfer, and who records it."""
+
+    # Not a first transfer: already happened, not this Party's, or not at this moment.
+    NONE = "NONE"
+    # The moving Party is the first transferring one: it records the first transfer now.
+    HERE = "HERE"
+    # Another Party uses or cancels the units: it tells the first transferring Party
+    # with a signed notice, written in the same transaction as the use.
+    BY_NOTICE = "BY_NOTICE"
+
+
+def first_transfer_at(
+    attributes: BlockAttributes,
+    authorisation: Authorisation | None,
+    *,
+    party: str,
+    moment: Moment,
+    purpose: Purpose | None,
+) -> FirstTransferAt:
+    """Whether ``party`` moving these units at ``moment`` (for ``purpose``, where the
+    movement has one) is their first transfer, and where that is recorded.
+
+    Only authorised units (ITMOs) are first transferred, and only once. A cross-border
+    transfer by the first transferring Party is the first transfer unless the LoA put
+    it earlier (then ``first_transfer_done`` is already set) or, for OIMP, later (at use
+    or cancellation). Issuance and use or cancellation are first transfers only where
+    the OIMP authorisation defines them so; a use or cancellation by another Party is
+    one too, recorded by notice.
+    """
+    if attributes.first_transfer_done or attributes.authorisation_id is None:
+        return FirstTransferAt.NONE
+    own = attributes.first_transferring_party == party
+    if moment is Moment.CROSS_BORDER_TRANSFER:
+        deferred = defers_first_transfer_to_use(attributes, authorisation, purpose)
+        return FirstTransferAt.HERE if own and not deferred else FirstTransferAt.NONE
+    if authorisation is None or authorisation.authorisation_id != attributes.authorisation_id:
+        return FirstTransferAt.NONE
+    if moment is Moment.ISSUANCE:
+        at_issuance = own and authorisation.first_transfer_at_authorisation_or_issuance
+        return FirstTransferAt.HERE if at_issuance else FirstTransferAt.NONE
+    # Use or cancellation: an OIMP use or a voluntary cancellation; a use towards an NDC
+    # is the using Party's own adjustment, never the units' first transfer.
+    if purpose is Purpose.NDC or not authorisation.first_transfer_at_use_or_cancellation:
+        return FirstTransferAt.NONE
+    return FirstTransferAt.HERE if own else FirstTransferAt.BY_NOTICE
+
+
 def is_first_transfer(
     attributes: BlockAttributes,
     authorisation: Authorisation | None,
     *,
     party: str,
     moment: Moment,
+    purpose: Purpose | None,
 ) -> bool:
-    """Whether ``party`` first transfers these units by this movement.
+    """Whether ``party`` first transfers these units by this movement, and records it now."""
+    return (
+        first_transfer_at(attributes, authorisation, party=party, moment=moment, purpose=purpose)
+        is FirstTransferAt.HERE
+    )
 
-    Only authorised units (ITMOs) are first transferred, only once, and only by their
-    first transferring Party. A cross-border transfer is the first transfer unless the
-    authorisation put it earlier (then ``first_transfer_done`` is already set); the
-    other moments apply only where an OIMP authorisation defines them.
+
+def defers_first_transfer_to_use(
+    attributes: BlockAttributes, authorisation: Authorisation | None, purpose: Purpose | None
+) -> bool:
+    """Whether a cross-border transfer for ``purpose`` leaves these units' first transfer
+    to their use or cancellation: an OIMP transfer under an LoA that puts it there."""
+    return (
+        purpose is Purpose.OIMP
+        and authorisation is not None
+        and authorisation.authorisation_id == attributes.authorisation_id
+        and authorisation.first_transfer_at_use_or_cancellation
+    )
+
+
+def is_first_departure(attributes: BlockAttributes, *, party: str) -> bool:
+    """Whether ``party`` sending these units abroad parts with its own ITMOs before their
+    first transfer.
+
+    Then they count against the LoA's cap and owe the cooperative approach's OMGE
+    share, whether this transfer is their first transfer or (OIMP, first transfer at
+    use or cancellation) that comes later abroad: the Party could not refuse that use
+    for its cap, nor cancel a share from units it no longer holds.
     """
+    return (
+        not attributes.first_transfer_done
+        and attributes.authorisation_id is not None
+        and attributes.first_transferring_party == party
+    )
+
+
+def onward_transfer_refusals(
+    attributes: BlockAttributes,
+    authorisation: Authorisation | None,
+    *,
+    transferring_party: str,
+    purpose: Purpose,
+) -> list[ReasonCode]:
+    """Units still waiting for their first transfer at use or cancellation may move on
+    from another Party only for OIMP: moved on for an NDC, their first transfer would
+    happen where no one could record the authorising Party's adjustment."""
     if (
-        attributes.first_transfer_done
-        or attributes.authorisation_id is None
-        or attributes.first_transferring_party != party
+        not attributes.first_transfer_done
+        and attributes.first_transferring_party != transferring_party
+        and authorisation is not None
+        and authorisation.first_transfer_at_use_or_cancellation
+        and purpose is not Purpose.OIMP
     ):
-        return False
-    if moment is Moment.CROSS_BORDER_TRANSFER:
-        return True
-    if authorisation is None or authorisation.authorisation_id != attributes.authorisation_id:
-        return False
-    if moment is Moment.ISSUANCE:
-        return authorisation.first_transfer_at_authorisation_or_issuance
-    return authorisation.first_transfer_at_use_or_cancellation
+        return [ReasonCode.FIRST_TRANSFER_PENDING_AT_USE]
+    return []
 
 
 def as_first_transferred(block: SerialBlock) -> SerialBlock:
@@ -183,3 +288,134 @@ def omge_shares(
         for group, quantity in sorted(quantities.items())
     }
     return {group: share for group, share in shares.items() if share > 0}
+
+
+# A notice names at most this many block ranges; one use or cancellation command
+# rarely touches more than a handful of blocks.
+NOTICE_BLOCKS_MAX = 1_000
+
+
+class RetirementAction(StrEnum):
+    """The retirements that can be a first transfer under ``use_or_cancellation``."""
+
+    USE_FOR_OIMP = "USE_FOR_OIMP"
+    CANCELLATION = "CANCELLATION"
+
+
+@dataclass(frozen=True, slots=True)
+class FirstTransferNotice:
+    """What a registry tells the first transferring Party after using or cancelling its
+    units, when that is their first transfer (``FirstTransferAt.BY_NOTICE``).
+
+    ``blocks`` are the retired ranges as the using registry holds them; every one
+    names ``authorising_party`` as first transferring Party and ``authorisation_id``.
+    ``year`` is the year of the use (or of the cancellation).
+    """
+
+    notice_id: str
+    authorising_party: str
+    noticing_party: str
+    authorisation_id: str
+    authorisation_version: int
+    action: RetirementAction
+    year: int
+    occurred_at: datetime
+    blocks: tuple[BlockSpec, ...]
+
+
+def check_first_transfer_notice(
+    notice: FirstTransferNotice,
+    authorisation: Authorisation | None,
+    transferred_out: Sequence[SerialBlock],
+    *,
+    own_party: str,
+    in_flight: Sequence[SerialBlock] = (),
+) -> list[ReasonCode]:
+    """Whether this Party (the authorising one) may record the first transfer a notice reports.
+
+    ``authorisation`` is this Party's current version of the LoA the notice names;
+    ``transferred_out`` are this registry's TRANSFERRED_OUT blocks overlapping the
+    notice's ranges. The notice must come from another Party, name only units
+    under this Party's own LoA whose first transfer is their use or cancellation,
+    and each range must be units this registry sent abroad and never yet
+    recorded as first transferred (the notice is idempotent on the block range:
+    a second notice of any of them is refused).
+
+    ``in_flight`` are this registry's blocks still locked in an outgoing transfer
+    overlapping the ranges: the using registry may read the COMMIT before this one
+    does, so a notice of such units is early (``FIRST_TRANSFER_NOTICE_EARLY``,
+    to be retried once the transfer is final here), not wrong.
+    """
+    reasons: list[ReasonCode] = []
+    if notice.noticing_party == own_party or notice.authorising_party != own_party:
+        reasons.append(ReasonCode.FIRST_TRANSFER_NOTICE_MISDIRECTED)
+    if not 0 < len(notice.blocks) <= NOTICE_BLOCKS_MAX:
+        reasons.append(ReasonCode.BATCH_TOO_LARGE)
+    if authorisation is None or authorisation.authorising_party != own_party:
+        return [*reasons, ReasonCode.NO_AUTHORISATION]
+    if not authorisation.first_transfer_at_use_or_cancellation:
+        reasons.append(ReasonCode.FIRST_TRANSFER_NOT_AT_USE)
+    for spec in notice.blocks:
+        units = spec.attributes
+        if (
+            units.first_transferring_party != own_party
+            or units.authorisation_id != authorisation.authorisation_id
+        ):
+            reasons.append(ReasonCode.FIRST_TRANSFER_NOTICE_NOT_OWN_UNITS)
+            continue
+        reasons += _range_refusals(spec, transferred_out, in_flight)
+    reasons += _overlap_refusals(notice.blocks)
+    return list(dict.fromkeys(reasons))
+
+
+def _range_refusals(
+    spec: BlockSpec, transferred_out: Sequence[SerialBlock], in_flight: Sequence[SerialBlock]
+) -> list[ReasonCode]:
+    units = spec.attributes
+    covering = sorted(
+        (
+            block
+            for block in transferred_out
+            if block.attributes.originating_registry_id == units.originating_registry_id
+            and block.overlaps(spec.first_serial, spec.last_serial)
+        ),
+        key=lambda block: block.first_serial,
+    )
+    if any(block.attributes.first_transfer_done for block in covering):
+        return [ReasonCode.FIRST_TRANSFER_ALREADY_NOTICED]
+    if any(
+        block.attributes.cooperative_approach_id != units.cooperative_approach_id
+        or block.attributes.vintage != units.vintage
+        or block.attributes.authorisation_id != units.authorisation_id
+        for block in covering
+    ):
+        return [ReasonCode.FIRST_TRANSFER_NOTICE_NOT_OWN_UNITS]
+    # Every serial of the range must be in a block this registry sent abroad.
+    next_serial = spec.first_serial
+    for block in covering:
+        if block.first_serial > next_serial:
+            break
+        next_serial = max(next_serial, block.last_serial + 1)
+    if next_serial <= spec.last_serial:
+        if any(
+            block.attributes.originating_registry_id == units.originating_registry_id
+            and block.overlaps(spec.first_serial, spec.last_serial)
+            for block in in_flight
+        ):
+            return [ReasonCode.FIRST_TRANSFER_NOTICE_EARLY]
+        return [ReasonCode.FIRST_TRANSFER_NOTICE_UNITS_NOT_SENT]
+    return []
+
+
+def _overlap_refusals(blocks: Sequence[BlockSpec]) -> list[ReasonCode]:
+    """No serial is named twice in one notice."""
+    ordered = sorted(
+        blocks, key=lambda spec: (spec.attributes.originating_registry_id, spec.first_serial)
+    )
+    for lower, upper in itertools.pairwise(ordered):
+        if (
+            lower.attributes.originating_registry_id == upper.attributes.originating_registry_id
+            and upper.first_serial <= lower.last_serial
+        ):
+            return [ReasonCode.SERIAL_OVERLAP]
+    return []

@@ -39,7 +39,12 @@ from a6wire.messages import Decision, Envelope
 from a6wire.verification import decode_envelope, verify_envelope, verify_signature
 from registry.adapters.messaging import DuplicateMessageError, RawKafkaRecord, RefusedRecord
 from registry.application.ports import StorageUnavailableError
-from registry.application.transfers import LedgerInvariantError, MessagePosition, Transfers
+from registry.application.transfers import (
+    LedgerInvariantError,
+    MessagePosition,
+    NoticeEarlyError,
+    Transfers,
+)
 from registry.domain.errors import DomainError
 from registry.protocol.arbiter import decision_refusal
 
@@ -53,6 +58,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     StorageUnavailableError,
     DuplicateMessageError,
     SQLAlchemyError,
+    # A first-transfer notice read before this node read its transfer's COMMIT:
+    # redelivered until the transfer is final here (it always becomes final).
+    NoticeEarlyError,
 )
 
 # Reason codes of refusals that are not the wire's own (a6wire.errors) or a

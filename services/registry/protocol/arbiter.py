@@ -18,7 +18,15 @@ from typing import NamedTuple
 from uuid import UUID
 
 from a6wire.errors import WireError
-from a6wire.messages import Decision, Envelope, Outcome, Prepare, Vote, VoteChoice
+from a6wire.messages import (
+    Decision,
+    Envelope,
+    FirstTransferNotice,
+    Outcome,
+    Prepare,
+    Vote,
+    VoteChoice,
+)
 from a6wire.signing import payload_digest
 from registry.protocol import reasons
 from registry.protocol.events import DecisionRead
@@ -35,7 +43,14 @@ class TransferKey(NamedTuple):
 
 
 def transfer_key(record: Envelope) -> TransferKey:
-    return TransferKey(record.transfer_id, record.payload.coordinator_party)
+    payload = record.payload
+    # A notice belongs to no transfer; its sender is the only party it names.
+    coordinator = (
+        record.sender_party
+        if isinstance(payload, FirstTransferNotice)
+        else payload.coordinator_party
+    )
+    return TransferKey(record.transfer_id, coordinator)
 
 
 def _verifies(envelope: Envelope, verify: EnvelopeVerifier) -> bool:

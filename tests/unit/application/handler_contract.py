@@ -48,6 +48,13 @@ from registry.domain.errors import DomainError, ReasonCode
 from registry.domain.ndc import CaMethod, NdcConfiguration, NdcLevel, NdcType
 from registry.domain.selection import QuantitySelection, SerialRangeSelection
 from registry.domain.transfers import ReservationState
+from tests.unit.application.notice_support import (
+    notice,
+    oimp_ready,
+    reserve_oimp,
+    sent_abroad,
+    spec_range,
+)
 from tests.unit.application.support import (
     APPROACH_ID,
     LOA_ID,
@@ -384,7 +391,53 @@ REASON_SCENARIOS: dict[ReasonCode, Callable[[Ledger], Any]] = {
         lg.run(ReleaseIncomingTransfer("T1", PARTY)),
         lg.run(ValidateIncomingTransfer(**incoming("T1", (sample_spec(1, 10),)))),
     ),
+    # First transfer at use or cancellation (tests.unit.application.notice_support).
+    ReasonCode.FIRST_TRANSFER_NOTICE_UNDELIVERABLE: lambda lg: (
+        partner_registry(lg).run(HoldIncomingTransfer(**oimp_incoming("T1"))),
+        lg.run(FinaliseIncomingTransfer("T1", PARTY)),
+        lg.run(UseForOimp("GHA-A", QuantitySelection(5))),
+    ),
+    ReasonCode.FIRST_TRANSFER_NOTICE_MISDIRECTED: lambda lg: lg.run(
+        notice(sent_abroad(lg), noticing_party=PARTY)
+    ),
+    ReasonCode.FIRST_TRANSFER_NOTICE_NOT_OWN_UNITS: lambda lg: lg.run(
+        notice(
+            tuple(
+                replace(spec, attributes=replace(spec.attributes, authorisation_id="LOA-OTHER"))
+                for spec in sent_abroad(lg)
+            )
+        )
+    ),
+    ReasonCode.FIRST_TRANSFER_NOTICE_UNITS_NOT_SENT: lambda lg: lg.run(
+        notice((spec_range(sent_abroad(lg)[0], 1, 5),))
+    ),
+    ReasonCode.FIRST_TRANSFER_NOT_AT_USE: lambda lg: lg.run(
+        notice(sent_abroad(lg, definition=FirstTransferDefinition.ISSUANCE))
+    ),
+    ReasonCode.FIRST_TRANSFER_ALREADY_NOTICED: lambda lg: (
+        blocks := sent_abroad(lg),
+        lg.run(notice(blocks)),
+        lg.run(notice(blocks)),
+    ),
+    ReasonCode.FIRST_TRANSFER_PENDING_AT_USE: lambda lg: (
+        partner_registry(lg).run(HoldIncomingTransfer(**oimp_incoming("T1"))),
+        lg.run(FinaliseIncomingTransfer("T1", PARTY)),
+        reserve(lg, "T2", quantity=5, from_account_id="GHA-A", acquiring_party=PARTY),
+    ),
+    ReasonCode.FIRST_TRANSFER_NOTICE_EARLY: lambda lg: lg.run(
+        notice(reserve_oimp(oimp_ready(lg)).blocks)
+    ),
 }
+
+
+def oimp_incoming(transfer_id: str, first: int = 1, last: int = 10) -> dict[str, Any]:
+    """CHE's units, sent for OIMP under its use-or-cancellation LoA, not yet first transferred."""
+    return incoming(
+        transfer_id,
+        (sample_spec(first, last, first_transfer_done=False),),
+        authorisations=(oimp_authorisation(FirstTransferDefinition.USE_OR_CANCELLATION),),
+        purpose=Purpose.OIMP,
+    )
 
 
 class LedgerHandlerContract:
@@ -908,3 +961,114 @@ class LedgerHandlerContract:
         assert ledger.held("CHE-B") == 10
         ledger.clock.advance(timedelta(days=1))
         assert ledger.query("get_account", "CHE-B").status is AccountStatus.OPEN
+
+    # -- first transfer at use or cancellation (registry.domain.first_transfer) --
+
+    def test_an_oimp_transfer_under_use_or_cancellation_records_no_adjustment(
+        self, ledger: Ledger
+    ) -> None:
+        sent = sent_abroad(ledger, quantity=10)
+        assert ledger.query("adjustments_for_party", PARTY) == []
+        # The units cross "authorised, not yet first transferred".
+        assert [spec.attributes.first_transfer_done for spec in sent] == [False]
+        (first,) = sent
+        trail = ledger.query("audit_trail", REGISTRY_ID, first.first_serial, first.last_serial)
+        assert AuditAction.FIRST_TRANSFER not in {entry.action for entry in trail}
+        # An NDC transfer under the same LoA is the first transfer at the border (para 2(a)).
+        reserve(ledger, "T2", quantity=5, purpose=Purpose.NDC)
+        ledger.run(FinaliseOutgoingTransfer("T2"))
+        assert ledger.query("adjustment_balance", PARTY, 2025, GHG_METRIC) == 5
+
+    def test_a_deferred_first_transfer_counts_cap_and_omge_share_when_the_units_leave(
+        self, ledger: Ledger
+    ) -> None:
+        """Cap 70, OMGE 2 %: 60 units leave for OIMP, first transfer at use. No first
+        transfer now, but the cap counts 60 and ceil(60 x 0.02) = 2 units are set aside
+        for OMGE; a release gives the 60 back; a notice does not count them again."""
+        ready(
+            ledger,
+            cooperative_approach=approach(omge_share=OMGE_SHARE),
+            loa=oimp_authorisation(FirstTransferDefinition.USE_OR_CANCELLATION, quantity_cap=70),
+        )
+        first = reserve(ledger, quantity=60, purpose=Purpose.OIMP)
+        assert (first.first_transfer_quantity, first.omge_quantity) == (0, 2)
+        assert reasons_of(lambda: reserve(ledger, "T2", quantity=11, purpose=Purpose.OIMP)) == {
+            ReasonCode.QUANTITY_CAP_EXCEEDED
+        }
+        ledger.run(ReleaseOutgoingReservation("T1"))
+        sent = reserve(ledger, "T3", quantity=11, purpose=Purpose.OIMP)
+        ledger.run(FinaliseOutgoingTransfer("T3"))
+        assert ledger.query("ledger_totals").cancelled == 1  # ceil(11 x 0.02)
+        ledger.run(notice(sent.blocks))
+        assert ledger.query("adjustment_balance", PARTY, 2025, GHG_METRIC) == 11
+        # 11 counted when they left, not again on the notice: 59 more fit the cap of 70.
+        reserve(ledger, "T4", quantity=59, purpose=Purpose.OIMP)
+        assert reasons_of(lambda: reserve(ledger, "T5", quantity=1, purpose=Purpose.OIMP)) == {
+            ReasonCode.QUANTITY_CAP_EXCEEDED
+        }
+
+    def test_a_notice_records_the_first_transfer_once_for_the_used_range(
+        self, ledger: Ledger
+    ) -> None:
+        (sent,) = sent_abroad(ledger, quantity=10)
+        used = spec_range(sent, sent.first_serial, sent.first_serial + 3)
+        ledger.run(notice((used,)))
+        (entry,) = ledger.query("adjustments_for_party", PARTY)
+        assert (entry.year, entry.quantity, entry.cause) == (
+            2025,
+            4,
+            AdjustmentCause.FIRST_TRANSFER,
+        )
+        assert entry.first_identifier == used.attributes.unit_identifier(used.first_serial)
+        trail = ledger.query("audit_trail", REGISTRY_ID, used.first_serial, used.last_serial)
+        (first_transfer,) = [e for e in trail if e.action is AuditAction.FIRST_TRANSFER]
+        assert (
+            first_transfer.counterparty_party,
+            first_transfer.purpose,
+            first_transfer.quantity,
+        ) == (
+            PARTNER,
+            Purpose.OIMP,
+            4,
+        )
+        # The rest of the block sent abroad is still not first transferred: noticeable later.
+        rest = spec_range(sent, used.last_serial + 1, sent.last_serial)
+        ledger.run(notice((rest,)))
+        assert ledger.query("adjustment_balance", PARTY, 2025, GHG_METRIC) == 10
+        assert reasons_of(lambda: ledger.run(notice((used,)))) == {
+            ReasonCode.FIRST_TRANSFER_ALREADY_NOTICED
+        }
+        assert ledger.query("adjustment_balance", PARTY, 2025, GHG_METRIC) == 10
+
+    def test_oimp_use_abroad_returns_a_notice_and_adjusts_nothing_here(
+        self, ledger: Ledger
+    ) -> None:
+        partner_registry(ledger).run(HoldIncomingTransfer(**oimp_incoming("T1", 1, 10)))
+        ledger.run(FinaliseIncomingTransfer("T1", PARTY))
+        (held,) = ledger.query("account_blocks", "GHA-A")
+        assert not held.attributes.first_transfer_done
+        result = ledger.run(UseForOimp("GHA-A", QuantitySelection(4), notices_delivered=True))
+        (sent_notice,) = result.first_transfer_notices
+        assert (
+            sent_notice.authorising_party,
+            sent_notice.noticing_party,
+            sent_notice.authorisation_id,
+            sent_notice.action.value,
+            sent_notice.year,
+        ) == (PARTY, PARTNER, LOA_ID, "USE_FOR_OIMP", ledger.clock.now().year)
+        assert [(b.first_serial, b.last_serial) for b in sent_notice.blocks] == [
+            (b.first_serial, b.last_serial) for b in result.blocks
+        ]
+        assert sum(b.quantity for b in sent_notice.blocks) == 4
+        assert ledger.query("adjustments_for_party", PARTNER) == []
+        assert ledger.query("adjustments_for_party", PARTY) == []
+
+    def test_a_receiver_refuses_pending_units_moved_on_for_an_ndc(self, ledger: Ledger) -> None:
+        partner_registry(ledger)
+        pending = (sample_spec(1, 10, first_transfer_done=False),)
+        loa = (oimp_authorisation(FirstTransferDefinition.USE_OR_CANCELLATION),)
+        onward = incoming("T1", pending, transferring_party=OUTSIDER, authorisations=loa)
+        for_ndc = ledger.run(ValidateIncomingTransfer(**onward))
+        assert ReasonCode.FIRST_TRANSFER_PENDING_AT_USE in for_ndc.reasons
+        for_oimp = ledger.run(ValidateIncomingTransfer(**{**onward, "purpose": Purpose.OIMP}))
+        assert ReasonCode.FIRST_TRANSFER_PENDING_AT_USE not in for_oimp.reasons

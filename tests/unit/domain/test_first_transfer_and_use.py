@@ -58,7 +58,7 @@ OIMP_AT_USE = oimp_authorisation(FirstTransferDefinition.USE_OR_CANCELLATION)
 def test_is_first_transfer(
     units: Any, loa: Any, party: str, moment: Moment, expected: bool
 ) -> None:
-    assert is_first_transfer(units, loa, party=party, moment=moment) is expected
+    assert is_first_transfer(units, loa, party=party, moment=moment, purpose=None) is expected
 
 
 def _block(first: int, last: int, **attributes: Any) -> SerialBlock:

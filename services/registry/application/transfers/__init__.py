@@ -31,6 +31,7 @@ from registry.application.transfers.service import (
     KeySigner,
     LedgerInvariantError,
     MessagingDisabledError,
+    NoticeEarlyError,
     Transfers,
 )
 
@@ -54,6 +55,7 @@ __all__ = [
     "LedgerInvariantError",
     "MessagePosition",
     "MessagingDisabledError",
+    "NoticeEarlyError",
     "OutboxPort",
     "TransferRecord",
     "TransferStateRepository",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -32,6 +32,7 @@ from a6wire.messages import (
     Decision,
     Done,
     Envelope,
+    FirstTransferNotice,
     MessageType,
     Prepare,
     Vote,
@@ -40,25 +41,31 @@ from a6wire.signing import seal
 from a6wire.topics import decision_key
 from a6wire.verification import encode_envelope
 from registry.application.commands import (
+    ApplyFirstTransferNotice,
+    CancelVoluntarily,
     FinaliseIncomingTransfer,
     FinaliseOutgoingTransfer,
     HoldIncomingTransfer,
     ReleaseIncomingTransfer,
     ReleaseOutgoingReservation,
     ReserveForTransfer,
+    UseForOimp,
     ValidateIncomingTransfer,
 )
 from registry.application.handlers import (
+    apply_first_transfer_notice,
+    cancel_voluntarily,
     finalise_incoming_transfer,
     finalise_outgoing_transfer,
     hold_incoming_transfer,
     release_incoming_transfer,
     release_outgoing_reservation,
     reserve_for_transfer,
+    use_for_oimp,
     validate_incoming_transfer,
 )
 from registry.application.ports import Clock
-from registry.application.results import ReservationResult
+from registry.application.results import MovementResult, ReservationResult
 from registry.application.transfers import wire_mapping
 from registry.application.transfers.ports import (
     MessagePosition,
@@ -141,7 +148,9 @@ class KeySigner:
     def party(self) -> str:
         return self._party
 
-    def seal(self, payload: Prepare | Vote | Decision | Done, sent_at: datetime) -> Envelope:
+    def seal(
+        self, payload: Prepare | Vote | Decision | Done | FirstTransferNotice, sent_at: datetime
+    ) -> Envelope:
         return seal(
             payload,
             sender_party=self._party,
@@ -195,6 +204,14 @@ class LedgerInvariantError(Exception):
 
     Not transient: redelivering the message would fail the same way, so the edge
     logs it for an operator and moves on, and the transaction changed nothing.
+    """
+
+
+class NoticeEarlyError(Exception):
+    """A first-transfer notice names units still in an outgoing transfer here.
+
+    Transient: the using registry read the COMMIT first; once this node reads it
+    too (the transfer is final here, invariant 5) the redelivered notice applies.
     """
 
 
@@ -407,6 +424,9 @@ class Transfers:
         if isinstance(payload, Decision):
             log.warning("a decision on the inbox topic is ignored; decisions use their topic")
             return
+        if isinstance(payload, FirstTransferNotice):
+            self._on_first_transfer_notice(envelope, payload, position, log)
+            return
         now = self._clock.now()
         key = TransferKey(envelope.transfer_id, payload.coordinator_party)
         transaction = _Transaction()
@@ -423,6 +443,81 @@ class Transfers:
             else:
                 self._on_answer(uow, envelope, record, now, transaction, log)
             self._commit(uow, transaction)
+
+    def _on_first_transfer_notice(
+        self,
+        envelope: Envelope,
+        payload: FirstTransferNotice,
+        position: MessagePosition,
+        log: structlog.BoundLogger,
+    ) -> None:
+        """Record the first transfer another registry's use or cancellation reported, once.
+
+        Refused notices raise ``DomainError`` (the bus quarantines them); a notice
+        that came before this node read its transfer's COMMIT raises
+        ``NoticeEarlyError`` and is redelivered.
+        """
+        uow = self._unit_of_work()
+        with uow:
+            inbox_id = _inbox_id(envelope, TransferKey(payload.notice_id, envelope.sender_party))
+            if uow.inbox.seen_before(inbox_id):
+                log.info("duplicate message ignored")
+                return
+            uow.inbox.record(inbox_id, position.topic, position.partition, position.offset)
+            notice = wire_mapping.notice_from_wire(payload, envelope.sender_party)
+            try:
+                result = apply_first_transfer_notice(
+                    uow, self._clock, ApplyFirstTransferNotice(notice)
+                )
+            except DomainError as error:
+                if error.reasons == (ReasonCode.FIRST_TRANSFER_NOTICE_EARLY,):
+                    raise NoticeEarlyError(str(error)) from error
+                raise
+            self._commit(uow, _Transaction())
+        log.info(
+            "first transfer recorded on notice",
+            quantity=result.quantity,
+            authorisation_id=notice.authorisation_id,
+            action=notice.action.value,
+        )
+
+    # -- uses and cancellations that may be a first transfer --------------------------------
+
+    def retire_units(self, command: UseForOimp | CancelVoluntarily) -> MovementResult:
+        """Use for OIMP or cancel voluntarily, with any first-transfer notice it causes.
+
+        Where the units' LoA puts their first transfer at their use or cancellation
+        and another Party authorised them, the signed notice to that Party is written
+        to the outbox in the same transaction as the use (or nothing is written).
+        """
+        now = self._clock.now()
+        transaction = _Transaction()
+        uow = self._unit_of_work()
+        with uow:
+            deliverable = replace(command, notices_delivered=self._signer is not None)
+            if isinstance(deliverable, UseForOimp):
+                result = use_for_oimp(uow, self._clock, deliverable)
+            else:
+                result = cancel_voluntarily(uow, self._clock, deliverable)
+            for notice in result.first_transfer_notices:
+                if self.federation.registry_of(notice.authorising_party) is None:
+                    raise DomainError(
+                        ReasonCode.FIRST_TRANSFER_NOTICE_UNDELIVERABLE,
+                        f"{notice.authorising_party}, whose LoA makes this use a first "
+                        "transfer, is not a federation member to notify",
+                    )
+                try:
+                    payload = wire_mapping.notice_to_wire(notice, self.federation.registry_id)
+                except wire_mapping.MappingError as error:
+                    raise DomainError(ReasonCode.MALFORMED_BLOCK, str(error)) from error
+                topic = self.federation.inbox_topic_of(notice.authorising_party)
+                self._send(uow, topic, payload, now)
+                transaction.wrote_outbox = True
+                self._logger(notice.notice_id, MessageType.FIRST_TRANSFER_NOTICE).info(
+                    "first-transfer notice queued", to_party=notice.authorising_party
+                )
+            self._commit(uow, transaction)
+        return result
 
     def _on_prepare(
         self,
@@ -771,7 +866,7 @@ class Transfers:
         self,
         uow: TransferUnitOfWork,
         topic: str,
-        payload: Prepare | Vote | Decision | Done,
+        payload: Prepare | Vote | Decision | Done | FirstTransferNotice,
         now: datetime,
     ) -> None:
         if self._signer is None:
@@ -824,5 +919,6 @@ __all__ = [
     "KeySigner",
     "LedgerInvariantError",
     "MessagingDisabledError",
+    "NoticeEarlyError",
     "Transfers",
 ]

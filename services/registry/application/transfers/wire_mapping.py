@@ -9,12 +9,15 @@ handler can turn it into a refusal rather than a crash.
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from pydantic import ValidationError
 
 from a6wire import messages as wire
 from registry.domain.authorisations import Authorisation, FirstTransferDefinition, Purpose
 from registry.domain.blocks import BlockAttributes, BlockSpec
 from registry.domain.errors import DomainError, ReasonCode
+from registry.domain.first_transfer import FirstTransferNotice, RetirementAction
 
 
 class MappingError(ValueError):
@@ -129,3 +132,37 @@ def authorisation_from_wire(
 
 def purpose_from_wire(purpose: wire.Purpose) -> Purpose:
     return Purpose(purpose.value)
+
+
+def notice_to_wire(
+    notice: FirstTransferNotice, noticing_registry_id: str
+) -> wire.FirstTransferNotice:
+    try:
+        return wire.FirstTransferNotice(
+            notice_id=UUID(notice.notice_id),
+            authorising_party=notice.authorising_party,
+            noticing_registry_id=noticing_registry_id,
+            authorisation_id=notice.authorisation_id,
+            authorisation_version=notice.authorisation_version,
+            action=wire.NoticeAction(notice.action.value),
+            year=notice.year,
+            occurred_at=notice.occurred_at,
+            blocks=tuple(block_to_wire(spec) for spec in notice.blocks),
+        )
+    except ValidationError as error:
+        raise MappingError(ReasonCode.MALFORMED_BLOCK, str(error)) from error
+
+
+def notice_from_wire(notice: wire.FirstTransferNotice, sender_party: str) -> FirstTransferNotice:
+    """The notice as the ledger's value; the sender is the (verified) noticing Party."""
+    return FirstTransferNotice(
+        notice_id=str(notice.notice_id),
+        authorising_party=notice.authorising_party,
+        noticing_party=sender_party,
+        authorisation_id=notice.authorisation_id,
+        authorisation_version=notice.authorisation_version,
+        action=RetirementAction(notice.action.value),
+        year=notice.year,
+        occurred_at=notice.occurred_at,
+        blocks=tuple(block_from_wire(block) for block in notice.blocks),
+    )

@@ -122,8 +122,10 @@ def use(body: UseIn, node: NodeDep, _: Operator) -> MovementOut:
     if body.purpose is Purpose.NDC and body.year_of_use is not None:
         ndc = UseTowardsNdc(body.account_id, body.selection(), body.year_of_use)
         return MovementOut.of(execute(node, handlers.use_towards_ndc, ndc))
+    # Through the transfer service: a use that is another Party's first transfer
+    # writes its notice to that Party in the same transaction.
     oimp = UseForOimp(body.account_id, body.selection(), body.year_of_use)
-    return MovementOut.of(execute(node, handlers.use_for_oimp, oimp))
+    return MovementOut.of(node.transfers.retire_units(oimp))
 
 
 @router.post("/cancellations", response_model=MovementOut)
@@ -132,4 +134,4 @@ def cancel(body: CancellationIn, node: NodeDep, _: Operator) -> MovementOut:
         omge = CancelForOmge(body.account_id, body.selection())
         return MovementOut.of(execute(node, handlers.cancel_for_omge, omge))
     voluntary = CancelVoluntarily(body.account_id, body.selection())
-    return MovementOut.of(execute(node, handlers.cancel_voluntarily, voluntary))
+    return MovementOut.of(node.transfers.retire_units(voluntary))
