@@ -109,7 +109,9 @@ def pick_by_quantity(
     pick = Pick()
     remaining = quantity
     refusals: list[ReasonCode] = []
+    any_candidate = False
     for block in candidates:
+        any_candidate = True
         reasons = refuse(block)
         if reasons:
             refusals.extend(reasons)
@@ -122,6 +124,12 @@ def pick_by_quantity(
         if remaining == 0:
             # Stop before pulling another candidate: it may cost a page of rows.
             break
+    if remaining > 0 and authorisation is not None and not any_candidate:
+        # Not a shortfall: the account holds nothing the named LoA authorises.
+        raise DomainError(
+            ReasonCode.NO_AUTHORISATION,
+            f"no units under the LoA {authorisation.authorisation_id} in this account",
+        )
     if remaining > 0:
         # When nothing was eligible the refusals explain why; otherwise it is a shortfall.
         main = refusals[0] if refusals and pick.quantity == 0 else ReasonCode.INSUFFICIENT_UNITS

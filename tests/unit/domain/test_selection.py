@@ -117,6 +117,13 @@ def test_pick_by_quantity_takes_only_units_the_named_loa_covers() -> None:
     assert error.value.reason is ReasonCode.INSUFFICIENT_UNITS
 
 
+def test_pick_by_quantity_says_when_the_account_holds_nothing_under_the_named_loa() -> None:
+    blocks = [_under(1, 10, 1, "LOA-1")]
+    with pytest.raises(DomainError) as error:
+        pick_by_quantity(blocks, 1, no, authorisation=AuthorisationRef("LOA-NEVER-ISSUED"))
+    assert error.value.reason is ReasonCode.NO_AUTHORISATION
+
+
 def test_pick_by_quantity_never_mixes_two_parties_loas_of_one_id() -> None:
     blocks = [_under(1, 5, 1, "LOA-1", "GHA"), _under(6, 10, 2, "LOA-1", "THA")]
     named = pick_by_quantity(blocks, 5, no, authorisation=AuthorisationRef("LOA-1", "THA"))
