@@ -7,41 +7,43 @@ reads the same refusal the same way.
 
 from __future__ import annotations
 
+from a6wire.reasons import ReasonCode
+
 
 class WireError(ValueError):
     """A message that this node must not act on."""
 
-    reason_code = "MALFORMED_MESSAGE"
+    reason_code: ReasonCode = ReasonCode.MALFORMED_MESSAGE
 
 
 class MalformedMessageError(WireError):
     """Bytes that do not decode into a well-formed envelope of a known schema."""
 
-    reason_code = "MALFORMED_MESSAGE"
+    reason_code: ReasonCode = ReasonCode.MALFORMED_MESSAGE
 
 
 class UnsupportedSchemaVersionError(WireError):
     """An envelope written in a schema version this node does not speak."""
 
-    reason_code = "UNSUPPORTED_SCHEMA_VERSION"
+    reason_code: ReasonCode = ReasonCode.UNSUPPORTED_SCHEMA_VERSION
 
 
 class UnknownSenderError(WireError):
     """A sender that is not a member of the federation directory."""
 
-    reason_code = "UNKNOWN_SENDER"
+    reason_code: ReasonCode = ReasonCode.UNKNOWN_SENDER
 
 
 class BadSignatureError(WireError):
     """A signature that does not verify under the sender's directory key."""
 
-    reason_code = "BAD_SIGNATURE"
+    reason_code: ReasonCode = ReasonCode.BAD_SIGNATURE
 
 
 class WrongRoleError(WireError):
     """A validly signed message from a Party that may not send it in this transfer."""
 
-    reason_code = "WRONG_ROLE"
+    reason_code: ReasonCode = ReasonCode.WRONG_ROLE
 
 
 # Refusals of bytes before they are an envelope (a6wire.decoding): subclasses of
@@ -51,40 +53,40 @@ class WrongRoleError(WireError):
 class RecordTooLargeError(MalformedMessageError):
     """A record larger than any member may send."""
 
-    reason_code = "RECORD_TOO_LARGE"
+    reason_code: ReasonCode = ReasonCode.RECORD_TOO_LARGE
 
 
 class NotUtf8Error(MalformedMessageError):
     """Bytes that are not strict UTF-8."""
 
-    reason_code = "NOT_UTF8"
+    reason_code: ReasonCode = ReasonCode.NOT_UTF8
 
 
 class NotJsonError(MalformedMessageError):
     """UTF-8 text that is not JSON (NaN and Infinity included)."""
 
-    reason_code = "NOT_JSON"
+    reason_code: ReasonCode = ReasonCode.NOT_JSON
 
 
 class NestingTooDeepError(MalformedMessageError):
     """JSON nested deeper than any envelope is."""
 
-    reason_code = "NESTING_TOO_DEEP"
+    reason_code: ReasonCode = ReasonCode.NESTING_TOO_DEEP
 
 
 class NumberTooLongError(MalformedMessageError):
     """A number literal longer than any number the schema holds."""
 
-    reason_code = "NUMBER_TOO_LONG"
+    reason_code: ReasonCode = ReasonCode.NUMBER_TOO_LONG
 
 
 class DuplicateKeyError(MalformedMessageError):
     """An object naming one key twice: readers could disagree about what was signed."""
 
-    reason_code = "DUPLICATE_KEY"
+    reason_code: ReasonCode = ReasonCode.DUPLICATE_KEY
 
 
 class DatetimeOutOfRangeError(MalformedMessageError):
     """A timestamp outside the range a protocol message can carry."""
 
-    reason_code = "DATETIME_OUT_OF_RANGE"
+    reason_code: ReasonCode = ReasonCode.DATETIME_OUT_OF_RANGE

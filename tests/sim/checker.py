@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from a6wire.messages import Decision, Outcome
+from a6wire.reasons import ReasonCode
 from a6wire.verification import decode_envelope
 from registry.domain.blocks import PRESENT_STATUSES, BlockStatus
 from registry.domain.transfers import ReservationState, TransferDirection
-from registry.entrypoints.bus import LEDGER_INVARIANT
 from registry.protocol.arbiter import TransferKey
 from registry.protocol.coordinator import CoordinatorState
 from registry.protocol.participant import ParticipantPhase, ParticipantState
@@ -240,7 +240,7 @@ def _check_edge_errors(sim: Simulation) -> None:
         )
     for party in sim.parties:
         for refused in sim.nodes[party].quarantine.refused():
-            if refused.reason_code == LEDGER_INVARIANT:
+            if refused.reason_code == ReasonCode.LEDGER_INVARIANT:
                 sim.violation(
                     "EDGE_ERROR",
                     f"{party} could not apply a winning decision ({refused.transfer_id}): "

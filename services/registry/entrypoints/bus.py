@@ -36,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from a6wire.directory import FederationDirectory
 from a6wire.errors import WireError
 from a6wire.messages import Decision, Envelope
+from a6wire.reasons import ReasonCode
 from a6wire.verification import decode_envelope, verify_envelope, verify_signature
 from registry.adapters.messaging import DuplicateMessageError, RawKafkaRecord, RefusedRecord
 from registry.application.ports import StorageUnavailableError
@@ -63,12 +64,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     NoticeEarlyError,
 )
 
-# Reason codes of refusals that are not the wire's own (a6wire.errors) or a
-# ledger rule's (DomainError.reason) or the arbiter's.
-DECISION_ON_INBOX = "DECISION_ON_INBOX"
-LEDGER_INVARIANT = "LEDGER_INVARIANT"
-UNDECODABLE = "UNDECODABLE"
-HANDLER_FAILED = "HANDLER_FAILED"
 # How much of an error's text goes into a log line.
 LOG_DETAIL_LENGTH_MAX_CHARS = 500
 
@@ -127,7 +122,7 @@ class TransferBus:
         except WireError as error:
             raise _Refusal(error.reason_code, str(error)) from error
         if isinstance(envelope.payload, Decision):
-            raise _Refusal(DECISION_ON_INBOX, "a DECISION belongs on the decision topic")
+            raise _Refusal(ReasonCode.DECISION_ON_INBOX, "a DECISION belongs on the decision topic")
 
     def _check_decision(self, envelope: Envelope) -> None:
         # The arbiter's own rule: a record it refuses can never win, for any Party,
@@ -174,7 +169,7 @@ class TransferBus:
             raise
         # Deterministic: the same record would fail the same way on every retry.
         except LedgerInvariantError as error:
-            raise _Refusal(LEDGER_INVARIANT, str(error)) from error
+            raise _Refusal(ReasonCode.LEDGER_INVARIANT, str(error)) from error
         except DomainError as error:
             raise _Refusal(str(error.reason), str(error)) from error
         except WireError as error:
@@ -191,7 +186,9 @@ class TransferBus:
                 message_id=str(envelope.message_id),
             )
             raise _Refusal(
-                HANDLER_FAILED, f"{type(error).__name__}: {error}", logged_with_trace=True
+                ReasonCode.HANDLER_FAILED,
+                f"{type(error).__name__}: {error}",
+                logged_with_trace=True,
             ) from error
 
     def _refuse(
@@ -254,5 +251,5 @@ def _decoded(data: bytes) -> Envelope:
         # else is a gap in it, and still no reason to hold the partition.
         _log.exception("the decoder failed on a record; it is quarantined")
         raise _Refusal(
-            UNDECODABLE, f"{type(error).__name__}: {error}", logged_with_trace=True
+            ReasonCode.UNDECODABLE, f"{type(error).__name__}: {error}", logged_with_trace=True
         ) from error

@@ -27,8 +27,8 @@ from a6wire.messages import (
     Vote,
     VoteChoice,
 )
+from a6wire.reasons import ReasonCode
 from a6wire.signing import payload_digest
-from registry.protocol import reasons
 from registry.protocol.events import DecisionRead
 
 # Checks an envelope's sender and signature against the federation directory and
@@ -64,7 +64,7 @@ def _verifies(envelope: Envelope, verify: EnvelopeVerifier) -> bool:
 def _vote_refusal(decision: Decision, verify: EnvelopeVerifier) -> str | None:
     voters = sorted(vote.sender_party for vote in decision.yes_votes)
     if voters != sorted(decision.participants):
-        return reasons.MISSING_YES_VOTE
+        return ReasonCode.MISSING_YES_VOTE
     for vote_envelope in decision.yes_votes:
         vote = vote_envelope.payload
         if not (
@@ -75,14 +75,14 @@ def _vote_refusal(decision: Decision, verify: EnvelopeVerifier) -> str | None:
             and vote.prepare_digest == decision.prepare_digest
             and _verifies(vote_envelope, verify)
         ):
-            return reasons.INVALID_VOTE_EVIDENCE
+            return ReasonCode.INVALID_VOTE_EVIDENCE
     return None
 
 
 def _prepare_refusal(decision: Decision, verify: EnvelopeVerifier) -> str | None:
     prepare_envelope = decision.prepare
     if prepare_envelope is None:
-        return reasons.INVALID_PREPARE_EVIDENCE
+        return ReasonCode.INVALID_PREPARE_EVIDENCE
     prepare = prepare_envelope.payload
     if not (
         isinstance(prepare, Prepare)
@@ -94,7 +94,7 @@ def _prepare_refusal(decision: Decision, verify: EnvelopeVerifier) -> str | None
         and payload_digest(prepare) == decision.prepare_digest
         and _verifies(prepare_envelope, verify)
     ):
-        return reasons.INVALID_PREPARE_EVIDENCE
+        return ReasonCode.INVALID_PREPARE_EVIDENCE
     return None
 
 
@@ -108,16 +108,16 @@ def decision_refusal(record: Envelope, verify: EnvelopeVerifier) -> str | None:
     """
     decision = record.payload
     if not isinstance(decision, Decision):
-        return reasons.NOT_A_DECISION
+        return ReasonCode.NOT_A_DECISION
     try:
         verify(record)
     except WireError as error:
         return error.reason_code
     if record.sender_party != decision.decided_by:
-        return reasons.WRONG_ROLE
+        return ReasonCode.WRONG_ROLE
     if decision.outcome is Outcome.COMMIT:
         if decision.decided_by != decision.coordinator_party:
-            return reasons.WRONG_ROLE
+            return ReasonCode.WRONG_ROLE
         return _vote_refusal(decision, verify)
     if decision.decided_by == decision.coordinator_party:
         return None

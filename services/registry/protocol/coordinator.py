@@ -28,9 +28,9 @@ from a6wire.messages import (
     Vote,
     VoteChoice,
 )
+from a6wire.reasons import ReasonCode
 from a6wire.signing import payload_digest
 from a6wire.verification import check_sender_role
-from registry.protocol import reasons
 from registry.protocol.arbiter import decide
 from registry.protocol.constants import PREPARE_RESEND_COUNT_MAX, PREPARE_RESEND_INTERVAL
 from registry.protocol.effects import (
@@ -116,7 +116,7 @@ def begin(prepare: Prepare, ledger_refusals: tuple[str, ...], now: datetime) -> 
     The PREPARE and the hold on the blocks are effects of one transaction, so a
     crash cannot leave blocks reserved for a transfer nobody was told about.
     """
-    refusals = ledger_refusals or ((reasons.DEADLINE_PASSED,) if prepare.deadline <= now else ())
+    refusals = ledger_refusals or ((ReasonCode.DEADLINE_PASSED,) if prepare.deadline <= now else ())
     state = CoordinatorState(
         transfer_id=prepare.transfer_id,
         party=prepare.coordinator_party,
@@ -146,7 +146,7 @@ def step(state: CoordinatorState, event: Event, now: datetime) -> Step:
     if isinstance(event, Tick):
         return _on_tick(state, now)
     if isinstance(event, PrepareReceived):
-        return _ignore(state, reasons.WRONG_ROLE, "a coordinator receives no PREPARE")
+        return _ignore(state, ReasonCode.WRONG_ROLE, "a coordinator receives no PREPARE")
     raise TypeError(f"unknown event {event!r}")
 
 
@@ -165,11 +165,11 @@ def _ignore(state: CoordinatorState, reason_code: str, detail: str = "") -> Step
 
 def _belongs(state: CoordinatorState, envelope: Envelope) -> str | None:
     if envelope.transfer_id != state.transfer_id:
-        return reasons.OTHER_TRANSFER
+        return ReasonCode.OTHER_TRANSFER
     try:
         check_sender_role(envelope, state.party, state.prepare.participants)
     except WrongRoleError:
-        return reasons.WRONG_ROLE
+        return ReasonCode.WRONG_ROLE
     return None
 
 
@@ -196,18 +196,18 @@ def _append(state: CoordinatorState, outcome: Outcome, abort_reasons: tuple[str,
 def _on_vote(state: CoordinatorState, envelope: Envelope, now: datetime) -> Step:
     vote = envelope.payload
     if not isinstance(vote, Vote):
-        return _ignore(state, reasons.NOT_EXPECTED_IN_STATE, "not a VOTE")
+        return _ignore(state, ReasonCode.NOT_EXPECTED_IN_STATE, "not a VOTE")
     mismatch = _belongs(state, envelope)
     if mismatch is not None:
         return _ignore(state, mismatch, envelope.sender_party)
     if vote.prepare_digest != state.prepare_digest:
-        return _ignore(state, reasons.PREPARE_DIGEST_MISMATCH, envelope.sender_party)
+        return _ignore(state, ReasonCode.PREPARE_DIGEST_MISMATCH, envelope.sender_party)
     if state.phase is not CoordinatorPhase.PREPARING:
-        return _ignore(state, reasons.NOT_EXPECTED_IN_STATE, f"VOTE in {state.phase}")
+        return _ignore(state, ReasonCode.NOT_EXPECTED_IN_STATE, f"VOTE in {state.phase}")
     if vote.vote is VoteChoice.NO:
         return _append(state, Outcome.ABORT, vote.reason_codes)
     if any(known.sender_party == envelope.sender_party for known in state.yes_votes):
-        return _ignore(state, reasons.DUPLICATE, f"YES from {envelope.sender_party}")
+        return _ignore(state, ReasonCode.DUPLICATE, f"YES from {envelope.sender_party}")
     yes_votes = tuple(sorted((*state.yes_votes, envelope), key=lambda known: known.sender_party))
     state = state.model_copy(update={"yes_votes": yes_votes})
     if len(yes_votes) < len(state.prepare.participants):
@@ -215,7 +215,7 @@ def _on_vote(state: CoordinatorState, envelope: Envelope, now: datetime) -> Step
     # A COMMIT appended after the deadline would race every participant's own ABORT;
     # the rule only allows it before, by this node's clock.
     if now >= state.prepare.deadline:
-        return _append(state, Outcome.ABORT, (reasons.DEADLINE_PASSED,))
+        return _append(state, Outcome.ABORT, (ReasonCode.DEADLINE_PASSED,))
     return _append(state, Outcome.COMMIT, ())
 
 
@@ -232,16 +232,16 @@ def _on_decision(state: CoordinatorState, read: DecisionRead) -> Step:
     record = read.record
     decision = record.payload
     if not isinstance(decision, Decision):
-        return _ignore(state, reasons.NOT_A_DECISION)
+        return _ignore(state, ReasonCode.NOT_A_DECISION)
     if record.transfer_id != state.transfer_id or decision.coordinator_party != state.party:
-        return _ignore(state, reasons.OTHER_TRANSFER)
+        return _ignore(state, ReasonCode.OTHER_TRANSFER)
     if state.winner is not None:
-        return _ignore(state, reasons.DECISION_ALREADY_WON, decision.outcome)
+        return _ignore(state, ReasonCode.DECISION_ALREADY_WON, decision.outcome)
     if not state.announced:
-        return _ignore(state, reasons.NOT_EXPECTED_IN_STATE, "transfer was never announced")
+        return _ignore(state, ReasonCode.NOT_EXPECTED_IN_STATE, "transfer was never announced")
     winner = decide(state.winner, read)
     if winner is None:
-        return _ignore(state, read.refusal or reasons.NOT_A_DECISION, "decision does not count")
+        return _ignore(state, read.refusal or ReasonCode.NOT_A_DECISION, "decision does not count")
     # A valid COMMIT is the federation's decision whatever phase we are in (it
     # carries our own signature), so it is applied rather than second-guessed.
     outcome = decision.outcome
@@ -258,20 +258,22 @@ def _on_decision(state: CoordinatorState, read: DecisionRead) -> Step:
 def _on_done(state: CoordinatorState, envelope: Envelope) -> Step:
     done = envelope.payload
     if not isinstance(done, Done):
-        return _ignore(state, reasons.NOT_EXPECTED_IN_STATE, "not a DONE")
+        return _ignore(state, ReasonCode.NOT_EXPECTED_IN_STATE, "not a DONE")
     mismatch = _belongs(state, envelope)
     if mismatch is not None:
         return _ignore(state, mismatch, envelope.sender_party)
     if envelope.sender_party in state.done_from:
-        return _ignore(state, reasons.DUPLICATE, f"DONE from {envelope.sender_party}")
+        return _ignore(state, ReasonCode.DUPLICATE, f"DONE from {envelope.sender_party}")
     expected = {
         CoordinatorPhase.COMMITTED: DoneOutcome.COMMITTED,
         CoordinatorPhase.ABORTED: DoneOutcome.ABORTED,
     }.get(state.phase)
     if expected is not None and done.outcome is not expected:
-        return _ignore(state, reasons.OUTCOME_MISMATCH, f"{envelope.sender_party} {done.outcome}")
+        return _ignore(
+            state, ReasonCode.OUTCOME_MISMATCH, f"{envelope.sender_party} {done.outcome}"
+        )
     if state.phase is CoordinatorPhase.COMPLETED or not state.announced:
-        return _ignore(state, reasons.NOT_EXPECTED_IN_STATE, f"DONE in {state.phase}")
+        return _ignore(state, ReasonCode.NOT_EXPECTED_IN_STATE, f"DONE in {state.phase}")
     # A DONE can overtake our own reading of the decision; keep it for later.
     state = state.model_copy(
         update={"done_from": tuple(sorted((*state.done_from, envelope.sender_party)))}
@@ -305,7 +307,7 @@ def _resend(state: CoordinatorState, now: datetime, waiting_for: list[str]) -> S
 def _on_tick(state: CoordinatorState, now: datetime) -> Step:
     if state.phase is CoordinatorPhase.PREPARING:
         if now >= state.prepare.deadline:
-            return _append(state, Outcome.ABORT, (reasons.DEADLINE_PASSED,))
+            return _append(state, Outcome.ABORT, (ReasonCode.DEADLINE_PASSED,))
         voted = {vote.sender_party for vote in state.yes_votes}
         return _resend(state, now, [p for p in state.prepare.participants if p not in voted])
     if _awaiting_done(state):

@@ -28,8 +28,8 @@ from a6wire.messages import (
     Vote,
     VoteChoice,
 )
+from a6wire.reasons import ReasonCode
 from a6wire.signing import payload_digest
-from registry.protocol import reasons
 from registry.protocol.arbiter import decide, names_party
 from registry.protocol.constants import DECISION_GRACE, TRANSFER_DEADLINE_MAX
 from registry.protocol.effects import (
@@ -120,7 +120,7 @@ def step(state: ParticipantState, event: Event, now: datetime) -> Step:
     if isinstance(event, Tick):
         return _on_tick(state, now)
     if isinstance(event, VoteReceived | DoneReceived):
-        return _ignore(state, reasons.WRONG_ROLE, "a participant receives no VOTE or DONE")
+        return _ignore(state, ReasonCode.WRONG_ROLE, "a participant receives no VOTE or DONE")
     raise TypeError(f"unknown event {event!r}")
 
 
@@ -169,7 +169,7 @@ def _answer_again(state: ParticipantState, digest: str) -> Step:
     if state.phase is ParticipantPhase.ABORTED:
         return state, [_done(state, DoneOutcome.ABORTED)]
     if digest != state.prepare_digest:
-        return _ignore(state, reasons.CONFLICTING_PREPARE, "same transfer, other content")
+        return _ignore(state, ReasonCode.CONFLICTING_PREPARE, "same transfer, other content")
     if state.phase is ParticipantPhase.PREPARED:
         return state, [_vote(state, VoteChoice.YES, ())]
     return state, [_vote(state, VoteChoice.NO, state.vote_reasons)]
@@ -178,9 +178,9 @@ def _answer_again(state: ParticipantState, digest: str) -> Step:
 def _refusals(prepare: Prepare, ledger_refusals: tuple[str, ...], now: datetime) -> tuple[str, ...]:
     refusals = list(ledger_refusals)
     if prepare.deadline <= now:
-        refusals.append(reasons.DEADLINE_PASSED)
+        refusals.append(ReasonCode.DEADLINE_PASSED)
     elif prepare.deadline - now > TRANSFER_DEADLINE_MAX:
-        refusals.append(reasons.DEADLINE_TOO_FAR)
+        refusals.append(ReasonCode.DEADLINE_TOO_FAR)
     return tuple(dict.fromkeys(refusals))
 
 
@@ -188,15 +188,15 @@ def _on_prepare(state: ParticipantState, event: PrepareReceived, now: datetime) 
     envelope = event.envelope
     prepare = envelope.payload
     if not isinstance(prepare, Prepare):
-        return _ignore(state, reasons.NOT_EXPECTED_IN_STATE, "not a PREPARE")
+        return _ignore(state, ReasonCode.NOT_EXPECTED_IN_STATE, "not a PREPARE")
     if (
         envelope.transfer_id != state.transfer_id
         or prepare.coordinator_party != state.coordinator_party
         or envelope.sender_party != state.coordinator_party
     ):
-        return _ignore(state, reasons.OTHER_TRANSFER)
+        return _ignore(state, ReasonCode.OTHER_TRANSFER)
     if state.party not in prepare.participants:
-        return _ignore(state, reasons.NOT_NAMED, "this node is not a participant")
+        return _ignore(state, ReasonCode.NOT_NAMED, "this node is not a participant")
     digest = payload_digest(prepare)
     if state.phase is not ParticipantPhase.UNKNOWN:
         return _answer_again(state, digest)
@@ -221,23 +221,23 @@ def _on_decision(state: ParticipantState, read: DecisionRead) -> Step:
     record = read.record
     decision = record.payload
     if not isinstance(decision, Decision):
-        return _ignore(state, reasons.NOT_A_DECISION)
+        return _ignore(state, ReasonCode.NOT_A_DECISION)
     if (
         record.transfer_id != state.transfer_id
         or decision.coordinator_party != state.coordinator_party
     ):
-        return _ignore(state, reasons.OTHER_TRANSFER)
+        return _ignore(state, ReasonCode.OTHER_TRANSFER)
     if state.winner is not None:
-        return _ignore(state, reasons.DECISION_ALREADY_WON, decision.outcome)
+        return _ignore(state, ReasonCode.DECISION_ALREADY_WON, decision.outcome)
     winner = decide(state.winner, read)
     if winner is None:
-        return _ignore(state, read.refusal or reasons.NOT_A_DECISION, "decision does not count")
+        return _ignore(state, read.refusal or ReasonCode.NOT_A_DECISION, "decision does not count")
     if state.phase is ParticipantPhase.UNKNOWN:
         return _decided_before_prepare(state, winner, decision)
     if decision.outcome is Outcome.COMMIT:
         if state.phase is not ParticipantPhase.PREPARED:
             # Cannot be honest: a valid COMMIT carries our YES, which we never gave.
-            return _ignore(state, reasons.COMMIT_WITHOUT_LOCAL_YES, state.phase)
+            return _ignore(state, ReasonCode.COMMIT_WITHOUT_LOCAL_YES, state.phase)
         state = state.model_copy(update={"winner": winner, "phase": ParticipantPhase.COMMITTED})
         apply: list[Effect] = [ApplyCommit(state.transfer_id, state.coordinator_party, ROLE)]
         done = _done(state, DoneOutcome.COMMITTED)
@@ -251,9 +251,9 @@ def _on_decision(state: ParticipantState, read: DecisionRead) -> Step:
 
 def _decided_before_prepare(state: ParticipantState, winner: Envelope, decision: Decision) -> Step:
     if not names_party(winner, state.party):
-        return _ignore(state, reasons.NOT_NAMED, "decision for a transfer not naming us")
+        return _ignore(state, ReasonCode.NOT_NAMED, "decision for a transfer not naming us")
     if decision.outcome is Outcome.COMMIT:
-        return _ignore(state, reasons.COMMIT_WITHOUT_LOCAL_YES, "COMMIT before any PREPARE")
+        return _ignore(state, ReasonCode.COMMIT_WITHOUT_LOCAL_YES, "COMMIT before any PREPARE")
     state = state.model_copy(update={"winner": winner, "phase": ParticipantPhase.ABORTED})
     return state, [Report(state.transfer_id, ROLE, state.phase)]
 
@@ -280,7 +280,7 @@ def _on_tick(state: ParticipantState, now: datetime) -> Step:
         participants=prepare.participants,
         prepare_digest=state.prepare_digest,
         prepare=state.prepare,
-        reason_codes=(reasons.DECISION_TIMEOUT,),
+        reason_codes=(ReasonCode.DECISION_TIMEOUT,),
     )
     state = state.model_copy(update={"abort_appended": True})
     return state, [AppendDecision(decision)]

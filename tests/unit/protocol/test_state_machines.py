@@ -9,9 +9,10 @@ from functools import partial
 import pytest
 
 from a6wire.messages import Decision, Done, DoneOutcome, Envelope, Outcome, Vote, VoteChoice
+from a6wire.reasons import ReasonCode
 from a6wire.signing import payload_digest, seal
 from a6wire.verification import verify_signature
-from registry.protocol import coordinator, participant, reasons
+from registry.protocol import coordinator, participant
 from registry.protocol.arbiter import decide, read_decision
 from registry.protocol.constants import DECISION_GRACE_MS, PREPARE_RESEND_INTERVAL_MS
 from registry.protocol.coordinator import CoordinatorPhase, CoordinatorState
@@ -175,14 +176,14 @@ def test_duplicate_yes_changes_nothing() -> None:
     again, effects = coordinator.step(state, VoteReceived(vote("GHA")), at(11))
     assert again == state
     assert isinstance(effects[0], Ignored)
-    assert effects[0].reason_code == reasons.DUPLICATE
+    assert effects[0].reason_code == ReasonCode.DUPLICATE
 
 
 def test_a_vote_from_a_non_participant_is_ignored() -> None:
     state = started()
     again, effects = coordinator.step(state, VoteReceived(vote("SGP")), at(10))
     assert again == state
-    assert effects == [Ignored(TRANSFER_ID, coordinator.ROLE, reasons.WRONG_ROLE, "SGP")]
+    assert effects == [Ignored(TRANSFER_ID, coordinator.ROLE, ReasonCode.WRONG_ROLE, "SGP")]
 
 
 def test_a_vote_for_another_prepare_is_ignored() -> None:
@@ -273,7 +274,7 @@ def test_prepare_refused_by_the_ledger_votes_no_with_its_reasons() -> None:
 def test_prepare_past_its_deadline_is_refused() -> None:
     state, _ = participant.step(fresh(), PrepareReceived(signed(PREPARE, "CHE")), at(DEADLINE_MS))
     assert state.phase is ParticipantPhase.REFUSED
-    assert reasons.DEADLINE_PASSED in state.vote_reasons
+    assert ReasonCode.DEADLINE_PASSED in state.vote_reasons
 
 
 def test_duplicate_prepare_repeats_the_vote_without_holding_again() -> None:
@@ -303,7 +304,7 @@ def test_the_first_valid_decision_wins_and_later_ones_are_ignored() -> None:
     again, effects = participant.step(state, read, at(31))
     assert again == state
     assert effects[0] == Ignored(
-        TRANSFER_ID, participant.ROLE, reasons.DECISION_ALREADY_WON, "COMMIT"
+        TRANSFER_ID, participant.ROLE, ReasonCode.DECISION_ALREADY_WON, "COMMIT"
     )
 
 
@@ -311,7 +312,7 @@ def test_a_commit_missing_a_yes_neither_wins_nor_blocks() -> None:
     state = prepared()
     forged_votes = (vote("GHA"), signed(vote("JPN").payload, "JPN", key_party="SGP"))
     read = decision_read(commit_decision(forged_votes), "CHE")
-    assert read.refusal == reasons.INVALID_VOTE_EVIDENCE
+    assert read.refusal == ReasonCode.INVALID_VOTE_EVIDENCE
     state, _effects = participant.step(state, read, at(30))
     assert state.phase is ParticipantPhase.PREPARED
     state, _ = participant.step(state, decision_read(abort_decision(), "CHE"), at(31))
@@ -335,7 +336,7 @@ def test_an_abort_by_a_non_participant_does_not_count() -> None:
         prepare_digest=DIGEST,
         prepare=fake_prepare,
     )
-    assert decision_read(decision, "SGP").refusal == reasons.INVALID_PREPARE_EVIDENCE
+    assert decision_read(decision, "SGP").refusal == ReasonCode.INVALID_PREPARE_EVIDENCE
 
 
 def test_a_yes_voter_aborts_itself_after_deadline_plus_grace() -> None:

@@ -122,11 +122,6 @@ TICK_TRANSFERS_MAX = 200
 LIST_LIMIT_DEFAULT = 100
 LIST_LIMIT_MAX = 1_000
 
-# Reason codes this layer adds to the ledger's and the protocol's.
-UNKNOWN_PARTY = "UNKNOWN_PARTY"
-NOT_THIS_REGISTRY = "NOT_THIS_REGISTRY"
-AUTHORISATION_MISMATCH = "AUTHORISATION_MISMATCH"
-MALFORMED_PREPARE = "MALFORMED_PREPARE"
 
 MESSAGE_ID_HEADER = "message_id"
 MESSAGE_TYPE_HEADER = "message_type"
@@ -346,7 +341,9 @@ class Transfers:
             )
         to_registry_id = self.federation.registry_of(request.to_party)
         if to_registry_id is None and request.to_party != self.party:
-            raise _Refusal((UNKNOWN_PARTY,), f"{request.to_party} is not a federation member")
+            raise _Refusal(
+                (ReasonCode.UNKNOWN_PARTY,), f"{request.to_party} is not a federation member"
+            )
         # A savepoint: anything refused after the reservation also undoes it.
         with uow:
             try:
@@ -388,7 +385,7 @@ class Transfers:
             len(letters) != 1
         ):
             raise _Refusal(
-                (AUTHORISATION_MISMATCH,),
+                (ReasonCode.AUTHORISATION_MISMATCH,),
                 f"the units picked carry the LoAs {sorted(letters)}, not only "
                 f"{request.authorisation_id}; select one LoA's units by serial range",
             )
@@ -411,7 +408,7 @@ class Transfers:
                 deadline=deadline,
             )
         except (ValidationError, wire_mapping.MappingError) as error:
-            raise _Refusal((MALFORMED_PREPARE,), str(error)) from error
+            raise _Refusal((ReasonCode.MALFORMED_PREPARE,), str(error)) from error
 
     # -- the inbox: PREPARE, VOTE, DONE ----------------------------------------------------
 
@@ -576,9 +573,9 @@ class Transfers:
     def _incoming_refusals(self, uow: TransferUnitOfWork, envelope: Envelope) -> tuple[str, ...]:
         prepare = envelope.payload
         if not isinstance(prepare, Prepare):
-            return (MALFORMED_PREPARE,)
+            return (ReasonCode.MALFORMED_PREPARE,)
         if prepare.to_registry_id != self.federation.registry_id:
-            return (NOT_THIS_REGISTRY,)
+            return (ReasonCode.NOT_THIS_REGISTRY,)
         try:
             hold = self._incoming_command(prepare)
         except wire_mapping.MappingError as error:
@@ -601,7 +598,9 @@ class Transfers:
         # The LoA is the first transferring Party's, whoever sends the units now.
         authorising = {block.first_transferring_party for block in prepare.blocks}
         if len(authorising) != 1:
-            raise wire_mapping.MappingError(AUTHORISATION_MISMATCH, "blocks of several LoAs")
+            raise wire_mapping.MappingError(
+                ReasonCode.AUTHORISATION_MISMATCH, "blocks of several LoAs"
+            )
         authorisation = wire_mapping.authorisation_from_wire(
             prepare.authorisation, authorising.pop()
         )

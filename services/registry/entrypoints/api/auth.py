@@ -20,7 +20,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from registry.entrypoints.api.errors import ApiError, ApiReason
+from a6wire.reasons import ReasonCode
+from registry.entrypoints.api.errors import ApiError
 from registry.settings import Settings
 
 
@@ -65,7 +66,7 @@ def role_for_token(settings: Settings, token: str | None) -> Role | None:
 
 def _unauthenticated(message: str) -> ApiError:
     # RFC 6750: a 401 names the scheme the client should use.
-    return ApiError(401, ApiReason.UNAUTHENTICATED, message, {"WWW-Authenticate": "Bearer"})
+    return ApiError(401, ReasonCode.UNAUTHENTICATED, message, {"WWW-Authenticate": "Bearer"})
 
 
 _bearer = HTTPBearer(auto_error=False, description="an operator or auditor token")
@@ -92,14 +93,14 @@ def reader(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     if principal.role is Role.PUBLIC:
         raise _unauthenticated("this endpoint needs a bearer token")
     if not principal.may_read_everything:
-        raise ApiError(403, ApiReason.FORBIDDEN, f"the {principal.role} role may not read this")
+        raise ApiError(403, ReasonCode.FORBIDDEN, f"the {principal.role} role may not read this")
     return principal
 
 
 def operator(principal: Annotated[Principal, Depends(reader)]) -> Principal:
     """Operators only: every change to the ledger."""
     if not principal.may_write:
-        raise ApiError(403, ApiReason.FORBIDDEN, f"the {principal.role} role may not write")
+        raise ApiError(403, ReasonCode.FORBIDDEN, f"the {principal.role} role may not write")
     return principal
 
 

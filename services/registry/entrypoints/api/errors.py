@@ -10,7 +10,6 @@ produce a 500.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -28,20 +27,6 @@ log = structlog.get_logger(__name__)
 # How many of pydantic's complaints one 422 message repeats; the rest are
 # counted, not listed, so a body with a thousand bad items stays small.
 VALIDATION_PROBLEMS_LISTED_MAX = 3
-
-
-class ApiReason(StrEnum):
-    """Reasons the API edge itself gives; the domain's own codes pass through unchanged."""
-
-    MALFORMED_REQUEST = "MALFORMED_REQUEST"
-    UNAUTHENTICATED = "UNAUTHENTICATED"
-    FORBIDDEN = "FORBIDDEN"
-    NOT_FOUND = "NOT_FOUND"
-    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
-    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
-    IDEMPOTENCY_KEY_IN_PROGRESS = "IDEMPOTENCY_KEY_IN_PROGRESS"
-    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
-    INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
 class ErrorBody(BaseModel):
@@ -128,7 +113,7 @@ def validation_reason(error: RequestValidationError) -> str:
     """
     details = error.errors()
     if not details:
-        return ApiReason.MALFORMED_REQUEST
+        return ReasonCode.MALFORMED_REQUEST
     first = details[0]
     if first.get("type") == "string_pattern_mismatch":
         pattern = (first.get("ctx") or {}).get("pattern")
@@ -142,7 +127,7 @@ def validation_reason(error: RequestValidationError) -> str:
     field = str(first.get("loc", ("",))[-1])
     if first.get("type") == "greater_than" and field in _QUANTITY_FIELDS:
         return ReasonCode.NON_POSITIVE_QUANTITY
-    return ApiReason.MALFORMED_REQUEST
+    return ReasonCode.MALFORMED_REQUEST
 
 
 def describe_validation_error(error: RequestValidationError) -> str:
@@ -179,11 +164,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if not isinstance(error, StarletteHTTPException):
             raise error
         reason = {
-            404: ApiReason.NOT_FOUND,
-            405: ApiReason.METHOD_NOT_ALLOWED,
-            401: ApiReason.UNAUTHENTICATED,
-            403: ApiReason.FORBIDDEN,
-        }.get(error.status_code, ApiReason.MALFORMED_REQUEST)
+            404: ReasonCode.NOT_FOUND,
+            405: ReasonCode.METHOD_NOT_ALLOWED,
+            401: ReasonCode.UNAUTHENTICATED,
+            403: ReasonCode.FORBIDDEN,
+        }.get(error.status_code, ReasonCode.MALFORMED_REQUEST)
         return error_response(
             error.status_code, reason, str(error.detail), getattr(error, "headers", None)
         )
@@ -191,7 +176,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path, method=request.method)
         return error_response(
-            500, ApiReason.INTERNAL_ERROR, "the node failed to handle this request; see its log"
+            500, ReasonCode.INTERNAL_ERROR, "the node failed to handle this request; see its log"
         )
 
     handlers: dict[type[Exception], Callable[[Request, Exception], Any]] = {

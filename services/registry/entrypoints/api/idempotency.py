@@ -37,6 +37,7 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from a6wire.reasons import ReasonCode
 from registry.application.ports import (
     Clock,
     IdempotencyKeyExists,
@@ -44,7 +45,7 @@ from registry.application.ports import (
     UnitOfWork,
 )
 from registry.entrypoints.api.auth import Role, role_for_token
-from registry.entrypoints.api.errors import ApiReason, error_response
+from registry.entrypoints.api.errors import error_response
 from registry.settings import Settings
 
 IDEMPOTENCY_HEADER = "idempotency-key"
@@ -161,7 +162,7 @@ class IdempotencyMiddleware:
                 scope,
                 send,
                 422,
-                ApiReason.MALFORMED_REQUEST,
+                ReasonCode.MALFORMED_REQUEST,
                 f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_LENGTH_MAX_CHARS} printable "
                 "ASCII characters without spaces",
             )
@@ -176,7 +177,7 @@ class IdempotencyMiddleware:
                 scope,
                 send,
                 413,
-                ApiReason.MALFORMED_REQUEST,
+                ReasonCode.MALFORMED_REQUEST,
                 f"request body exceeds {REQUEST_BODY_SIZE_MAX_BYTES} bytes",
             )
             return
@@ -223,7 +224,7 @@ class IdempotencyMiddleware:
                 scope,
                 send,
                 409,
-                ApiReason.IDEMPOTENCY_KEY_REUSED,
+                ReasonCode.IDEMPOTENCY_KEY_REUSED,
                 "this Idempotency-Key was first used with a different request",
             )
         elif isinstance(outcome, InProgress):
@@ -231,7 +232,7 @@ class IdempotencyMiddleware:
                 scope,
                 send,
                 409,
-                ApiReason.IDEMPOTENCY_KEY_IN_PROGRESS,
+                ReasonCode.IDEMPOTENCY_KEY_IN_PROGRESS,
                 "the first request with this Idempotency-Key has not finished; retry shortly",
             )
 

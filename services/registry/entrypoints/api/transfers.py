@@ -20,6 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import Field, Strict
 
+from a6wire.reasons import ReasonCode
 from registry.adapters.messaging import MessagingConfig, build_node_broker
 from registry.application.transfers import (
     LIST_LIMIT_DEFAULT,
@@ -34,7 +35,7 @@ from registry.application.transfers import (
 from registry.domain.authorisations import Purpose
 from registry.entrypoints.api.auth import Operator, Reader
 from registry.entrypoints.api.dependencies import NodeDep
-from registry.entrypoints.api.errors import ApiError, ApiReason, ErrorBody, status_for_reason
+from registry.entrypoints.api.errors import ApiError, ErrorBody, status_for_reason
 from registry.entrypoints.api.schemas import AccountId, AuthorisationId, PartyCode, SelectsUnits
 
 router = APIRouter(tags=["transfers"])
@@ -43,7 +44,6 @@ router = APIRouter(tags=["transfers"])
 # commits the outcome; the fallback interval bounds it should a wake-up be missed.
 TRANSFER_WAIT_MAX_S = 60.0
 TRANSFER_WAIT_FALLBACK_POLL_S = 1.0
-MESSAGING_DISABLED = "MESSAGING_DISABLED"
 
 
 class TransferIn(SelectsUnits):
@@ -61,7 +61,7 @@ class TransferIn(SelectsUnits):
 
 
 def _not_found(transfer_id: UUID) -> ApiError:
-    return ApiError(404, ApiReason.NOT_FOUND, f"no transfer {transfer_id} at this node")
+    return ApiError(404, ReasonCode.NOT_FOUND, f"no transfer {transfer_id} at this node")
 
 
 class OutcomeWaiters:
@@ -111,7 +111,7 @@ async def start_transfer(
     if node.messaging is None or not transfers.can_send:
         raise ApiError(
             503,
-            MESSAGING_DISABLED,
+            ReasonCode.MESSAGING_DISABLED,
             "this node has no federation directory and key: it cannot start transfers",
         )
     request = InitiateTransfer(
@@ -127,7 +127,7 @@ async def start_transfer(
     outcome = await run_in_threadpool(transfers.initiate_transfer, request)
     view = outcome.view.to_dict()
     if outcome.refused:
-        reasons = view["reasons"] or [ApiReason.MALFORMED_REQUEST]
+        reasons = view["reasons"] or [ReasonCode.MALFORMED_REQUEST]
         code = 422 if status_for_reason(reasons[0]) == 422 else 409
         return JSONResponse(
             status_code=code,
