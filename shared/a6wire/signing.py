@@ -29,7 +29,7 @@ from uuid import UUID
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from a6wire.messages import SCHEMA_VERSION, Decision, Done, Envelope, Prepare, Vote
+from a6wire.messages import SCHEMA_VERSION, Decision, Done, Envelope, Prepare, UnitRecord, Vote
 
 ED25519_PUBLIC_KEY_LENGTH_BYTES = 32
 ED25519_SIGNATURE_LENGTH_BYTES = 64
@@ -46,14 +46,14 @@ def canonical_bytes(envelope: Envelope) -> bytes:
     return _canonical_json(envelope.model_dump(mode="json", exclude={"signature"}))
 
 
-def payload_digest(payload: Prepare | Vote | Decision | Done) -> str:
+def payload_digest(payload: Prepare | Vote | Decision | Done | UnitRecord) -> str:
     """SHA-256 (hex) of a payload's canonical JSON; votes and decisions use the
     PREPARE's digest to say exactly which PREPARE they answer."""
     return hashlib.sha256(_canonical_json(payload.model_dump(mode="json"))).hexdigest()
 
 
 def seal(
-    payload: Prepare | Vote | Decision | Done,
+    payload: Prepare | Vote | Decision | Done | UnitRecord,
     *,
     sender_party: str,
     sent_at: datetime,

@@ -30,6 +30,8 @@ from a6wire.messages import (
     Done,
     Envelope,
     Prepare,
+    UnitEvent,
+    UnitRecord,
     Vote,
 )
 from a6wire.signing import signature_is_valid
@@ -86,6 +88,14 @@ def verify_envelope(envelope: Envelope, directory: FederationDirectory) -> Envel
             raise WrongRoleError(f"a {payload.type} comes from a participant, not the coordinator")
     elif isinstance(payload, Decision) and sender != payload.decided_by:
         raise WrongRoleError("a DECISION is signed by the Party that decided it")
+    elif isinstance(payload, UnitRecord):
+        if sender != payload.party:
+            raise WrongRoleError("a unit record is announced by the Party it names")
+        if (
+            payload.event is UnitEvent.ISSUED
+            and directory.member(sender).registry_id != payload.originating_registry_id
+        ):
+            raise WrongRoleError("an issuance is announced by the originating registry")
     return envelope
 
 

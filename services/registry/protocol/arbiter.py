@@ -65,6 +65,11 @@ def _vote_refusal(decision: Decision, verify: EnvelopeVerifier) -> str | None:
 
 
 def _prepare_refusal(decision: Decision, verify: EnvelopeVerifier) -> str | None:
+    """The embedded PREPARE is the coordinator's, signed, and the one the digest names.
+
+    A participant's ABORT carries it to show its writer is a participant; a
+    COMMIT carries it so that the decision topic alone says what moved.
+    """
     prepare_envelope = decision.prepare
     if prepare_envelope is None:
         return reasons.INVALID_PREPARE_EVIDENCE
@@ -75,7 +80,7 @@ def _prepare_refusal(decision: Decision, verify: EnvelopeVerifier) -> str | None
         and prepare.transfer_id == decision.transfer_id
         and prepare.coordinator_party == decision.coordinator_party
         and sorted(prepare.participants) == sorted(decision.participants)
-        and decision.decided_by in prepare.participants
+        and decision.decided_by in (decision.coordinator_party, *prepare.participants)
         and payload_digest(prepare) == decision.prepare_digest
         and _verifies(prepare_envelope, verify)
     ):
@@ -87,7 +92,8 @@ def decision_refusal(record: Envelope, verify: EnvelopeVerifier) -> str | None:
     """None if the record counts as a decision, else why it does not.
 
     A COMMIT counts only if signed by the transfer's coordinator and carrying
-    every participant's signed YES for this very PREPARE; an ABORT counts if
+    every participant's signed YES for this very PREPARE, and that PREPARE
+    itself, signed by the coordinator (its digest is the one the votes name); an ABORT counts if
     signed by the coordinator, or by a participant that shows the coordinator's
     signed PREPARE naming it.
     """
@@ -103,7 +109,7 @@ def decision_refusal(record: Envelope, verify: EnvelopeVerifier) -> str | None:
     if decision.outcome is Outcome.COMMIT:
         if decision.decided_by != decision.coordinator_party:
             return reasons.WRONG_ROLE
-        return _vote_refusal(decision, verify)
+        return _vote_refusal(decision, verify) or _prepare_refusal(decision, verify)
     if decision.decided_by == decision.coordinator_party:
         return None
     return _prepare_refusal(decision, verify)

@@ -715,7 +715,7 @@ class Transfers:
                 transaction.wrote_outbox = True
                 log.info("message queued", to_party=effect.party, sent_type=effect.payload.type)
             elif isinstance(effect, AppendDecision):
-                self._send(uow, self.federation.decision_topic, effect.decision, now)
+                self._send(uow, self.federation.decision_topic, self._with_evidence(effect, now), now)
                 transaction.wrote_outbox = True
                 log.info("decision queued", outcome=effect.decision.outcome.value)
             elif isinstance(effect, HoldOutgoing | HoldIncoming):
@@ -730,6 +730,15 @@ class Transfers:
                 log.info("transfer phase", phase=effect.phase, role=effect.role.value)
             elif isinstance(effect, Ignored):
                 log.info("message ignored", reason_code=effect.reason_code, detail=effect.detail)
+
+    def _with_evidence(self, effect: AppendDecision, now: datetime) -> Decision:
+        """The decision with the coordinator's signed PREPARE embedded, for a COMMIT."""
+        if effect.evidence is None or effect.decision.prepare is not None:
+            return effect.decision
+        if self._signer is None:
+            raise MessagingDisabledError("this node has no key and directory: it cannot send")
+        prepare = self._signer.seal(effect.evidence, now)
+        return effect.decision.model_copy(update={"prepare": prepare})
 
     def _apply(self, uow: TransferUnitOfWork, effect: ApplyCommit | ApplyAbort) -> None:
         """Finalise or release this node's side; the ledger handlers are idempotent.
