@@ -105,6 +105,8 @@ def check_sender_role(
     """The sender may send this message in the transfer as the node knows it."""
     payload = envelope.payload
     sender = envelope.sender_party
+    if isinstance(payload, UnitRecord):
+        raise WrongRoleError("a unit record belongs to no transfer")
     if payload.coordinator_party != coordinator_party:
         raise WrongRoleError("the message names another coordinator")
     if isinstance(payload, Prepare):

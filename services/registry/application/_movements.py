@@ -35,6 +35,7 @@ from registry.domain.adjustments import (
 from registry.domain.audit import AuditAction, AuditEntry, audit_entry
 from registry.domain.authorisations import Authorisation, Purpose
 from registry.domain.blocks import BlockAttributes, BlockStatus, SerialBlock
+from registry.domain.custody import UnitEventKind, announcements
 from registry.domain.errors import DomainError, ReasonCode, refuse_if_any
 from registry.domain.registry_node import RegistryNode
 from registry.domain.selection import UnitSelection, check_selection
@@ -77,6 +78,8 @@ def issue_units(uow: UnitOfWork, clock: Clock, command: IssueUnits) -> MovementR
         uow.blocks.add_many(blocks)
         uow.adjustments.add_many(adjustments)
         uow.audit.append_many(audit)
+        # Public, Party level, in this transaction: every node's unit index learns of it.
+        uow.unit_log.announce(announcements(UnitEventKind.ISSUED, node.party, blocks))
         uow.commit()
     return MovementResult(sum(b.quantity for b in blocks), tuple(b.to_spec() for b in blocks))
 
@@ -336,8 +339,16 @@ def _retire(
         changes.write(uow)
         uow.adjustments.add_many(adjustments)
         uow.audit.append_many(audit)
+        uow.unit_log.announce(announcements(_UNIT_EVENTS[status], node.party, moved))
         uow.commit()
     return MovementResult(pick.quantity, tuple(block.to_spec() for block in moved))
+
+
+# How the federation unit log names units leaving circulation.
+_UNIT_EVENTS = {
+    BlockStatus.RETIRED: UnitEventKind.USED,
+    BlockStatus.CANCELLED: UnitEventKind.CANCELLED,
+}
 
 
 def _oimp_use_refusals(authorisation: Authorisation | None, today: date) -> list[ReasonCode]:

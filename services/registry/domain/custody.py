@@ -35,6 +35,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from registry.domain.blocks import SerialBlock
+
 
 class CustodyReason(StrEnum):
     """Why a receiver votes NO on custody grounds (one code per failure)."""
@@ -130,9 +132,9 @@ def leaving_circulation(first: int, last: int, party: str) -> Change:
     return Change(first, last, deltas=((party, -1),), left_circulation=1)
 
 
-def _add(holdings: tuple[tuple[str, int], ...], deltas: Iterable[tuple[str, int]]) -> tuple[
-    tuple[str, int], ...
-]:
+def _add(
+    holdings: tuple[tuple[str, int], ...], deltas: Iterable[tuple[str, int]]
+) -> tuple[tuple[str, int], ...]:
     counts = dict(holdings)
     for party, delta in deltas:
         counts[party] = counts.get(party, 0) + delta
@@ -240,3 +242,62 @@ def holdings_by_party(segments: Iterable[Segment]) -> dict[str, list[tuple[int, 
         if holder is not None:
             out.setdefault(holder, []).append((segment.first, segment.last))
     return out
+
+
+# -- what a registry announces about its own ledger -------------------------------------
+
+
+class UnitEventKind(StrEnum):
+    """The wire's ``UnitEvent``, as the ledger names what happened."""
+
+    ISSUED = "ISSUED"
+    CANCELLED = "CANCELLED"
+    USED = "USED"
+
+
+@dataclass(frozen=True, slots=True)
+class UnitAnnouncement:
+    """One Party-level public record of a range issued or leaving circulation.
+
+    Written by the ledger in the transaction of the movement (the unit log port),
+    signed and published by the adapter. No account or holder: Party level only.
+    """
+
+    event: UnitEventKind
+    party: str
+    cooperative_approach_id: str
+    originating_registry_id: str
+    first_serial: int
+    last_serial: int
+    vintage: int
+    metric: str
+    authorisation_id: str | None = None
+    authorisation_version: int | None = None
+
+
+def announcements(
+    event: UnitEventKind, party: str, blocks: Iterable[SerialBlock]
+) -> list[UnitAnnouncement]:
+    return [
+        UnitAnnouncement(
+            event=event,
+            party=party,
+            cooperative_approach_id=block.attributes.cooperative_approach_id,
+            originating_registry_id=block.attributes.originating_registry_id,
+            first_serial=block.first_serial,
+            last_serial=block.last_serial,
+            vintage=block.attributes.vintage,
+            metric=block.attributes.metric,
+            authorisation_id=block.attributes.authorisation_id,
+            authorisation_version=block.attributes.authorisation_version,
+        )
+        for block in blocks
+    ]
+
+
+def change_of(announcement: UnitAnnouncement) -> Change:
+    """What a verified announcement does to the index."""
+    first, last = announcement.first_serial, announcement.last_serial
+    if announcement.event is UnitEventKind.ISSUED:
+        return issuance(first, last, announcement.party, announcement.vintage, announcement.metric)
+    return leaving_circulation(first, last, announcement.party)

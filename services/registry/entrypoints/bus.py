@@ -35,9 +35,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from a6wire.directory import FederationDirectory
 from a6wire.errors import WireError
-from a6wire.messages import Decision, Envelope
+from a6wire.messages import Decision, Envelope, Prepare, UnitRecord
 from a6wire.verification import decode_envelope, verify_envelope, verify_signature
 from registry.adapters.messaging import DuplicateMessageError, RawKafkaRecord, RefusedRecord
+from registry.application.custody import UnitIndex
 from registry.application.ports import StorageUnavailableError
 from registry.application.transfers import LedgerInvariantError, MessagePosition, Transfers
 from registry.domain.errors import DomainError
@@ -58,6 +59,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 # Reason codes of refusals that are not the wire's own (a6wire.errors) or a
 # ledger rule's (DomainError.reason) or the arbiter's.
 DECISION_ON_INBOX = "DECISION_ON_INBOX"
+UNIT_RECORD_MISPLACED = "UNIT_RECORD_MISPLACED"
 LEDGER_INVARIANT = "LEDGER_INVARIANT"
 UNDECODABLE = "UNDECODABLE"
 HANDLER_FAILED = "HANDLER_FAILED"
@@ -70,6 +72,7 @@ class TopicKind(StrEnum):
 
     INBOX = "inbox"
     DECISION = "decision"
+    UNIT_LOG = "unit_log"
 
 
 class QuarantineSink(Protocol):
@@ -108,6 +111,9 @@ class TransferBus:
         self._quarantine = quarantine
         self._verify_signature = partial(verify_signature, directory=directory)
         self.on_quarantined = on_quarantined
+        # Set when this node runs the federation unit index: waits (bounded) until
+        # the index has read the logs to their end, and says whether it did.
+        self.custody_gate: CustodyGate | None = None
 
     @property
     def party(self) -> str:
@@ -120,6 +126,8 @@ class TransferBus:
             raise _Refusal(error.reason_code, str(error)) from error
         if isinstance(envelope.payload, Decision):
             raise _Refusal(DECISION_ON_INBOX, "a DECISION belongs on the decision topic")
+        if isinstance(envelope.payload, UnitRecord):
+            raise _Refusal(UNIT_RECORD_MISPLACED, "a UNITS record belongs on the unit log")
 
     def _check_decision(self, envelope: Envelope) -> None:
         # The arbiter's own rule: a record it refuses can never win, for any Party,
@@ -129,10 +137,14 @@ class TransferBus:
             raise _Refusal(refusal, "the record does not count as a decision")
 
     def handle_inbox_bytes(
-        self, data: bytes, position: MessagePosition, key: bytes | None = None
+        self,
+        data: bytes,
+        position: MessagePosition,
+        key: bytes | None = None,
+        custody_current: bool | None = None,
     ) -> None:
         """Synchronous core of the inbox subscriber (also what the unit tests drive)."""
-        self._handle(TopicKind.INBOX, data, position, key)
+        self._handle(TopicKind.INBOX, data, position, key, custody_current)
 
     def handle_decision_bytes(
         self, data: bytes, position: MessagePosition, key: bytes | None = None
@@ -140,14 +152,26 @@ class TransferBus:
         self._handle(TopicKind.DECISION, data, position, key)
 
     def _handle(
-        self, kind: TopicKind, data: bytes, position: MessagePosition, key: bytes | None
+        self,
+        kind: TopicKind,
+        data: bytes,
+        position: MessagePosition,
+        key: bytes | None,
+        custody_current: bool | None = None,
     ) -> None:
         envelope: Envelope | None = None
         try:
             envelope = _decoded(data)
             if kind is TopicKind.INBOX:
                 self._check_inbox(envelope)
-                self._guarded(self._transfers.handle_inbox_envelope, envelope, position)
+                handler: Callable[[Envelope, MessagePosition], None] = (
+                    self._transfers.handle_inbox_envelope
+                    if custody_current is None
+                    else partial(
+                        self._transfers.handle_inbox_envelope, custody_current=custody_current
+                    )
+                )
+                self._guarded(handler, envelope, position)
             else:
                 self._check_decision(envelope)
                 self._guarded(self._transfers.handle_decision_record, envelope, position)
@@ -195,45 +219,161 @@ class TransferBus:
         envelope: Envelope | None,
         refusal: _Refusal,
     ) -> None:
-        transfer_id = None if envelope is None else str(envelope.transfer_id)
-        refused = RefusedRecord(
-            topic=position.topic,
-            partition=position.partition,
-            offset=position.offset,
-            key=key,
-            value=data,
-            reason_code=refusal.reason_code,
-            detail=refusal.detail,
-            transfer_id=transfer_id,
+        _quarantine(
+            self._quarantine,
+            self.on_quarantined,
+            self.party,
+            kind,
+            data,
+            position,
+            key,
+            envelope,
+            refusal,
         )
-        # Raises StorageUnavailableError if the row cannot be written: the record
-        # is then redelivered rather than committed past unrecorded.
-        if not self._quarantine.record(refused):
-            return  # a redelivery of a record already quarantined, logged and counted
-        log_line = _log.error if refusal.logged_with_trace else _log.warning
-        log_line(
-            "record refused and quarantined",
-            topic_kind=kind.value,
-            topic=position.topic,
-            partition=position.partition,
-            offset=position.offset,
-            reason_code=refusal.reason_code,
-            detail=refusal.detail[:LOG_DETAIL_LENGTH_MAX_CHARS],
-            size_bytes=len(data),
-            transfer_id=transfer_id,
-            party=self.party,
-            message_type=None if envelope is None else envelope.message_type.value,
-        )
-        if self.on_quarantined is not None:
-            self.on_quarantined(kind.value, refusal.reason_code)
 
     async def on_inbox(self, record: RawKafkaRecord) -> None:
         position = MessagePosition(record.topic, record.partition, record.offset)
-        await asyncio.to_thread(self.handle_inbox_bytes, record.value, position, record.key)
+        custody_current: bool | None = None
+        if self.custody_gate is not None and await asyncio.to_thread(_is_prepare, record.value):
+            # Here, on the event loop and outside any transaction: the handler's
+            # worker thread opens its transaction only once the wait is over.
+            custody_current = await self.custody_gate.wait_until_current()
+        await asyncio.to_thread(
+            self.handle_inbox_bytes, record.value, position, record.key, custody_current
+        )
 
     async def on_decision(self, record: RawKafkaRecord) -> None:
         position = MessagePosition(record.topic, record.partition, record.offset)
         await asyncio.to_thread(self.handle_decision_bytes, record.value, position, record.key)
+
+
+def _quarantine(
+    quarantine: QuarantineSink,
+    on_quarantined: QuarantineObserver | None,
+    party: str,
+    kind: TopicKind,
+    data: bytes,
+    position: MessagePosition,
+    key: bytes | None,
+    envelope: Envelope | None,
+    refusal: _Refusal,
+) -> None:
+    transfer_id = None if envelope is None else str(envelope.transfer_id)
+    refused = RefusedRecord(
+        topic=position.topic,
+        partition=position.partition,
+        offset=position.offset,
+        key=key,
+        value=data,
+        reason_code=refusal.reason_code,
+        detail=refusal.detail,
+        transfer_id=transfer_id,
+    )
+    # Raises StorageUnavailableError if the row cannot be written: the record
+    # is then redelivered rather than committed past unrecorded.
+    if not quarantine.record(refused):
+        return  # a redelivery of a record already quarantined, logged and counted
+    log_line = _log.error if refusal.logged_with_trace else _log.warning
+    log_line(
+        "record refused and quarantined",
+        topic_kind=kind.value,
+        topic=position.topic,
+        partition=position.partition,
+        offset=position.offset,
+        reason_code=refusal.reason_code,
+        detail=refusal.detail[:LOG_DETAIL_LENGTH_MAX_CHARS],
+        size_bytes=len(data),
+        transfer_id=transfer_id,
+        party=party,
+        message_type=None if envelope is None else envelope.message_type.value,
+    )
+    if on_quarantined is not None:
+        on_quarantined(kind.value, refusal.reason_code)
+
+
+class UnitIndexBus:
+    """The unit index's two subscribers: the unit log and (again) the decision topic.
+
+    A unit record that does not decode or verify (unknown sender, bad signature, a
+    Party announcing for another, an issuance not from the originating registry,
+    anything but a UNITS record) is quarantined and the index moves past it. On the
+    decision topic the decision subscriber already quarantines what does not count;
+    here the index folds in the winners and moves past everything else.
+    """
+
+    def __init__(
+        self,
+        index: UnitIndex,
+        directory: FederationDirectory,
+        quarantine: QuarantineSink,
+        *,
+        party: str,
+        on_quarantined: QuarantineObserver | None = None,
+    ) -> None:
+        self._index = index
+        self._directory = directory
+        self._quarantine = quarantine
+        self.party = party
+        self.on_quarantined = on_quarantined
+
+    def handle_unit_bytes(
+        self, data: bytes, position: MessagePosition, key: bytes | None = None
+    ) -> None:
+        envelope: Envelope | None = None
+        try:
+            envelope = _decoded(data)
+            try:
+                verify_envelope(envelope, self._directory)
+            except WireError as error:
+                raise _Refusal(error.reason_code, str(error)) from error
+            if not isinstance(envelope.payload, UnitRecord):
+                raise _Refusal(UNIT_RECORD_MISPLACED, "only UNITS records belong on the unit log")
+        except _Refusal as refusal:
+            _quarantine(
+                self._quarantine,
+                self.on_quarantined,
+                self.party,
+                TopicKind.UNIT_LOG,
+                data,
+                position,
+                key,
+                envelope,
+                refusal,
+            )
+            self._index.skip(position)
+            return
+        self._index.handle_unit_record(envelope, position)
+
+    def handle_decision_bytes(
+        self, data: bytes, position: MessagePosition, key: bytes | None = None
+    ) -> None:
+        try:
+            envelope = _decoded(data)
+        except _Refusal:
+            self._index.skip(position)  # quarantined by the decision subscriber
+            return
+        self._index.handle_decision_record(envelope, position)
+
+    async def on_unit_record(self, record: RawKafkaRecord) -> None:
+        position = MessagePosition(record.topic, record.partition, record.offset)
+        await asyncio.to_thread(self.handle_unit_bytes, record.value, position, record.key)
+
+    async def on_decision(self, record: RawKafkaRecord) -> None:
+        position = MessagePosition(record.topic, record.partition, record.offset)
+        await asyncio.to_thread(self.handle_decision_bytes, record.value, position, record.key)
+
+
+def _is_prepare(data: bytes) -> bool:
+    try:
+        return isinstance(decode_envelope(data).payload, Prepare)
+    except Exception:
+        return False  # refused by the handler, which decodes it again
+
+
+class CustodyGate(Protocol):
+    async def wait_until_current(self) -> bool:
+        """Wait (bounded) until the unit index has read the logs to their current end."""
+        ...
 
 
 def _decoded(data: bytes) -> Envelope:

@@ -13,6 +13,9 @@ from registry.adapters.database import make_engine
 from registry.adapters.messaging import tables as _messaging_tables  # noqa: F401
 from registry.adapters.tables import metadata
 
+# The federation unit index (revision 0009).
+from registry.adapters import unit_index as _unit_index  # noqa: F401, E402
+
 
 def run_migrations_online() -> None:
     url = context.config.get_main_option("sqlalchemy.url")

@@ -18,7 +18,7 @@ from typing import NamedTuple
 from uuid import UUID
 
 from a6wire.errors import WireError
-from a6wire.messages import Decision, Envelope, Outcome, Prepare, Vote, VoteChoice
+from a6wire.messages import Decision, Envelope, Outcome, Prepare, UnitRecord, Vote, VoteChoice
 from a6wire.signing import payload_digest
 from registry.protocol import reasons
 from registry.protocol.events import DecisionRead
@@ -35,7 +35,10 @@ class TransferKey(NamedTuple):
 
 
 def transfer_key(record: Envelope) -> TransferKey:
-    return TransferKey(record.transfer_id, record.payload.coordinator_party)
+    payload = record.payload
+    if isinstance(payload, UnitRecord):
+        raise TypeError("a unit record belongs to no transfer")
+    return TransferKey(record.transfer_id, payload.coordinator_party)
 
 
 def _verifies(envelope: Envelope, verify: EnvelopeVerifier) -> bool:

@@ -24,7 +24,7 @@ from .broker import (
     subscribe_records,
 )
 from .config import DECISION_TOPIC, MessagingConfig, inbox_topic
-from .edge import MessagingEdge, PartitionLag
+from .edge import MessagingEdge, PartitionLag, UnitIndexHandlers
 from .errors import (
     DuplicateMessageError,
     EdgeNotStartedError,
@@ -75,6 +75,7 @@ __all__ = [
     "SqlQuarantine",
     "TopicSetupError",
     "TopicSpec",
+    "UnitIndexHandlers",
     "build_broker",
     "build_node_broker",
     "check_manual_commit",

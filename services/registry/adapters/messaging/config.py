@@ -19,6 +19,13 @@ DECISION_TOPIC = "a6.decisions"
 INBOX_TOPIC_TEMPLATE = "a6.node.{party}.inbox"
 INBOX_GROUP_ID_TEMPLATE = "a6-node-{party}"
 DECISION_GROUP_ID_TEMPLATE = "a6-node-{party}-decisions"
+# The federation unit log (a6wire.topics.UNIT_LOG_TOPIC) and the two groups of the
+# node's unit index: one reads the unit log, one the decision topic again (the
+# transfer protocol's decision group commits its own offsets, at its own pace).
+UNIT_LOG_TOPIC = "a6.units"
+UNIT_INDEX_GROUP_ID_TEMPLATE = "a6-node-{party}-unit-index"
+UNIT_INDEX_DECISION_GROUP_ID_TEMPLATE = "a6-node-{party}-unit-index-decisions"
+UNIT_LOG_TOPIC_PARTITIONS_DEFAULT = 3
 
 # A developer's single local broker cannot hold more than one replica; a
 # production cluster keeps three and refuses writes with fewer than two in
@@ -57,6 +64,20 @@ class MessagingConfig:
     replication_factor: int = REPLICATION_FACTOR_LOCAL
     min_insync_replicas: int = MIN_INSYNC_REPLICAS_LOCAL
     inbox_retention_ms: int = INBOX_RETENTION_MS
+    unit_log_topic: str = UNIT_LOG_TOPIC
+    unit_log_topic_partitions: int = UNIT_LOG_TOPIC_PARTITIONS_DEFAULT
+    # Empty: the standard names for ``party`` (UNIT_INDEX_*_GROUP_ID_TEMPLATE).
+    unit_index_group_id: str = ""
+    unit_index_decision_group_id: str = ""
+
+    @property
+    def unit_index_groups(self) -> tuple[str, str]:
+        """The unit index's consumer groups: (unit log, decision topic)."""
+        return (
+            self.unit_index_group_id or UNIT_INDEX_GROUP_ID_TEMPLATE.format(party=self.party),
+            self.unit_index_decision_group_id
+            or UNIT_INDEX_DECISION_GROUP_ID_TEMPLATE.format(party=self.party),
+        )
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -67,7 +88,11 @@ class MessagingConfig:
                 f"min_insync_replicas {self.min_insync_replicas} must be between 1 and "
                 f"the replication factor {self.replication_factor}"
             )
-        if self.decision_topic_partitions < 1 or self.inbox_topic_partitions < 1:
+        if (
+            self.decision_topic_partitions < 1
+            or self.inbox_topic_partitions < 1
+            or self.unit_log_topic_partitions < 1
+        ):
             problems.append("topic partition counts must be at least 1")
         if problems:
             raise ValueError("invalid messaging config: " + "; ".join(problems))

@@ -17,7 +17,13 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from sqlalchemy import Engine
 
-from .broker import BrokerSender, RecordHandler, build_node_broker, check_manual_commit
+from .broker import (
+    BrokerSender,
+    RecordHandler,
+    build_node_broker,
+    check_manual_commit,
+    subscribe_records,
+)
 from .config import MessagingConfig
 from .errors import EdgeNotStartedError, MessagingError
 from .inbox import Inbox
@@ -42,6 +48,14 @@ class PartitionLag:
         return max(self.end_offset - (self.committed_offset or 0), 0)
 
 
+@dataclass(frozen=True, slots=True)
+class UnitIndexHandlers:
+    """The unit index's two record handlers (``registry.entrypoints.bus.UnitIndexBus``)."""
+
+    handle_unit_record: RecordHandler
+    handle_decision: RecordHandler
+
+
 class MessagingEdge:
     """Owns the node's broker, subscribers and relay; see the module docstring."""
 
@@ -53,6 +67,7 @@ class MessagingEdge:
         *,
         handle_inbox: RecordHandler,
         handle_decision: RecordHandler,
+        unit_index: UnitIndexHandlers | None = None,
     ) -> None:
         self.config = config
         self.outbox = Outbox(tables.outbox)
@@ -62,6 +77,25 @@ class MessagingEdge:
         )
         self.broker: KafkaBroker = broker
         self._subscribers: tuple[DefaultSubscriber, ...] = (inbox_subscriber, decision_subscriber)
+        # The federation unit index's subscribers (a third and fourth group): their
+        # progress is the index's own, kept in its tables (``unit_index_end_offsets``).
+        self._index_subscribers: tuple[DefaultSubscriber, ...] = ()
+        if unit_index is not None:
+            unit_group, decision_group = config.unit_index_groups
+            self._index_subscribers = (
+                subscribe_records(
+                    broker,
+                    topic=config.unit_log_topic,
+                    group_id=unit_group,
+                    handle=unit_index.handle_unit_record,
+                ),
+                subscribe_records(
+                    broker,
+                    topic=config.decision_topic,
+                    group_id=decision_group,
+                    handle=unit_index.handle_decision,
+                ),
+            )
         self.relay = OutboxRelay(engine, tables.outbox, BrokerSender(broker))
         self._started = False
 
@@ -73,7 +107,7 @@ class MessagingEdge:
         )
         await self.broker.start()
         try:
-            for subscriber in self._subscribers:
+            for subscriber in (*self._subscribers, *self._index_subscribers):
                 check_manual_commit(subscriber)
         except MessagingError:
             await self.broker.stop()
@@ -84,7 +118,7 @@ class MessagingEdge:
     async def stop(self) -> None:
         self._started = False
         try:
-            for subscriber in self._subscribers:
+            for subscriber in (*self._subscribers, *self._index_subscribers):
                 await subscriber.stop()
             await self.relay.stop(drain=True)
         finally:
@@ -119,3 +153,23 @@ class MessagingEdge:
                     )
                 )
         return lags
+
+    async def unit_index_end_offsets(self) -> dict[tuple[str, int], int] | None:
+        """The end offset of every partition the unit index reads, None until all are assigned.
+
+        What the index must have read (its own offsets, in its tables) to be current.
+        """
+        if not self._started or not self._index_subscribers:
+            return None
+        ends: dict[tuple[str, int], int] = {}
+        for subscriber in self._index_subscribers:
+            consumer = subscriber.consumer
+            if consumer is None:
+                return None
+            assigned: list[TopicPartition] = sorted(consumer.assignment())
+            if not assigned:
+                return None
+            end_offsets = await consumer.end_offsets(assigned)
+            for partition in assigned:
+                ends[(partition.topic, partition.partition)] = int(end_offsets[partition])
+        return ends

@@ -10,7 +10,7 @@ from uuid import UUID
 import structlog
 from fastapi import APIRouter, FastAPI
 
-from registry.adapters.messaging import SqlQuarantine
+from registry.adapters.messaging import SqlQuarantine, UnitIndexHandlers
 from registry.application.transfers import Transfers
 from registry.bootstrap import Node
 from registry.entrypoints.api import transfers as transfer_routes
@@ -28,8 +28,9 @@ from registry.entrypoints.api.routes import (
     registry,
     transparency,
 )
-from registry.entrypoints.bus import TransferBus
-from registry.entrypoints.metrics import install_metrics
+from registry.entrypoints.bus import TransferBus, UnitIndexBus
+from registry.entrypoints.custody import IndexCatchUp
+from registry.entrypoints.metrics import Metrics, install_metrics
 from registry.entrypoints.public import router as public_router
 
 log = structlog.get_logger(__name__)
@@ -111,7 +112,10 @@ def _transfer_lifespan(
             SqlQuarantine(messaging.engine),
             on_quarantined=metrics.record_quarantined,
         )
-        edge = messaging.build_edge(handle_inbox=bus.on_inbox, handle_decision=bus.on_decision)
+        index_handlers, catch_up = _unit_index_wiring(node, bus, metrics)
+        edge = messaging.build_edge(
+            handle_inbox=bus.on_inbox, handle_decision=bus.on_decision, unit_index=index_handlers
+        )
         loop = asyncio.get_running_loop()
 
         def notify_relay() -> None:
@@ -124,6 +128,12 @@ def _transfer_lifespan(
 
         transfers.on_outbox_commit = notify_relay
         transfers.on_transfer_finished = transfer_finished
+        if messaging.unit_log is not None:
+            messaging.unit_log.on_commit = notify_relay
+        if catch_up is not None:
+            catch_up.bind(edge.unit_index_end_offsets)
+            await catch_up.load()
+            app.state.unit_index_catch_up = catch_up
         await edge.start()
         app.state.edge = edge
         unfinished = await asyncio.to_thread(transfers.unfinished_count)
@@ -137,9 +147,33 @@ def _transfer_lifespan(
                 await ticker
             transfers.on_outbox_commit = None
             transfers.on_transfer_finished = None
+            if messaging.unit_log is not None:
+                messaging.unit_log.on_commit = None
             await edge.stop()
 
     return lifespan
+
+
+def _unit_index_wiring(
+    node: Node, bus: TransferBus, metrics: Metrics
+) -> tuple[UnitIndexHandlers | None, IndexCatchUp | None]:
+    """The federation unit index's subscribers, and the custody check before each vote."""
+    messaging, transfers = node.messaging, node.transfers
+    if messaging is None or messaging.unit_index is None:
+        return None, None
+    index = messaging.unit_index
+    index_bus = UnitIndexBus(
+        index,
+        messaging.directory,
+        SqlQuarantine(messaging.engine),
+        party=node.settings.party,
+        on_quarantined=metrics.record_quarantined,
+    )
+    catch_up = IndexCatchUp(index)
+    index.on_advanced = catch_up.advanced
+    bus.custody_gate = catch_up
+    transfers.custody_check = index.custody_refusals
+    return UnitIndexHandlers(index_bus.on_unit_record, index_bus.on_decision), catch_up
 
 
 async def _tick_forever(transfers: Transfers) -> None:
