@@ -27,8 +27,8 @@ from registry.adapters.messaging import (
     RecordHandler,
     UnitIndexHandlers,
 )
-from registry.adapters.unit_index import SqlUnitIndexUnitOfWork, UnitLogPublisher
 from registry.adapters.transfer_unit_of_work import SqlTransferUnitOfWork
+from registry.adapters.unit_index import SqlUnitIndexUnitOfWork, UnitLogPublisher
 from registry.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from registry.application import handlers
 from registry.application.commands import InitialiseRegistry

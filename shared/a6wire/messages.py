@@ -280,9 +280,10 @@ class Decision(_Frozen):
     """A record on the decision topic; the first valid one per transfer wins.
 
     A COMMIT is written by the coordinator and carries every participant's signed
-    YES vote and the coordinator's signed PREPARE they answer (what moved). An ABORT is written by the coordinator or by a participant; a
-    participant's ABORT carries the coordinator's signed PREPARE so that anyone
-    can check the writer really is a participant of that transfer.
+    YES vote and the coordinator's signed PREPARE they answer (what moved). An
+    ABORT is written by the coordinator or by a participant; a participant's
+    ABORT carries the coordinator's signed PREPARE so that anyone can check the
+    writer really is a participant of that transfer.
     """
 
     type: Literal[MessageType.DECISION] = MessageType.DECISION

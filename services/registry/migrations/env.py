@@ -6,15 +6,15 @@ from alembic import context
 
 # The transfer protocol's tables (revision 0004) go on the same metadata this way.
 from registry.adapters import transfer_tables as _transfer_tables  # noqa: F401
+
+# The federation unit index (revision 0009).
+from registry.adapters import unit_index as _unit_index  # noqa: F401
 from registry.adapters.database import make_engine
 
 # Importing the messaging tables puts the outbox and inbox (revision 0002) on
 # the ledger's metadata, so autogenerate sees the whole database.
 from registry.adapters.messaging import tables as _messaging_tables  # noqa: F401
 from registry.adapters.tables import metadata
-
-# The federation unit index (revision 0009).
-from registry.adapters import unit_index as _unit_index  # noqa: F401, E402
 
 
 def run_migrations_online() -> None:

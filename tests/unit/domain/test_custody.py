@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 from hypothesis import given, settings
@@ -89,7 +90,7 @@ def test_the_order_records_arrive_in_does_not_matter(history: list[Change], rng:
 def test_segments_stay_sorted_disjoint_and_merged(history: list[Change]) -> None:
     segments = fold(history)
     assert segments == merged(segments)
-    for earlier, later in zip(segments, segments[1:], strict=False):
+    for earlier, later in itertools.pairwise(segments):
         assert earlier.last < later.first
         assert not (earlier.last + 1 == later.first and earlier.state() == later.state())
 

@@ -80,7 +80,7 @@ def decision_read(decision: Decision, sender: str, key_party: str | None = None)
 
 
 def commit_decision(
-    votes: tuple[Envelope, ...], prepare: Envelope | None | str = "signed"
+    votes: tuple[Envelope, ...], prepare: Envelope | str | None = "signed"
 ) -> Decision:
     return Decision(
         transfer_id=TRANSFER_ID,

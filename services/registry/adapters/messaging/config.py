@@ -23,8 +23,10 @@ DECISION_GROUP_ID_TEMPLATE = "a6-node-{party}-decisions"
 # node's unit index: one reads the unit log, one the decision topic again (the
 # transfer protocol's decision group commits its own offsets, at its own pace).
 UNIT_LOG_TOPIC = "a6.units"
-UNIT_INDEX_GROUP_ID_TEMPLATE = "a6-node-{party}-unit-index"
-UNIT_INDEX_DECISION_GROUP_ID_TEMPLATE = "a6-node-{party}-unit-index-decisions"
+# Derived from the node's own groups, so whatever makes those unique (a test's
+# names) makes these unique too: a6-node-<PARTY>-unit-index, and
+# a6-node-<PARTY>-decisions-unit-index.
+UNIT_INDEX_GROUP_SUFFIX = "-unit-index"
 UNIT_LOG_TOPIC_PARTITIONS_DEFAULT = 3
 
 # A developer's single local broker cannot hold more than one replica; a
@@ -66,17 +68,13 @@ class MessagingConfig:
     inbox_retention_ms: int = INBOX_RETENTION_MS
     unit_log_topic: str = UNIT_LOG_TOPIC
     unit_log_topic_partitions: int = UNIT_LOG_TOPIC_PARTITIONS_DEFAULT
-    # Empty: the standard names for ``party`` (UNIT_INDEX_*_GROUP_ID_TEMPLATE).
-    unit_index_group_id: str = ""
-    unit_index_decision_group_id: str = ""
 
     @property
     def unit_index_groups(self) -> tuple[str, str]:
         """The unit index's consumer groups: (unit log, decision topic)."""
         return (
-            self.unit_index_group_id or UNIT_INDEX_GROUP_ID_TEMPLATE.format(party=self.party),
-            self.unit_index_decision_group_id
-            or UNIT_INDEX_DECISION_GROUP_ID_TEMPLATE.format(party=self.party),
+            self.inbox_group_id + UNIT_INDEX_GROUP_SUFFIX,
+            self.decision_group_id + UNIT_INDEX_GROUP_SUFFIX,
         )
 
     def __post_init__(self) -> None:

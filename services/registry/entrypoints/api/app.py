@@ -28,6 +28,7 @@ from registry.entrypoints.api.routes import (
     registry,
     transparency,
 )
+from registry.entrypoints.api.routes import custody as custody_routes
 from registry.entrypoints.bus import TransferBus, UnitIndexBus
 from registry.entrypoints.custody import IndexCatchUp
 from registry.entrypoints.metrics import Metrics, install_metrics
@@ -81,6 +82,7 @@ def create_app(node: Node) -> FastAPI:
     ):
         version_1.include_router(family.router)
     version_1.include_router(reports_router)
+    version_1.include_router(custody_routes.router)
     app.include_router(version_1)
     app.include_router(public_router)
     # Last, so request counting wraps every other middleware and sees every answer.
