@@ -386,9 +386,9 @@ async def test_serials_another_party_holds_get_a_no_and_credit_nothing(
     """The serials the SENDER holds, and those the BYSTANDER holds, claimed by HOSTILE."""
     hostile = scene.hostile
     sender_registry = f"{SENDER}01"
-    held_by_sender = (scene.issued[1] - 49, scene.issued[1])
-    assert scene.cancelled[1] < held_by_sender[0]
-    assert scene.moved[1] < held_by_sender[0]
+    held_by_sender = (scene.issued[0], scene.issued[0] + 49)
+    assert held_by_sender[1] < scene.cancelled[0]
+    assert held_by_sender[1] < scene.moved[0]
     for first, last in (held_by_sender, scene.moved):
         before = _everything(scene.world)
         prepare = hostile.prepare(

@@ -10,9 +10,10 @@ broker closes its producer last.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from sqlalchemy import Engine
@@ -54,6 +55,36 @@ class UnitIndexHandlers:
 
     handle_unit_record: RecordHandler
     handle_decision: RecordHandler
+    # The next offset the index reads per (topic, partition), from its own tables.
+    stored_offsets: Callable[[], Awaitable[dict[tuple[str, int], int]]]
+
+
+class _ResumeFromOwnOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, seek to the offsets the unit index committed with its rows.
+
+    The index's database, not the consumer group, says what it has read: a node
+    whose database is new (or restored from a backup) must read the logs again
+    from where its rows stop, even if a group of the same name committed further.
+    """
+
+    def __init__(self, stored_offsets: Callable[[], Awaitable[dict[tuple[str, int], int]]]):
+        self._stored_offsets = stored_offsets
+        self.subscriber: DefaultSubscriber | None = None
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = None if self.subscriber is None else self.subscriber.consumer
+        if consumer is None or not assigned:
+            return
+        stored = await self._stored_offsets()
+        for partition in assigned:
+            offset = stored.get((partition.topic, partition.partition))
+            if offset is None:
+                await consumer.seek_to_beginning(partition)
+            else:
+                consumer.seek(partition, offset)
 
 
 class MessagingEdge:
@@ -82,20 +113,17 @@ class MessagingEdge:
         self._index_subscribers: tuple[DefaultSubscriber, ...] = ()
         if unit_index is not None:
             unit_group, decision_group = config.unit_index_groups
-            self._index_subscribers = (
-                subscribe_records(
-                    broker,
-                    topic=config.unit_log_topic,
-                    group_id=unit_group,
-                    handle=unit_index.handle_unit_record,
-                ),
-                subscribe_records(
-                    broker,
-                    topic=config.decision_topic,
-                    group_id=decision_group,
-                    handle=unit_index.handle_decision,
-                ),
-            )
+            subscribers = []
+            for topic, group, handle in (
+                (config.unit_log_topic, unit_group, unit_index.handle_unit_record),
+                (config.decision_topic, decision_group, unit_index.handle_decision),
+            ):
+                listener = _ResumeFromOwnOffsets(unit_index.stored_offsets)
+                listener.subscriber = subscribe_records(
+                    broker, topic=topic, group_id=group, handle=handle, listener=listener
+                )
+                subscribers.append(listener.subscriber)
+            self._index_subscribers = tuple(subscribers)
         self.relay = OutboxRelay(engine, tables.outbox, BrokerSender(broker))
         self._started = False
 

@@ -175,7 +175,12 @@ def _unit_index_wiring(
     index.on_advanced = catch_up.advanced
     bus.custody_gate = catch_up
     transfers.custody_check = index.custody_refusals
-    return UnitIndexHandlers(index_bus.on_unit_record, index_bus.on_decision), catch_up
+    handlers = UnitIndexHandlers(
+        index_bus.on_unit_record,
+        index_bus.on_decision,
+        stored_offsets=lambda: asyncio.to_thread(index.offsets),
+    )
+    return handlers, catch_up
 
 
 async def _tick_forever(transfers: Transfers) -> None:
