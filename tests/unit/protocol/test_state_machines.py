@@ -91,7 +91,7 @@ def commit_decision(
         prepare_digest=DIGEST,
         yes_votes=votes,
         # A COMMIT carries the coordinator's signed PREPARE: what moved, for every index.
-        prepare=signed(PREPARE, "CHE") if prepare == "signed" else prepare,  # type: ignore[arg-type]
+        prepare=signed(PREPARE, "CHE") if prepare == "signed" else prepare,
     )
 
 
