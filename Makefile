@@ -27,8 +27,9 @@ test-slow: install
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 ## make demo: a local federation of registry nodes over a real broker (DEMO_ARGS=--exit to stop after the story).
+# exec: the demo is make's own child, so it learns of make's death (see demo.py).
 demo: install
-	$(PY) deploy/federation/demo.py $(DEMO_ARGS)
+	exec $(PY) deploy/federation/demo.py $(DEMO_ARGS)
 
 kafka-up: install
 	$(PY) deploy/kafka/broker.py start --port $(KAFKA_PORT)

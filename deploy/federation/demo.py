@@ -11,6 +11,16 @@ cancellation, and prints a summary per Party. It then keeps the federation
 running until Ctrl-C (``--exit``: stops right after the summary) and stops the
 nodes and the broker it started.
 
+However it is stopped, it leaves nothing running. The first SIGINT, SIGTERM or
+SIGHUP starts the cleanup and later ones are ignored until it is done (a
+supervisor's SIGTERM to the process group reaches the demo once directly and
+may reach it again through ``make``; Ctrl-C pressed twice must not cut the
+cleanup short). The cleanup is bounded by the launcher's and the broker's stop
+timeouts. If the demo itself is killed outright, or the process that started it
+(``make``) is, the kernel ends the rest: the demo asks for SIGTERM when its
+parent dies, and its nodes and broker for SIGTERM when the demo dies
+(``die_with_parent.py``).
+
 Every step goes through the operator API of the node that would do it in real
 life; cross-border transfers use ``POST /v1/transfers``. Where a node does not
 serve that endpoint yet, the step says so and the story goes on.
@@ -35,12 +45,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # run as a script: make `deploy.federation` importable
     sys.path.insert(0, str(REPO_ROOT))
 
+from deploy.federation.die_with_parent import set_parent_death_signal  # noqa: E402
 from deploy.federation.launcher import (  # noqa: E402
     Federation,
     FederationError,
     FederationSpec,
     NodeClient,
     PartySpec,
+    die_with_us_prefix,
 )
 from deploy.federation.seed import (  # noqa: E402
     SeedError,
@@ -482,18 +494,31 @@ def _relative(path: Path) -> str:
 # --------------------------------------------------------------------------- main
 
 
+# Each of these stops the demo, once: `kill`, Ctrl-C, a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _ignore_stop_signals() -> None:
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
+
+
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """`kill <demo pid>` cleans up like Ctrl-C does, instead of orphaning the nodes."""
+def _stop_signals_as_one_interrupt() -> Iterator[None]:
+    """The first stop signal becomes a KeyboardInterrupt and cleans up like Ctrl-C;
+    the handler ignores every later one at once, so no second signal can interrupt
+    the cleanup halfway and orphan the nodes or the broker."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        _ignore_stop_signals()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {stop_signal: signal.signal(stop_signal, interrupt) for stop_signal in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for stop_signal, handler in previous.items():
+            signal.signal(stop_signal, handler)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -530,12 +555,18 @@ def main(argv: list[str] | None = None) -> int:
     federation: Federation | None = None
     # Non-zero when a step of the story did not end as expected (for --exit in scripts).
     story_status = 0
-    with _sigterm_as_interrupt():
+    with _stop_signals_as_one_interrupt():
+        # Before any child exists: if whoever started us (make) dies, we get SIGTERM
+        # and clean up as for any other stop signal.
+        set_parent_death_signal(signal.SIGTERM)
         try:
             broker_was_up = broker.broker_is_up(args.kafka_port)
-            with console.status("Starting Kafka (the first run fetches its jars, ~45 MB)"):
-                bootstrap = broker.start_broker(port=args.kafka_port)
+            # Decided before the start, so a stop signal during it still stops the broker.
             broker_started_here = not broker_was_up
+            with console.status("Starting Kafka (the first run fetches its jars, ~45 MB)"):
+                bootstrap = broker.start_broker(
+                    port=args.kafka_port, command_prefix=die_with_us_prefix()
+                )
             console.print(
                 f" [green]✔[/] Kafka at {bootstrap} "
                 f"({'started' if broker_started_here else 'already running, reused'})"
@@ -546,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
                     base_dir=args.base_dir,
                     kafka_bootstrap=bootstrap,
                     api_port_base=args.api_port_base,
+                    die_with_launcher=True,
                 )
             )
             with console.status("Initialising one registry node per Party (registry-node init)"):
@@ -582,8 +614,9 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[bold red]error:[/] {error}", highlight=False)
             return 1
         finally:
-            # Ignore a second Ctrl-C while cleaning up: half a cleanup leaves orphans.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            # However we got here (a signal, --exit, an error), a stop signal from now
+            # on would only cut the cleanup short and leave orphans: ignore it.
+            _ignore_stop_signals()
             if federation is not None:
                 with console.status("Stopping the nodes"):
                     federation.stop()

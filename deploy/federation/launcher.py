@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -68,6 +69,11 @@ HEALTH_POLL_INTERVAL_S = 0.2
 # Operator calls made by the demo and tests; a transfer may wait on the bus.
 HTTP_TIMEOUT_S = 60.0
 LOG_TAIL_LINES = 40
+# Where free_ports looks: above the well-known ports and the brokers tests and the
+# demo use (9092, 19092, 19xxx), below Linux's ephemeral range (32768-60999).
+FREE_PORT_RANGE = (20000, 32768)  # [first, end)
+# Ports probed before giving up: a nearly full range is a machine problem, not bad luck.
+FREE_PORT_PROBES_MAX = 200
 
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT_BASE = 8101
@@ -121,6 +127,10 @@ class FederationSpec:
     database: Literal["sqlite"] | DatabaseUrlFactory = "sqlite"
     api_host: str = DEFAULT_API_HOST
     registry_node_command: Sequence[str] = ()
+    # The nodes get SIGTERM from the kernel when this process exits, however it exits
+    # (die_with_parent.py): for the demo, whose nodes must not outlive it. Not for
+    # `up`, which leaves its nodes running on purpose.
+    die_with_launcher: bool = False
 
     def command(self) -> list[str]:
         """The ``registry-node`` console script of the virtualenv running us."""
@@ -180,7 +190,9 @@ class NodeClient:
             response = httpx.get(f"{self.api_url}/v1/health", timeout=HEALTH_PROBE_TIMEOUT_S)
         except httpx.HTTPError:
             return False
-        return response.status_code == httpx.codes.OK
+        # Ready means every part is up, the broker connection included, not only
+        # that the API answers (a degraded node answers 200 too).
+        return response.status_code == httpx.codes.OK and response.json().get("status") == "ok"
 
 
 @dataclass
@@ -254,7 +266,7 @@ class Federation:
     def _ports(self) -> list[int]:
         count = len(self.spec.parties)
         if self.spec.api_port_base is None:
-            return _free_ports(self.spec.api_host, count)
+            return free_ports(self.spec.api_host, count)
         return [self.spec.api_port_base + index for index in range(count)]
 
     def _init_node(self, party: PartySpec, port: int) -> NodeClient:
@@ -340,8 +352,9 @@ class Federation:
         log = node.log_path.open("ab")
         log.write(f"\n===== launcher: starting {party} at {time.ctime()} =====\n".encode())
         log.flush()
+        prefix = die_with_us_prefix() if self.spec.die_with_launcher else []
         process = subprocess.Popen(
-            [*self.spec.command(), "serve", "--env-file", str(node.env_file)],
+            [*prefix, *self.spec.command(), "serve", "--env-file", str(node.env_file)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -584,18 +597,41 @@ def _first_token(config: Mapping[str, str], name: str, env_file: Path) -> str:
     return tokens[0]
 
 
-def _free_ports(host: str, count: int) -> list[int]:
-    """``count`` distinct ports the kernel reports free now (a small race remains)."""
+def free_ports(host: str, count: int) -> list[int]:
+    """``count`` distinct ports, below the kernel's ephemeral range, that bind now.
+
+    Not port 0: the kernel picks those from the ephemeral range (32768-60999 on
+    Linux), the same range it draws outgoing connections' local ports from, so a
+    client reconnecting to a restarting broker can take the port a node was about
+    to listen on. A small race with other processes remains, as with any probe.
+    """
+    rng = random.SystemRandom()
+    candidates = rng.sample(range(*FREE_PORT_RANGE), FREE_PORT_PROBES_MAX)
     sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for port in candidates:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                continue
             sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
+            if len(sockets) == count:
+                return [held.getsockname()[1] for held in sockets]
+        raise FederationError(
+            f"found only {len(sockets)} of {count} free ports on {host} in "
+            f"{FREE_PORT_PROBES_MAX} probes of {FREE_PORT_RANGE[0]}-{FREE_PORT_RANGE[1] - 1}"
+        )
     finally:
         for sock in sockets:
             sock.close()
+
+
+def die_with_us_prefix() -> list[str]:
+    """Put before a command so that the process dies when this one exits (Linux; see
+    die_with_parent.py). Spawn from the main thread: the kernel watches the forking thread."""
+    return [sys.executable, str(HERE / "die_with_parent.py"), str(os.getpid()), "--"]
 
 
 def _replace_base(spec: FederationSpec, base: Path) -> FederationSpec:
@@ -607,6 +643,7 @@ def _replace_base(spec: FederationSpec, base: Path) -> FederationSpec:
         database=spec.database,
         api_host=spec.api_host,
         registry_node_command=spec.registry_node_command,
+        die_with_launcher=spec.die_with_launcher,
     )
 
 

@@ -235,6 +235,36 @@ class SeedResult:
     issued: dict[str, int] = field(default_factory=dict)
 
 
+# Each Party's NDC as the corresponding-adjustment methods need it (PUT /v1/ndc).
+# Single-year 2030 targets over 2021-2030; the methods and the trajectory are
+# illustrative, not what these Parties have chosen or reported.
+NDC_PERIOD = (2021, 2030)
+NDC_TRAJECTORY_FROM_T = 46_000_000  # illustrative tCO2e in 2021, falling linearly
+NDC_TRAJECTORY_TO_T = 33_000_000  # illustrative tCO2e in 2030
+NDC_METHODS = {"CHE": "TRAJECTORY", "GHA": "AVERAGING", "THA": "AVERAGING"}
+NDC_METHOD_DEFAULT = "AVERAGING"
+
+
+def ndc_body(party: str) -> dict[str, Any]:
+    start, end = NDC_PERIOD
+    method = NDC_METHODS.get(party, NDC_METHOD_DEFAULT)
+    body: dict[str, Any] = {
+        "ndc_type": "SINGLE_YEAR",
+        "period_start": start,
+        "period_end": end,
+        "target_year": end,
+        "method": method,
+        "metrics": [METRIC_TCO2E],
+    }
+    if method == "TRAJECTORY":
+        step = (NDC_TRAJECTORY_FROM_T - NDC_TRAJECTORY_TO_T) // (end - start)
+        body["trajectory"] = [
+            {"year": year, "level": NDC_TRAJECTORY_FROM_T - step * (year - start)}
+            for year in range(start, end + 1)
+        ]
+    return body
+
+
 def approaches_for(parties: Sequence[str]) -> list[ApproachSeed]:
     """The approaches whose Parties all run a node in this federation."""
     present = set(parties)
@@ -247,6 +277,16 @@ def _post(node: NodeClient, path: str, body: Mapping[str, Any]) -> Any:
     if not response.is_success:
         raise SeedError(
             f"{node.party}: POST /v1{path} answered {response.status_code}: {response.text}"
+        )
+    return response.json()
+
+
+def _put(node: NodeClient, path: str, body: Mapping[str, Any]) -> Any:
+    with node.operator() as client:
+        response = client.put(f"/v1{path}", json=dict(body))
+    if not response.is_success:
+        raise SeedError(
+            f"{node.party}: PUT /v1{path} answered {response.status_code}: {response.text}"
         )
     return response.json()
 
@@ -295,6 +335,7 @@ def seed_federation(nodes: Mapping[str, NodeClient]) -> SeedResult:
         ):
             _post(node, "/accounts", {"account_id": account_id, "kind": "HOLDING", "name": name})
             result.accounts.setdefault(party, []).append(account_id)
+        _put(node, "/ndc", ndc_body(party))
     for approach in approaches:
         for party in approach.parties:
             _post(nodes[party], "/cooperative-approaches", _approach_body(approach))

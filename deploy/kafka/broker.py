@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 KAFKA_VERSION = "4.1.1"
@@ -545,8 +545,13 @@ def start_broker(
     port: int = DEFAULT_PORT,
     data_dir: Path | str | None = None,
     timeout_s: float = BROKER_START_TIMEOUT_S,
+    command_prefix: Sequence[str] = (),
 ) -> str:
-    """Start (or reuse) the broker on 127.0.0.1:``port``; return its bootstrap address."""
+    """Start (or reuse) the broker on 127.0.0.1:``port``; return its bootstrap address.
+
+    ``command_prefix`` goes before the JVM's command line (it must ``exec`` the rest):
+    the demo passes one that makes the broker die with it.
+    """
     bootstrap = bootstrap_address(port)
     data = Path(data_dir).resolve() if data_dir is not None else default_data_dir(port)
     data.mkdir(parents=True, exist_ok=True)
@@ -575,7 +580,10 @@ def start_broker(
         log_path = data / BROKER_LOG
         if log_path.exists():
             log_path.replace(data / f"{BROKER_LOG}.1")
-        command = _jvm_command(java, jars, data, "kafka.Kafka", str(config_path))
+        command = [
+            *command_prefix,
+            *_jvm_command(java, jars, data, "kafka.Kafka", str(config_path)),
+        ]
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 command,

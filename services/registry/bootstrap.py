@@ -10,8 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -173,20 +176,17 @@ def build_transfers(
         return SqlTransferUnitOfWork(engine)
 
     directory_path = settings.directory_path
-    key_path = settings.resolved_key_path
-    if directory_path is None or not key_path.is_file():
-        if directory_path is not None:
-            log.warning("no node key: transfers disabled", key_path=str(key_path))
+    if directory_path is None:
+        # No federation configured: an API-only node (transfers can be read, not started).
         federation = FederationView(
             settings.party, settings.registry_id, lambda _: None, inbox_topic, ""
         )
         verify = partial(verify_signature, directory=FederationDirectory(members=()))
         return Transfers(transfer_unit_of_work, clock, None, verify, federation), None
-    try:
-        directory = load_federation_directory(directory_path)
-        private_key = load_private_key_pem(key_path)
-    except (OSError, ValueError) as error:
-        raise BootstrapError(f"cannot load the federation directory or key: {error}") from error
+    # A configured directory means the operator wants transfers: a node that cannot
+    # sign or verify would accept transfers it can never complete, so it refuses to start.
+    directory = _load_directory(directory_path)
+    private_key = _load_key(settings.resolved_key_path)
     _check_membership(settings, directory, public_key_base64(private_key))
     config = messaging_config or MessagingConfig.from_settings(settings)
 
@@ -209,6 +209,53 @@ def build_transfers(
     unit_log = UnitLogPublisher(signer.seal, config.unit_log_topic, clock.now)
     unit_index = UnitIndex(lambda: SqlUnitIndexUnitOfWork(engine), verify)
     return transfers, TransferMessaging(config, directory, engine, unit_log, unit_index)
+
+
+def _load_directory(path: Path) -> FederationDirectory:
+    try:
+        return load_federation_directory(path)
+    except FileNotFoundError:
+        raise BootstrapError(
+            f"the federation directory {path} (REGISTRY_DIRECTORY_PATH) does not exist"
+        ) from None
+    except OSError as error:
+        raise BootstrapError(
+            f"the federation directory {path} (REGISTRY_DIRECTORY_PATH) cannot be read: "
+            f"{error.strerror or error}"
+        ) from None
+    except ValueError as error:
+        raise BootstrapError(
+            f"the federation directory {path} (REGISTRY_DIRECTORY_PATH) is not a valid "
+            f"directory file: {_first_line(error)}"
+        ) from None
+
+
+def _load_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        return load_private_key_pem(path)
+    except FileNotFoundError:
+        raise BootstrapError(
+            f"the node key {path} (REGISTRY_KEY_PATH) does not exist, so this node could "
+            "not sign transfers: run `registry-node init` or point REGISTRY_KEY_PATH at the key"
+        ) from None
+    except OSError as error:
+        raise BootstrapError(
+            f"the node key {path} (REGISTRY_KEY_PATH) cannot be read: {error.strerror or error}"
+        ) from None
+    except ValueError:
+        # cryptography's explanation is a paragraph with a link; the cause is the file.
+        raise BootstrapError(
+            f"the node key {path} (REGISTRY_KEY_PATH) is not an Ed25519 private key in PEM"
+        ) from None
+
+
+def _first_line(error: ValueError) -> str:
+    """Pydantic explains over several lines; a refusal is one sentence."""
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the file"
+        return f"{where}: {first['msg']}"
+    return str(error).splitlines()[0] if str(error) else error.__class__.__name__
 
 
 def _check_membership(settings: Settings, directory: FederationDirectory, public_key: str) -> None:

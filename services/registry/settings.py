@@ -54,6 +54,11 @@ DATABASE_FILE_NAME = "registry.sqlite3"
 KEY_FILE_NAME = "node_ed25519.pem"
 PORT_MIN = 1
 PORT_MAX = 65535
+# Health turns degraded once the oldest unsent outbox row has waited this long. A
+# working relay publishes a row within about a second (one poll interval at most);
+# a minute means the broker is unreachable or the relay is stuck, while transfer
+# deadlines (hours) still leave operators time to act.
+OUTBOX_STALL_DEGRADED_AFTER_S_DEFAULT = 60.0
 
 
 class SettingsError(Exception):
@@ -107,6 +112,11 @@ class Settings(BaseSettings):
     )
     directory_path: Path | None = Field(
         default=None, description="the federation directory file (used by the transfer bus)"
+    )
+    outbox_stall_degraded_after_s: float = Field(
+        default=OUTBOX_STALL_DEGRADED_AFTER_S_DEFAULT,
+        gt=0,
+        description="health is degraded once the oldest unsent outbox row is this old",
     )
 
     @field_validator("party")

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from a6wire.errors import WireError
 from a6wire.messages import Decision, Envelope
-from a6wire.verification import decode_envelope
 from registry.adapters.in_memory import InMemoryStore
 from registry.adapters.transfer_unit_of_work import (
     InMemoryDecisionRepository,
@@ -78,14 +76,14 @@ class _LastWinsUnitOfWork(SimUnitOfWork):
 
 
 class _UnverifiedBus(TransferBus):
-    """An edge that decodes its inbox but never checks the sender or the signature."""
+    """An edge that decodes its records but never checks the sender or the signature."""
 
-    def accept_inbox(self, data: bytes) -> Envelope | None:
-        try:
-            envelope = decode_envelope(data)
-        except WireError:
-            return None
-        return None if isinstance(envelope.payload, Decision) else envelope
+    def _check_inbox(self, envelope: Envelope) -> None:
+        if isinstance(envelope.payload, Decision):
+            super()._check_inbox(envelope)
+
+    def _check_decision(self, envelope: Envelope) -> None:
+        return None
 
 
 VARIANTS: dict[str, Variant] = {

@@ -16,6 +16,7 @@ from a6wire.messages import Decision, Outcome
 from a6wire.verification import decode_envelope
 from registry.domain.blocks import PRESENT_STATUSES, BlockStatus
 from registry.domain.transfers import ReservationState, TransferDirection
+from registry.entrypoints.bus import LEDGER_INVARIANT
 from registry.protocol.arbiter import TransferKey
 from registry.protocol.coordinator import CoordinatorState
 from registry.protocol.participant import ParticipantPhase, ParticipantState
@@ -229,13 +230,22 @@ def _check_sovereignty(sim: Simulation) -> None:
 
 
 def _check_edge_errors(sim: Simulation) -> None:
-    """A handler that raised (logged and acknowledged by the edge) is a broken invariant."""
+    """A handler that raised, or a winning decision the ledger could not apply, is a
+    broken invariant: the edge logs it and quarantines the record."""
     for event in sim.logged_errors:
         detail = str(event.get("error") or event.get("exc_info") or "")[:300]
         sim.violation(
             "EDGE_ERROR",
             f"{event.get('party')} {event.get('event')} ({event.get('transfer_id')}): {detail}",
         )
+    for party in sim.parties:
+        for refused in sim.nodes[party].quarantine.refused():
+            if refused.reason_code == LEDGER_INVARIANT:
+                sim.violation(
+                    "EDGE_ERROR",
+                    f"{party} could not apply a winning decision ({refused.transfer_id}): "
+                    f"{refused.detail[:300]}",
+                )
 
 
 def check_final(sim: Simulation) -> None:

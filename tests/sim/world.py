@@ -49,6 +49,7 @@ from a6wire.signing import seal
 from a6wire.topics import DECISION_TOPIC, inbox_topic
 from a6wire.verification import decode_envelope, verify_signature
 from registry.adapters.in_memory import InMemoryStore
+from registry.adapters.messaging import InMemoryQuarantine
 from registry.adapters.transfer_unit_of_work import (
     InMemoryTransferStore,
     InMemoryTransferUnitOfWork,
@@ -297,6 +298,8 @@ class Node:
         # marks and the decision consumer's committed offset.
         self.store = InMemoryStore()
         self.transfer_store = InMemoryTransferStore()
+        # Durable like the database it stands for: a restart keeps what was refused.
+        self.quarantine = InMemoryQuarantine()
         self.sent: set[int] = set()
         self.decision_offset = 0
         self.inbox_offset = 0
@@ -330,7 +333,7 @@ class Node:
             ),
             on_outbox_commit=partial(sim.after_outbox_commit, self),
         )
-        self.bus = sim.variant.bus_class(self.transfers, sim.directory)
+        self.bus = sim.variant.bus_class(self.transfers, sim.directory, self.quarantine)
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -27,6 +27,7 @@ from registry.domain.authorisations import Authorisation
 from registry.domain.blocks import PRESENT_STATUSES, BlockStatus, SerialBlock
 from registry.domain.custody import UnitAnnouncement
 from registry.domain.errors import DomainError, ReasonCode
+from registry.domain.ndc import NdcRecord
 from registry.domain.registry_node import RegistryNode
 from registry.domain.transfers import Reservation, ReservationState, TransferDirection
 
@@ -51,6 +52,7 @@ class InMemoryStore:
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     # What the ledger announced on the federation unit log, in order.
     unit_announcements: list[UnitAnnouncement] = field(default_factory=list)
+    ndc_records: list[NdcRecord] = field(default_factory=list)
 
 
 class _Repository:
@@ -372,6 +374,20 @@ class InMemoryIdempotencyRepository(_Repository):
         )
 
 
+class InMemoryNdcRepository(_Repository):
+    def current(self, party: str) -> NdcRecord | None:
+        versions = [record for record in self._store.ndc_records if record.party == party]
+        return max(versions, key=lambda record: record.version, default=None)
+
+    def add(self, record: NdcRecord) -> None:
+        if any(
+            (known.party, known.version) == (record.party, record.version)
+            for known in self._store.ndc_records
+        ):
+            raise RuntimeError(f"NDC configuration v{record.version} is already recorded")
+        self._store.ndc_records.append(record)
+
+
 class InMemoryUnitOfWork:
     """A unit of work over an :class:`InMemoryStore`; reusable, one transaction at a time."""
 
@@ -389,6 +405,7 @@ class InMemoryUnitOfWork:
         self.reservations = InMemoryReservationRepository(self)
         self.idempotency = InMemoryIdempotencyRepository(self)
         self.unit_log = InMemoryUnitLog(self)
+        self.ndc = InMemoryNdcRepository(self)
 
     def __enter__(self) -> Self:
         # Domain values are frozen, so copying the containers isolates the transaction.
@@ -433,4 +450,5 @@ def _copy_store(store: InMemoryStore) -> InMemoryStore:
         reservations=dict(store.reservations),
         idempotency=dict(store.idempotency),
         unit_announcements=list(store.unit_announcements),
+        ndc_records=list(store.ndc_records),
     )

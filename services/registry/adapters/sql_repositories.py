@@ -40,6 +40,7 @@ from registry.domain.blocks import (
     TransferRole,
 )
 from registry.domain.errors import DomainError, ReasonCode
+from registry.domain.ndc import CaMethod, NdcConfiguration, NdcLevel, NdcRecord, NdcType
 from registry.domain.registry_node import RegistryNode
 from registry.domain.transfers import Reservation, ReservationState, TransferDirection
 
@@ -660,6 +661,67 @@ _AUDIT_FIELDS = (
     "authorisation_id",
     "year_of_use",
 )
+
+
+class SqlNdcRepository(_SqlRepository):
+    def current(self, party: str) -> NdcRecord | None:
+        columns = t.ndc_configurations.c
+        row = (
+            self._connection.execute(
+                select(t.ndc_configurations)
+                .where(columns.party == party)
+                .order_by(columns.version.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        return None if row is None else _ndc_record(row)
+
+    def add(self, record: NdcRecord) -> None:
+        config = record.configuration
+        self._connection.execute(
+            insert(t.ndc_configurations).values(
+                party=record.party,
+                version=record.version,
+                recorded_at=record.recorded_at,
+                ndc_type=config.ndc_type.value,
+                period_start=config.period_start,
+                period_end=config.period_end,
+                target_year=config.target_year,
+                method=None if config.method is None else config.method.value,
+                metrics=list(config.metrics),
+                trajectory=_levels_json(config.trajectory),
+                reported_emissions=_levels_json(config.reported_emissions),
+            )
+        )
+
+
+def _levels_json(levels: Sequence[NdcLevel]) -> list[list[Any]]:
+    # Decimals as strings: JSON numbers would pass through binary floats.
+    return [[level.year, level.metric, str(level.level)] for level in levels]
+
+
+def _levels(rows: Sequence[Sequence[Any]]) -> tuple[NdcLevel, ...]:
+    return tuple(NdcLevel(int(year), str(metric), Decimal(level)) for year, metric, level in rows)
+
+
+def _ndc_record(row: Any) -> NdcRecord:
+    return NdcRecord(
+        party=row["party"],
+        version=row["version"],
+        recorded_at=row["recorded_at"],
+        configuration=NdcConfiguration(
+            ndc_type=NdcType(row["ndc_type"]),
+            period_start=row["period_start"],
+            period_end=row["period_end"],
+            metrics=tuple(row["metrics"]),
+            method=None if row["method"] is None else CaMethod(row["method"]),
+            target_year=row["target_year"],
+            trajectory=_levels(row["trajectory"]),
+            reported_emissions=_levels(row["reported_emissions"]),
+        ),
+    )
 
 
 class SqlAuditRepository(_SqlRepository):

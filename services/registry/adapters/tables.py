@@ -202,6 +202,24 @@ corresponding_adjustments = Table(
     Index("ix_corresponding_adjustments_party_year_metric", "party", "year", "metric"),
 )
 
+# Every version of the Party's NDC configuration (registry.domain.ndc; migration
+# 0007). Trajectory and reported emissions are lists of [year, metric, "decimal"].
+ndc_configurations = Table(
+    "ndc_configurations",
+    metadata,
+    Column("party", String(3), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Column("ndc_type", String(CODE_LENGTH_MAX), nullable=False),
+    Column("period_start", Integer, nullable=False),
+    Column("period_end", Integer, nullable=False),
+    Column("target_year", Integer),
+    Column("method", String(CODE_LENGTH_MAX)),
+    Column("metrics", JSON, nullable=False),
+    Column("trajectory", JSON, nullable=False),
+    Column("reported_emissions", JSON, nullable=False),
+)
+
 audit_entries = Table(
     "audit_entries",
     metadata,

@@ -15,6 +15,7 @@ from registry.adapters.sql_repositories import (
     SqlBlockRepository,
     SqlCooperativeApproachRepository,
     SqlIdempotencyRepository,
+    SqlNdcRepository,
     SqlRegistryNodeRepository,
     SqlReservationRepository,
 )
@@ -37,6 +38,7 @@ class SqlAlchemyUnitOfWork:
     reservations: SqlReservationRepository
     idempotency: SqlIdempotencyRepository
     unit_log: SqlUnitLog
+    ndc: SqlNdcRepository
 
     def __init__(self, engine: Engine, unit_log: UnitLogPublisher | None = None) -> None:
         self._engine = engine
@@ -61,6 +63,7 @@ class SqlAlchemyUnitOfWork:
         self.reservations = SqlReservationRepository(connection)
         self.idempotency = SqlIdempotencyRepository(connection)
         self.unit_log = SqlUnitLog(connection, self._publisher)
+        self.ndc = SqlNdcRepository(connection)
         return self
 
     def __exit__(

@@ -12,6 +12,7 @@ from registry.application.commands import (
     RecordAuthorisation,
     RegisterCooperativeApproach,
     RevokeAuthorisation,
+    SetNdcConfiguration,
     SetTransferFreeze,
 )
 from registry.application.ports import Clock, UnitOfWork
@@ -26,6 +27,7 @@ from registry.domain.approaches import CooperativeApproach
 from registry.domain.authorisations import Authorisation, check_new_version
 from registry.domain.blocks import BlockStatus
 from registry.domain.errors import DomainError, ReasonCode, refuse_if_any
+from registry.domain.ndc import NdcRecord, check_ndc
 from registry.domain.registry_node import RegistryNode
 
 
@@ -167,3 +169,23 @@ def revoke_authorisation(
         uow.authorisations.add(revoked)
         uow.commit()
     return revoked
+
+
+def set_ndc_configuration(uow: UnitOfWork, clock: Clock, command: SetNdcConfiguration) -> NdcRecord:
+    """Record the configuration as the next version, if registry.domain.ndc accepts it."""
+    refuse_if_any(check_ndc(command.configuration), "this NDC configuration cannot be used")
+    with uow:
+        # The registry row's lock serialises writers, so two versions never share a number.
+        node = uow.registry_node.lock()
+        if node is None:
+            raise DomainError(ReasonCode.REGISTRY_NOT_INITIALISED, "initialise the registry first")
+        current = uow.ndc.current(node.party)
+        record = NdcRecord(
+            party=node.party,
+            version=1 if current is None else current.version + 1,
+            recorded_at=clock.now(),
+            configuration=command.configuration,
+        )
+        uow.ndc.add(record)
+        uow.commit()
+    return record

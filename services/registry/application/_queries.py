@@ -23,6 +23,7 @@ from registry.domain.audit import AuditAction, AuditEntry
 from registry.domain.authorisations import Authorisation
 from registry.domain.blocks import BlockStatus, SerialBlock
 from registry.domain.errors import DomainError, ReasonCode
+from registry.domain.ndc import CaSummary, NdcRecord, summarise
 from registry.domain.registry_node import RegistryNode
 from registry.domain.transfers import Reservation, ReservationState, TransferDirection
 
@@ -103,6 +104,30 @@ def adjustments_for_party(
 ) -> list[CorrespondingAdjustment]:
     with uow:
         return uow.adjustments.for_party(party)
+
+
+def ndc_configuration(uow: UnitOfWork, clock: Clock) -> NdcRecord:
+    """The current version of this Party's NDC configuration."""
+    with uow:
+        return _current_ndc(uow, load_node(uow).party)
+
+
+def ca_summary(uow: UnitOfWork, clock: Clock) -> CaSummary:
+    """This Party's adjustments per year and metric, by its NDC's method (registry.domain.ndc)."""
+    with uow:
+        party = load_node(uow).party
+        ndc = _current_ndc(uow, party)
+        entries = uow.adjustments.for_party(party)
+    return summarise(ndc, entries)
+
+
+def _current_ndc(uow: UnitOfWork, party: str) -> NdcRecord:
+    record = uow.ndc.current(party)
+    if record is None:
+        raise DomainError(
+            ReasonCode.NDC_NOT_CONFIGURED, f"{party} has not configured its NDC in this registry"
+        )
+    return record
 
 
 def audit_trail(
@@ -201,4 +226,5 @@ def report_source(uow: UnitOfWork, clock: Clock, reported_year: int) -> ReportSo
             approaches=tuple(uow.approaches.list()),
             authorisations=tuple(uow.authorisations.list_versions(node.party)),
             audit=tuple(uow.audit.between(None, year_end)),
+            ndc=uow.ndc.current(node.party),
         )

@@ -8,6 +8,7 @@ from registry.domain.accounts import AccountKind, AccountStatus
 from registry.domain.approaches import CooperativeApproach
 from registry.domain.authorisations import Authorisation, Purpose
 from registry.domain.blocks import BlockSpec
+from registry.domain.ndc import NdcConfiguration
 from registry.domain.selection import UnitSelection
 
 
@@ -175,6 +176,13 @@ class ReleaseIncomingTransfer:
     coordinator_party: str
 
 
+@dataclass(frozen=True, slots=True)
+class SetNdcConfiguration:
+    """Record a new version of this Party's NDC configuration (type, period, method)."""
+
+    configuration: NdcConfiguration
+
+
 Command = (
     InitialiseRegistry
     | SetTransferFreeze
@@ -196,4 +204,5 @@ Command = (
     | HoldIncomingTransfer
     | FinaliseIncomingTransfer
     | ReleaseIncomingTransfer
+    | SetNdcConfiguration
 )

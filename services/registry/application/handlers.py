@@ -13,6 +13,7 @@ Reference data
 - ``register_cooperative_approach``: record an approach this Party takes part in.
 - ``record_authorisation``: record a new version of one of this Party's LoAs.
 - ``revoke_authorisation``: record the revocation as a new LoA version.
+- ``set_ndc_configuration``: record a new version of the Party's NDC (type, period, CA method).
 
 Units inside this registry
 - ``issue_units``: issue a batch of blocks with fresh serials; first transfer at issuance
@@ -40,7 +41,8 @@ Queries (``handler(uow, clock, ...)``, read-only)
   ``ledger_totals``, ``adjustment_balance``, ``adjustments_for_party``, ``audit_trail``,
   ``get_transfer``, ``pending_transfers``, ``current_authorisations``, ``holdings_totals``
   (per approach, vintage and metric, summed by the store), ``report_source`` (what the
-  AEF of one year is built from).
+  AEF of one year is built from), ``ndc_configuration`` (the current NDC),
+  ``ca_summary`` (the adjustments per year and metric by the NDC's method).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from registry.application._admin import (
     record_authorisation,
     register_cooperative_approach,
     revoke_authorisation,
+    set_ndc_configuration,
     set_transfer_freeze,
 )
 from registry.application._incoming import (
@@ -85,6 +88,7 @@ from registry.application._queries import (
     adjustments_for_party,
     audit_trail,
     authorisation_history,
+    ca_summary,
     current_authorisations,
     get_account,
     get_registry_node,
@@ -93,6 +97,7 @@ from registry.application._queries import (
     ledger_totals,
     list_accounts,
     list_cooperative_approaches,
+    ndc_configuration,
     pending_transfers,
     report_source,
 )
@@ -113,6 +118,7 @@ from registry.application.commands import (
     ReleaseOutgoingReservation,
     ReserveForTransfer,
     RevokeAuthorisation,
+    SetNdcConfiguration,
     SetTransferFreeze,
     TransferInternally,
     UseForOimp,
@@ -142,6 +148,7 @@ HANDLERS: dict[type[Any], Callable[[UnitOfWork, Clock, Any], Any]] = {
     HoldIncomingTransfer: hold_incoming_transfer,
     FinaliseIncomingTransfer: finalise_incoming_transfer,
     ReleaseIncomingTransfer: release_incoming_transfer,
+    SetNdcConfiguration: set_ndc_configuration,
 }
 
 
@@ -160,6 +167,7 @@ __all__ = [
     "adjustments_for_party",
     "audit_trail",
     "authorisation_history",
+    "ca_summary",
     "cancel_for_omge",
     "cancel_voluntarily",
     "change_account_status",
@@ -177,6 +185,7 @@ __all__ = [
     "ledger_totals",
     "list_accounts",
     "list_cooperative_approaches",
+    "ndc_configuration",
     "open_account",
     "pending_transfers",
     "record_authorisation",
@@ -186,6 +195,7 @@ __all__ = [
     "report_source",
     "reserve_for_transfer",
     "revoke_authorisation",
+    "set_ndc_configuration",
     "set_transfer_freeze",
     "transfer_internally",
     "use_for_oimp",

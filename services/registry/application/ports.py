@@ -20,6 +20,7 @@ from registry.domain.audit import AuditAction, AuditEntry
 from registry.domain.authorisations import Authorisation
 from registry.domain.blocks import BlockStatus, SerialBlock
 from registry.domain.custody import UnitAnnouncement
+from registry.domain.ndc import NdcRecord
 from registry.domain.registry_node import RegistryNode
 from registry.domain.transfers import Reservation, ReservationState, TransferDirection
 
@@ -177,6 +178,16 @@ class AdjustmentRepository(Protocol):
     def for_party(self, party: str) -> list[CorrespondingAdjustment]: ...
 
 
+class NdcRepository(Protocol):
+    """The versions of a Party's NDC configuration; append-only, newest is current."""
+
+    def current(self, party: str) -> NdcRecord | None: ...
+
+    def add(self, record: NdcRecord) -> None:
+        """Store a new version; the handler holds the registry lock, so versions never race."""
+        ...
+
+
 class AuditRepository(Protocol):
     """Append-only: there is deliberately no update or delete."""
 
@@ -301,6 +312,9 @@ class UnitOfWork(Protocol):
 
     @property
     def audit(self) -> AuditRepository: ...
+
+    @property
+    def ndc(self) -> NdcRepository: ...
 
     @property
     def reservations(self) -> ReservationRepository: ...

@@ -11,6 +11,7 @@ from registry.domain.audit import AuditEntry
 from registry.domain.authorisations import Authorisation
 from registry.domain.blocks import BlockSpec
 from registry.domain.errors import ReasonCode
+from registry.domain.ndc import NdcRecord
 from registry.domain.registry_node import RegistryNode
 from registry.domain.transfers import ReservationState
 
@@ -111,3 +112,5 @@ class ReportSource:
     approaches: tuple[CooperativeApproach, ...]
     authorisations: tuple[Authorisation, ...]
     audit: tuple[AuditEntry, ...]
+    # The current NDC configuration, if the Party has set one (AEF table 1).
+    ndc: NdcRecord | None = None

@@ -8,6 +8,8 @@ reversed when a higher value of the indicator is better.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -81,3 +83,17 @@ def use_adjustment(
         last_identifier=block.last_identifier,
         recorded_at=at,
     )
+
+
+def balances_by_year_and_metric(
+    entries: Iterable[CorrespondingAdjustment],
+) -> dict[tuple[int, str], int]:
+    """The ledger's balance per (year, metric): the sum of the signed entries, sorted.
+
+    This is the ledger as recorded; what a Party applies under its NDC's method
+    is ``registry.domain.ndc.summarise``.
+    """
+    sums: defaultdict[tuple[int, str], int] = defaultdict(int)
+    for entry in entries:
+        sums[(entry.year, entry.metric)] += entry.quantity
+    return dict(sorted(sums.items()))

@@ -64,6 +64,14 @@ class ReasonCode(StrEnum):
     # with an id this node already knows is refused, in flight or finished.
     TRANSFER_ID_CLAIMED = "TRANSFER_ID_CLAIMED"
     TRANSFER_ALREADY_FINAL = "TRANSFER_ALREADY_FINAL"
+    # The Party's NDC configuration (registry.domain.ndc)
+    NDC_NOT_CONFIGURED = "NDC_NOT_CONFIGURED"
+    NDC_INVALID_PERIOD = "NDC_INVALID_PERIOD"
+    NDC_INVALID_TARGET_YEAR = "NDC_INVALID_TARGET_YEAR"
+    NDC_METHOD_MISMATCH = "NDC_METHOD_MISMATCH"
+    NDC_NO_METRIC = "NDC_NO_METRIC"
+    NDC_LEVEL_OUT_OF_SCOPE = "NDC_LEVEL_OUT_OF_SCOPE"
+    NDC_TRAJECTORY_INCOMPLETE = "NDC_TRAJECTORY_INCOMPLETE"
 
 
 class DomainError(Exception):

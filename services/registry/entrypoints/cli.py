@@ -33,7 +33,7 @@ from a6wire.keys import (
 )
 from registry.bootstrap import BootstrapError, Node, build_node
 from registry.entrypoints.logging_config import configure_logging
-from registry.reports.aef import NDC_PERIOD_DEFAULT, SUBMISSION_VERSION_DEFAULT
+from registry.reports.aef import SUBMISSION_VERSION_DEFAULT
 from registry.reports.checker import check_aef
 from registry.reports.consistency import find_disagreements
 from registry.reports.formats import ReportFormat
@@ -89,7 +89,8 @@ EnvFileOption = Annotated[
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: one message is one line, whatever the terminal's width.
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -271,6 +272,10 @@ class ApiClient:
         # run the command twice, while a second CLI invocation is a new command.
         headers = {"Idempotency-Key": str(uuid.uuid4())}
         return self._send("POST", path, json=dict(body or {}), headers=headers)
+
+    def put(self, path: str, body: Mapping[str, Any]) -> Any:
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        return self._send("PUT", path, json=dict(body), headers=headers)
 
     def download(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
         """A GET whose body is a file (CSV, XLSX), not JSON."""
@@ -640,6 +645,66 @@ def ca_ledger(
     _print_rows("entries", result["entries"], columns)
 
 
+ndc_app = typer.Typer(help="Set and show this Party's NDC: type, period, CA method, metrics.")
+app.add_typer(ndc_app, name="ndc")
+
+
+@ndc_app.command("set")
+def ndc_set(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="a JSON body as PUT /v1/ndc takes it")],
+) -> None:
+    """Record a new version of the NDC configuration (the README shows the fields)."""
+    try:
+        body = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        _fail(f"{file}: {error}", EXIT_BAD_SETTINGS)
+    if not isinstance(body, dict):
+        _fail(f"{file}: not a JSON object", EXIT_BAD_SETTINGS)
+    _print_ndc(_client(ctx).put("/ndc", body))
+
+
+@ndc_app.command("show")
+def ndc_show(ctx: typer.Context) -> None:
+    """The current NDC configuration."""
+    _print_ndc(_client(ctx).get("/ndc"))
+
+
+def _print_ndc(record: Mapping[str, Any]) -> None:
+    shown = {key: value for key, value in record.items() if not isinstance(value, list)}
+    _print_record(f"NDC v{record['version']}", {**shown, "metrics": record["metrics"]})
+
+
+@app.command("ca-summary")
+def ca_summary(
+    ctx: typer.Context,
+    year: Annotated[int | None, typer.Option()] = None,
+    metric: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """The corresponding adjustments per year and metric, by the NDC's method."""
+    result = _client(ctx).get("/ca-ledger/summary", {"year": year, "metric": metric})
+    ndc = result["ndc"]
+    columns = (
+        "year",
+        "first_transferred",
+        "used",
+        "annual_adjustment",
+        "cumulative_adjustment",
+        "applied_adjustment",
+        "indicative",
+        "trajectory_level",
+        "reported_emissions",
+        "adjusted_emissions_balance",
+    )
+    for found in result["metrics"]:
+        title = (
+            f"{result['party']} {found['metric']} ({ndc['ndc_type']}, {ndc['method']}, "
+            f"{ndc['period_start']}-{ndc['period_end']}): period total "
+            f"{found['period_total']}, outside the period {found['outside_period']}"
+        )
+        _print_rows(title, found["years"], columns)
+
+
 @app.command()
 def audit(
     ctx: typer.Context,
@@ -669,16 +734,9 @@ def aef_export(
         ReportFormat, typer.Option("--format", help="json, csv (a zip of five files) or xlsx")
     ] = ReportFormat.JSON,
     submission_version: Annotated[int, typer.Option(min=1)] = SUBMISSION_VERSION_DEFAULT,
-    ndc_period_from: Annotated[int, typer.Option()] = NDC_PERIOD_DEFAULT[0],
-    ndc_period_to: Annotated[int, typer.Option()] = NDC_PERIOD_DEFAULT[1],
 ) -> None:
-    """Download this registry's AEF for one year."""
-    params = {
-        "format": report_format.value,
-        "submission_version": submission_version,
-        "ndc_period_from": ndc_period_from,
-        "ndc_period_to": ndc_period_to,
-    }
+    """Download this registry's AEF for one year (its NDC fields come from `ndc set`)."""
+    params = {"format": report_format.value, "submission_version": submission_version}
     content = _client(ctx).download(f"/reports/aef/{year}", params)
     output.write_bytes(content)
     out.print(f"wrote {output} ({len(content)} bytes)", highlight=False)

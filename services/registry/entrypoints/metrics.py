@@ -15,10 +15,11 @@ Two kinds of numbers, both honest about where they come from:
 - **State read from the database at scrape time** (a custom collector): the
   transfers this node has taken part in by role and status (from the
   reservation table, so they survive restarts and cover transfers finished by
-  other processes), and the outbox backlog (unsent rows, one cheap COUNT on the
-  relay's partial index). Consumer lag comes from ``MessagingEdge.consumer_lag()``
-  when messaging runs in this process; it is read once per scrape, bounded by
-  ``CONSUMER_LAG_TIMEOUT_S``.
+  other processes), the outbox backlog (unsent rows, one cheap COUNT on the
+  relay's partial index) and the age of its oldest unsent row (a MIN on the same
+  index; 0 when nothing waits), which health compares with its bound. Consumer
+  lag comes from ``MessagingEdge.consumer_lag()`` when messaging runs in this
+  process; it is read once per scrape, bounded by ``CONSUMER_LAG_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.adapters.messaging import MESSAGING_TABLES, PartitionLag
+from registry.adapters.messaging import MESSAGING_TABLES, PartitionLag, oldest_unsent_age_s
+from registry.adapters.messaging.outbox import utc_now
 from registry.adapters.tables import reservations
 from registry.domain.transfers import ReservationState, TransferDirection
 
@@ -97,12 +99,15 @@ class _LedgerCollector(Collector):
     def describe(self) -> Iterator[Metric]:
         # Names only, so registering the collector does not query the database.
         yield from self._families()
+        yield self._outbox_age_family()
         yield self._consumer_lag()
 
     def collect(self) -> Iterator[Metric]:
         transfers, backlog, database_up = self._families()
+        outbox_age = self._outbox_age_family()
         try:
             counts, unsent = self._read()
+            age_s = oldest_unsent_age_s(self._engine, MESSAGING_TABLES.outbox, utc_now())
         except SQLAlchemyError:
             log.warning("metrics: database unreachable during scrape", exc_info=True)
             database_up.add_metric([], 0)
@@ -112,8 +117,10 @@ class _LedgerCollector(Collector):
                 for status in TransferStatus:
                     transfers.add_metric([role, status], counts.get((role, status), 0))
             backlog.add_metric([], unsent)
+            outbox_age.add_metric([], age_s)
             yield transfers
             yield backlog
+            yield outbox_age
         yield database_up
         yield self._consumer_lag()
 
@@ -132,6 +139,14 @@ class _LedgerCollector(Collector):
             "1 if the database answered this scrape's queries, 0 if not",
         )
         return transfers, backlog, database_up
+
+    @staticmethod
+    def _outbox_age_family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            f"{METRIC_PREFIX}_outbox_oldest_unsent_age_seconds",
+            "How long the oldest outbox row not yet acknowledged by the broker has waited "
+            "(0 when none waits)",
+        )
 
     def _read(self) -> tuple[dict[tuple[TransferRole, TransferStatus], int], int]:
         outbox = MESSAGING_TABLES.outbox
@@ -330,8 +345,8 @@ async def metrics_endpoint(request: Request) -> Response:
     """Prometheus scrape target; no token, like ``/v1/health`` (it shows no holder data)."""
     metrics: Metrics = request.app.state.metrics
     edge = getattr(request.app.state, "edge", None)
-    if metrics.consumer_lag_source is None and edge is not None:
-        # The app's lifespan put a started messaging edge here: watch it from now on.
+    if metrics.consumer_lag_source is None and edge is not None and edge.connected:
+        # The app's lifespan put the messaging edge here: watch it once it has connected.
         metrics.watch_messaging(edge.consumer_lag)
     await metrics.refresh_consumer_lag()
     catch_up = getattr(request.app.state, "unit_index_catch_up", None)

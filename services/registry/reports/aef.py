@@ -18,13 +18,12 @@ from registry.domain.accounts import Account
 from registry.domain.approaches import CooperativeApproach
 from registry.domain.audit import AuditAction, AuditEntry
 from registry.domain.authorisations import Authorisation, FirstTransferDefinition, Purpose
+from registry.domain.ndc import NdcConfiguration
 from registry.domain.registry_node import RegistryNode
 from registry.reports.holdings import holdings_at
 
 AEF_FORMAT = "a6-aef"
 AEF_FORMAT_VERSION = 1
-# The first NDC period under the Paris Agreement; a Party with another passes its own.
-NDC_PERIOD_DEFAULT = (2021, 2030)
 SUBMISSION_VERSION_DEFAULT = 1
 # Every date in the AEF: ISO 8601, UTC, to the second, with a literal Z.
 ISO_8601_UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -57,8 +56,13 @@ TABLE_COLUMNS: dict[Table, tuple[str, ...]] = {
         "registry_id",
         "submission_version",
         "reported_year",
+        # From the Party's configured NDC (PUT /v1/ndc); empty until it is set.
+        "ndc_type",
         "ndc_period_from",
         "ndc_period_to",
+        "ndc_target_year",
+        "ca_method",
+        "ndc_metrics",
         "generated_at",
     ),
     Table.AUTHORISATIONS: (
@@ -162,9 +166,14 @@ def build_aef(
     authorisations: Iterable[Authorisation],
     audit: Iterable[AuditEntry],
     submission_version: int = SUBMISSION_VERSION_DEFAULT,
-    ndc_period: tuple[int, int] = NDC_PERIOD_DEFAULT,
+    ndc: NdcConfiguration | None = None,
 ) -> AefReport:
-    """The AEF of ``reported_year``; ``audit`` holds every entry before that year's end."""
+    """The AEF of ``reported_year``; ``audit`` holds every entry before that year's end.
+
+    Table 1 states the NDC the Party configured: type, implementation period,
+    target year, corresponding-adjustment method and metrics; without one, those
+    cells are empty.
+    """
     year_start = datetime(reported_year, 1, 1, tzinfo=UTC)
     year_end = datetime(reported_year + 1, 1, 1, tzinfo=UTC)
     entries = [entry for entry in audit if entry.occurred_at < year_end]
@@ -180,8 +189,7 @@ def build_aef(
         "registry_id": node.registry_id,
         "submission_version": submission_version,
         "reported_year": reported_year,
-        "ndc_period_from": ndc_period[0],
-        "ndc_period_to": ndc_period[1],
+        **_ndc_cells(ndc),
         "generated_at": iso_utc(generated_at),
     }
     in_year = [entry for entry in entries if entry.occurred_at >= year_start]
@@ -194,6 +202,19 @@ def build_aef(
             Table.AUTHORISED_ENTITIES: _entity_rows(current.values()),
         }
     )
+
+
+def _ndc_cells(ndc: NdcConfiguration | None) -> Row:
+    if ndc is None:
+        return {}
+    return {
+        "ndc_type": ndc.ndc_type.value,
+        "ndc_period_from": ndc.period_start,
+        "ndc_period_to": ndc.period_end,
+        "ndc_target_year": ndc.target_year,
+        "ca_method": None if ndc.method is None else ndc.method.value,
+        "ndc_metrics": _joined(ndc.metrics),
+    }
 
 
 def _current_versions(versions: Iterable[Authorisation]) -> dict[str, Authorisation]:

@@ -8,7 +8,6 @@ CliRunner with ``--api-url`` pointing at it.
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from deploy.federation.launcher import free_ports
 from typer.testing import CliRunner
 
 from registry.entrypoints.cli import app
@@ -40,9 +40,8 @@ def _run(*arguments: str, env: dict[str, str] | None = None) -> tuple[int, str]:
 
 
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    # Below the ephemeral range, where no outgoing connection can take it meanwhile.
+    return free_ports("127.0.0.1", 1)[0]
 
 
 def _config(path: Path) -> dict[str, str]:
@@ -230,3 +229,23 @@ def test_init_keeps_an_existing_key_and_refuses_to_overwrite_config(tmp_path: Pa
     public_key = [line for line in first.splitlines() if line.startswith("public_key=")]
     assert public_key
     assert public_key[0] in second
+
+
+def test_ndc_set_show_and_the_ca_summary(running_node: RunningNode, tmp_path: Path) -> None:
+    operator = ["--api-url", running_node.api_url, "--token", running_node.operator_token]
+    config = tmp_path / "ndc.json"
+    config.write_text(
+        '{"ndc_type": "MULTI_YEAR", "period_start": 2021, "period_end": 2025, "method": "ANNUAL"}'
+    )
+    code, output = _run(*operator, "ndc", "set", str(config))
+    assert code == 0, output
+    assert "NDC v1" in output
+    code, output = _run(*operator, "ndc", "show")
+    assert code == 0, output
+    assert "MULTI_YEAR" in output
+    code, output = _run("--api-url", running_node.api_url, "ca-summary", "--year=2023")
+    assert code == 0, output
+    assert "THA tCO2e (MULTI_YEAR, ANNUAL, 2021-2025)" in output
+    config.write_text('{"ndc_type": "MULTI_YEAR", "period_start": 2021, "period_end": 2025}')
+    code, output = _run(*operator, "ndc", "set", str(config))
+    assert (code, "MALFORMED_REQUEST" in output) == (1, True)

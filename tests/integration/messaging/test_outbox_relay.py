@@ -32,7 +32,7 @@ class SimulatedCrashError(Exception):
 
 
 class RelayThatDiesBeforeMarkingSent(OutboxRelay):
-    def _mark_sent(self, sent_ids: Sequence[int], failed_id: int | None) -> None:
+    def _mark_sent(self, sent_ids: Sequence[int], failed_ids: Sequence[int]) -> None:
         raise SimulatedCrashError
 
 

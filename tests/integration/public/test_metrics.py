@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from registry.adapters.messaging import MESSAGING_TABLES, Outbox, PartitionLag
+from registry.adapters.messaging.outbox import utc_now
 from registry.application import handlers
 from registry.application.commands import ReleaseOutgoingReservation, ReserveForTransfer
 from registry.bootstrap import Node
@@ -113,6 +116,21 @@ def test_outbox_backlog_counts_unsent_rows(node: Node, anonymous: TestClient) ->
         for index in range(2):
             outbox.add(connection, "a6.inbox.CHE", f"key-{index}", b"payload")
     assert value(scrape(anonymous), "registry_outbox_unsent_rows") == 2
+
+
+def test_outbox_oldest_unsent_age_is_a_gauge(node: Node, anonymous: TestClient) -> None:
+    gauge = "registry_outbox_oldest_unsent_age_seconds"
+    samples = scrape(anonymous)
+    assert (gauge, frozenset()) in samples
+    assert value(samples, gauge) == 0
+    ten_minutes_ago = utc_now() - timedelta(minutes=10)
+    with node.engine.begin() as connection:
+        Outbox(MESSAGING_TABLES.outbox, clock=lambda: ten_minutes_ago).add(
+            connection, "a6.inbox.CHE", "key-old", b"payload"
+        )
+        Outbox(MESSAGING_TABLES.outbox).add(connection, "a6.inbox.CHE", "key-new", b"payload")
+    # The oldest row counts, not the newest.
+    assert value(scrape(anonymous), gauge) >= 600
 
 
 def test_consumer_lag_comes_from_the_messaging_edge_when_it_runs(

@@ -168,3 +168,36 @@ def test_transfer_views_become_rows_in_and_out_without_accounts() -> None:
     assert by_id["t-1"].blocks[0].last_identifier == block["last_identifier"]
     assert HOLDING_ACCOUNT not in repr(rows)
     assert "CHE-GOV" not in repr(rows)
+
+
+def test_the_ca_summary_section_explains_each_number(
+    operator: TestClient, anonymous: TestClient
+) -> None:
+    """5 units first transferred (OIMP use) for 2025; single-year NDC 2021-2030 by
+    averaging: 2025 shows 5 / 5 = 1 (indicative), 2030 applies 5 / 10 = 0.5."""
+    _seed(operator)
+    html = _page(anonymous)
+    assert "has not configured its NDC" in html
+    ndc = {
+        "ndc_type": "SINGLE_YEAR",
+        "period_start": 2021,
+        "period_end": 2030,
+        "target_year": 2030,
+        "method": "AVERAGING",
+        "reported_emissions": [{"year": 2030, "level": 1234}],
+    }
+    ok(operator.put("/v1/ndc", json=ndc))
+    html = _page(anonymous)
+    headings, tables = parse(html)
+    assert "Corresponding adjustments under the NDC" in headings
+    assert "has a single-year NDC (target year 2030" in html
+    assert "by the averaging method" in html
+    for column in ("Annual adjustment", "Cumulative", "Applied adjustment", "Adjusted emissions"):
+        assert f"<dt>{column}" in html
+    assert "divided by its number of years" in html
+    summary = table_with_caption(tables, "tCO2e: adjustments by year")
+    assert "period total 5; outside the period 0" in summary.caption
+    by_year = {row[0]: row for row in summary.rows}
+    assert list(by_year) == [str(year) for year in range(2021, 2031)]
+    assert by_year["2025"][1:7] == ["5", "0", "5", "5", "1.000", "indicative"]
+    assert by_year["2030"][5:] == ["0.500", "applied", "—", "1,234", "1,234.500"]

@@ -71,11 +71,28 @@ def test_xlsx_and_csv_carry_the_json_rows(issued: dict[str, Any], auditor: TestC
 def test_bad_requests_are_refused(anonymous: TestClient) -> None:
     refused(anonymous.get("/v1/reports/aef/1999"), 422, "MALFORMED_REQUEST")
     refused(anonymous.get("/v1/reports/aef/2025?format=pdf"), 422, "MALFORMED_REQUEST")
-    refused(
-        anonymous.get("/v1/reports/aef/2025?ndc_period_from=2030&ndc_period_to=2021"),
-        422,
-        "MALFORMED_REQUEST",
+
+
+def test_table_1_states_the_ndc_set_under_put_v1_ndc(
+    operator: TestClient, anonymous: TestClient
+) -> None:
+    (before,) = ok(anonymous.get(f"/v1/reports/aef/{_year()}"))["tables"]["submission"]
+    assert (before["ndc_type"], before["ndc_period_from"]) == (None, None)
+    ndc = {"ndc_type": "MULTI_YEAR", "period_start": 2026, "period_end": 2035, "method": "ANNUAL"}
+    ok(operator.put("/v1/ndc", json=ndc))
+    document = ok(anonymous.get(f"/v1/reports/aef/{_year()}"))
+    (row,) = document["tables"]["submission"]
+    assert (row["ndc_type"], row["ndc_period_from"], row["ndc_period_to"]) == (
+        "MULTI_YEAR",
+        2026,
+        2035,
     )
+    assert (row["ndc_target_year"], row["ca_method"], row["ndc_metrics"]) == (
+        None,
+        "ANNUAL",
+        "tCO2e",
+    )
+    assert check_aef(document) == []
 
 
 def test_current_authorisations_are_public(ledger: TestClient, anonymous: TestClient) -> None:

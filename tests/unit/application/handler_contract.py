@@ -29,6 +29,7 @@ from registry.application.commands import (
     ReleaseOutgoingReservation,
     ReserveForTransfer,
     RevokeAuthorisation,
+    SetNdcConfiguration,
     SetTransferFreeze,
     TransferInternally,
     UseForOimp,
@@ -44,6 +45,7 @@ from registry.domain.audit import AuditAction
 from registry.domain.authorisations import FirstTransferDefinition, Purpose
 from registry.domain.blocks import BlockSpec, BlockStatus
 from registry.domain.errors import DomainError, ReasonCode
+from registry.domain.ndc import CaMethod, NdcConfiguration, NdcLevel, NdcType
 from registry.domain.selection import QuantitySelection, SerialRangeSelection
 from registry.domain.transfers import ReservationState
 from tests.unit.application.support import (
@@ -151,6 +153,21 @@ def sample_spec(first: int = 1, last: int = 10, **attributes: Any) -> BlockSpec:
         }
     )
     return replace(spec, attributes=replace(spec.attributes, **attributes))
+
+
+# A single-year NDC 2021-2030, averaging; scenarios and tests vary it.
+NDC = NdcConfiguration(
+    ndc_type=NdcType.SINGLE_YEAR,
+    period_start=2021,
+    period_end=2030,
+    target_year=2030,
+    metrics=(GHG_METRIC,),
+    method=CaMethod.AVERAGING,
+)
+
+
+def set_ndc(ledger: Ledger, **changes: Any) -> Any:
+    return ledger.run(SetNdcConfiguration(replace(NDC, **changes)))
 
 
 # One scenario per reason code; the test below insists every code has one.
@@ -322,6 +339,19 @@ REASON_SCENARIOS: dict[ReasonCode, Callable[[Ledger], Any]] = {
                 **incoming("T1", (sample_spec(11, 20),), transferring_party=OUTSIDER)
             )
         ),
+    ),
+    ReasonCode.NDC_NOT_CONFIGURED: lambda lg: (ready(lg), lg.query("ca_summary")),
+    ReasonCode.NDC_INVALID_PERIOD: lambda lg: (ready(lg), set_ndc(lg, period_start=2031)),
+    ReasonCode.NDC_INVALID_TARGET_YEAR: lambda lg: (ready(lg), set_ndc(lg, target_year=2025)),
+    ReasonCode.NDC_METHOD_MISMATCH: lambda lg: (ready(lg), set_ndc(lg, method=CaMethod.ANNUAL)),
+    ReasonCode.NDC_NO_METRIC: lambda lg: (ready(lg), set_ndc(lg, metrics=())),
+    ReasonCode.NDC_LEVEL_OUT_OF_SCOPE: lambda lg: (
+        ready(lg),
+        set_ndc(lg, reported_emissions=(NdcLevel(2019, GHG_METRIC, Decimal(5)),)),
+    ),
+    ReasonCode.NDC_TRAJECTORY_INCOMPLETE: lambda lg: (
+        ready(lg),
+        set_ndc(lg, method=CaMethod.TRAJECTORY),
     ),
     ReasonCode.TRANSFER_ALREADY_FINAL: lambda lg: (
         partner_registry(lg).run(HoldIncomingTransfer(**incoming("T1", (sample_spec(1, 10),)))),
@@ -588,6 +618,54 @@ class LedgerHandlerContract:
         receiver.run(UseTowardsNdc("GHA-A", QuantitySelection(20), year_of_use=2027))
         assert receiver.query("adjustment_balance", PARTNER, 2027, GHG_METRIC) == -20
         assert ledger.query("adjustment_balance", PARTY, 2025, GHG_METRIC) == 50
+
+    def test_the_ndc_configuration_is_versioned_and_round_trips(self, ledger: Ledger) -> None:
+        ready(ledger)
+        first = set_ndc(ledger)
+        trajectory = tuple(
+            NdcLevel(year, GHG_METRIC, Decimal("41000.125")) for year in range(2021, 2031)
+        )
+        second = set_ndc(
+            ledger,
+            method=CaMethod.TRAJECTORY,
+            trajectory=trajectory,
+            reported_emissions=(NdcLevel(2026, GHG_METRIC, Decimal("-12.5")),),
+        )
+        assert (first.version, second.version, second.party) == (1, 2, PARTY)
+        current = ledger.query("ndc_configuration")
+        assert current.version == 2
+        assert current.configuration == second.configuration
+        # A refused version is not recorded and does not take a number.
+        with pytest.raises(DomainError):
+            set_ndc(ledger, metrics=())
+        assert set_ndc(ledger).version == 3
+
+    def test_the_ca_summary_applies_the_ndc_method_to_the_ledger(
+        self, ledger: Ledger, other_ledger: Ledger
+    ) -> None:
+        """CHE first-transfers 50 (vintage 2025) to GHA, which uses 20 in 2027.
+
+        CHE, averaging over 2021-2030: 2025 indicative 50 / 5 = 10; applied in
+        2030: 50 / 10 = 5. GHA, multi-year annual 2021-2030: 2027 applies -20,
+        and -20 is the cumulative at the end of the period.
+        """
+        ready(ledger)
+        receiver = partner_registry(other_ledger)
+        reserved = reserve(ledger, quantity=50)
+        receiver.run(HoldIncomingTransfer(**incoming("T1", reserved.blocks)))
+        ledger.run(FinaliseOutgoingTransfer("T1"))
+        receiver.run(FinaliseIncomingTransfer("T1", PARTY))
+        receiver.run(UseTowardsNdc("GHA-A", QuantitySelection(20), year_of_use=2027))
+        set_ndc(ledger)
+        set_ndc(receiver, ndc_type=NdcType.MULTI_YEAR, target_year=None, method=CaMethod.ANNUAL)
+        (sender,) = ledger.query("ca_summary").metrics
+        by_year = {row.year: row for row in sender.years}
+        assert (by_year[2025].applied_adjustment, by_year[2025].indicative) == (10, True)
+        assert (by_year[2030].applied_adjustment, by_year[2030].indicative) == (5, False)
+        (acquirer,) = receiver.query("ca_summary").metrics
+        by_year = {row.year: row for row in acquirer.years}
+        assert (by_year[2027].used, by_year[2027].applied_adjustment) == (-20, -20)
+        assert acquirer.period_total == -20
 
     def test_an_onward_transfer_needs_the_loa_to_authorise_the_next_party(
         self, ledger: Ledger, other_ledger: Ledger

@@ -16,6 +16,7 @@ guarantees of PROTOCOL.md ("Local durability: outbox and inbox"):
 
 from .broker import (
     BrokerSender,
+    ProducerSender,
     RawKafkaRecord,
     RecordHandler,
     build_broker,
@@ -26,6 +27,7 @@ from .broker import (
 from .config import DECISION_TOPIC, MessagingConfig, inbox_topic
 from .edge import MessagingEdge, PartitionLag, UnitIndexHandlers
 from .errors import (
+    BrokerUnavailableError,
     DuplicateMessageError,
     EdgeNotStartedError,
     InvalidOutboxMessageError,
@@ -41,7 +43,13 @@ from .quarantine import (
     RefusedRecord,
     SqlQuarantine,
 )
-from .relay import OutboxRelay, RecordSender, RelayPublishError
+from .relay import (
+    OutboxRelay,
+    RebuildableSender,
+    RecordSender,
+    RelayPublishError,
+    oldest_unsent_age_s,
+)
 from .tables import (
     MESSAGING_TABLES,
     MessagingTables,
@@ -54,6 +62,7 @@ __all__ = [
     "MESSAGING_TABLES",
     "QUARANTINE_TABLE",
     "BrokerSender",
+    "BrokerUnavailableError",
     "DuplicateMessageError",
     "EdgeNotStartedError",
     "InMemoryQuarantine",
@@ -66,8 +75,10 @@ __all__ = [
     "Outbox",
     "OutboxRelay",
     "PartitionLag",
+    "ProducerSender",
     "QuarantinedRow",
     "RawKafkaRecord",
+    "RebuildableSender",
     "RecordHandler",
     "RecordSender",
     "RefusedRecord",
@@ -83,5 +94,6 @@ __all__ = [
     "ensure_topics",
     "inbox_topic",
     "node_topic_specs",
+    "oldest_unsent_age_s",
     "subscribe_records",
 ]

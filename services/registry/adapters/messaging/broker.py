@@ -37,13 +37,14 @@ redelivered after an exponential backoff, so a long outage does not spin.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiokafka import ConsumerRebalanceListener, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
@@ -67,6 +68,9 @@ PRODUCER_RETRY_BACKOFF_MS = 100
 PRODUCER_MAX_REQUEST_SIZE_BYTES = 1024 * 1024
 # How long stop() waits for a handler in progress before closing the broker.
 BROKER_GRACEFUL_TIMEOUT_S = 15.0
+# Closing a producer flushes what it holds; on a broker that is gone that flush
+# never ends, so a producer being replaced or stopped gets this long, then is dropped.
+PRODUCER_CLOSE_TIMEOUT_S = 5.0
 
 # Consumers. Records are handled one at a time (getone), so what bounds the
 # records held in memory is the fetch size; max_poll_records bounds each poll
@@ -292,7 +296,11 @@ def build_node_broker(
 
 
 class BrokerSender:
-    """The relay's ``RecordSender`` over a started FastStream broker's producer."""
+    """A ``RecordSender`` over a started FastStream broker's producer (tests, tools).
+
+    It cannot replace a producer that went bad; the node's relay uses
+    :class:`ProducerSender`, which can.
+    """
 
     def __init__(self, broker: KafkaBroker) -> None:
         self._broker = broker
@@ -308,3 +316,101 @@ class BrokerSender:
             value, topic, key=key, headers=dict(headers), no_confirm=True
         )
         return future
+
+
+def producer_options(config: MessagingConfig, *, client_id: str | None = None) -> dict[str, Any]:
+    """The aiokafka producer settings of ``build_broker``, for a producer of the relay's own."""
+    return {
+        "bootstrap_servers": config.bootstrap_servers,
+        "client_id": client_id or f"a6-node-{config.party}-relay",
+        "acks": PRODUCER_ACKS,
+        "enable_idempotence": True,
+        "linger_ms": PRODUCER_LINGER_MS,
+        "request_timeout_ms": PRODUCER_REQUEST_TIMEOUT_MS,
+        "retry_backoff_ms": PRODUCER_RETRY_BACKOFF_MS,
+        "max_request_size": PRODUCER_MAX_REQUEST_SIZE_BYTES,
+    }
+
+
+class ProducerSender:
+    """The relay's ``RecordSender``: an aiokafka producer of its own, which it can rebuild.
+
+    Why a producer of its own and not the FastStream broker's: the relay must be
+    able to throw a producer away and start a fresh one without restarting the
+    node, and FastStream offers no way to swap the producer of a running broker.
+    aiokafka 0.14's idempotent producer stays broken after a broker outage
+    longer than ``request_timeout_ms`` under traffic (reproduced by
+    tests/integration/messaging/test_relay_outage.py): a shutting-down broker
+    can report its partitions leaderless, batches for them expire in
+    ``MessageAccumulator.drain_by_nodes`` (``LeaderNotAvailableError``) after they
+    took their sequence numbers, so once the broker is back every later batch to
+    those partitions carries a sequence the broker sees as a gap and fails with
+    ``OutOfOrderSequenceNumber``, which aiokafka neither retries nor repairs (the
+    Java client bumps the epoch). A fresh producer has a new producer id
+    and writes again. The relay calls :meth:`rebuild` when its passes keep failing.
+    """
+
+    def __init__(self, config: MessagingConfig, *, client_id: str | None = None) -> None:
+        self._options = producer_options(config, client_id=client_id)
+        self._producer: AIOKafkaProducer | None = None
+        self.rebuild_count = 0
+
+    async def start(self) -> None:
+        if self._producer is not None:
+            return
+        producer = AIOKafkaProducer(**self._options)
+        try:
+            await producer.start()
+        except BaseException:
+            # A broker still down: leave no half-started client behind.
+            await _close_producer(producer)
+            raise
+        self._producer = producer
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await _close_producer(producer)
+
+    async def rebuild(self) -> None:
+        """Drop the current producer (bounded) and start a fresh one."""
+        await self.stop()
+        self.rebuild_count += 1
+        await self.start()
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, str]
+    ) -> asyncio.Future[Any]:
+        producer = self._producer
+        if producer is None:
+            raise MessagingError("the relay's producer is not started")
+        future: asyncio.Future[Any] = await producer.send(
+            topic,
+            value=value,
+            key=key,
+            headers=[(name, header.encode()) for name, header in headers.items()],
+        )
+        return future
+
+
+async def _close_producer(producer: AIOKafkaProducer) -> None:
+    """Stop ``producer`` within ``PRODUCER_CLOSE_TIMEOUT_S``; past that, abandon what it holds.
+
+    Whatever it still held is still unsent in the outbox, so dropping it loses nothing.
+    """
+    try:
+        await asyncio.wait_for(producer.stop(), PRODUCER_CLOSE_TIMEOUT_S)
+    except Exception as error:
+        _log.warning(
+            "producer did not close cleanly; abandoning it",
+            error_type=type(error).__name__,
+            error=str(error),
+            timeout_s=PRODUCER_CLOSE_TIMEOUT_S,
+        )
+        # aiokafka has no public abort: stop its sender task and connections directly.
+        sender = getattr(producer, "_sender", None)
+        with contextlib.suppress(Exception):
+            if sender is not None:
+                await asyncio.wait_for(sender.close(), PRODUCER_CLOSE_TIMEOUT_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.client.close(), PRODUCER_CLOSE_TIMEOUT_S)

@@ -2,36 +2,58 @@
 
 ``start`` creates the topics the node needs, then starts the broker (its
 producer and both consumer groups, which resume from their committed
-offsets), then the relay (whose first pass republishes every unsent outbox
-row). ``stop`` goes the other way: the subscribers stop first so that no
-handler writes new outbox rows, the relay drains what is committed, and the
-broker closes its producer last.
+offsets), then the relay's own producer and the relay (whose first pass
+republishes every unsent outbox row). ``stop`` goes the other way: the
+subscribers stop first so that no handler writes new outbox rows, the relay
+drains what is committed, and the producers close last.
+
+A broker that is not there yet (a node started before Kafka, or during a
+broker restart) is not a reason to stay down: ``start_until_connected``
+retries ``start`` with a capped exponential backoff, and ``connected`` says
+whether it has succeeded, for the health check.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from sqlalchemy import Engine
 
 from .broker import (
-    BrokerSender,
+    ProducerSender,
     RecordHandler,
     build_node_broker,
     check_manual_commit,
     subscribe_records,
 )
 from .config import MessagingConfig
-from .errors import EdgeNotStartedError, MessagingError
+from .errors import BrokerUnavailableError, EdgeNotStartedError, MessagingError, TopicSetupError
 from .inbox import Inbox
 from .outbox import Outbox
 from .relay import OutboxRelay
 from .tables import MessagingTables
 from .topics import ensure_topics, node_topic_specs
+
+log = structlog.get_logger(__name__)
+
+# Retrying a start against a broker that does not answer: the first retry soon
+# (a broker restarting next door is back in seconds), then doubling up to a cap
+# that keeps a node from noticing a returned broker more than this late. The
+# attempts themselves are not counted out: a node whose broker is down has
+# nothing better to do than keep trying, and it says so in /v1/health meanwhile.
+EDGE_START_BACKOFF_INITIAL_S = 0.5
+EDGE_START_BACKOFF_MAX_S = 15.0
+EDGE_START_BACKOFF_FACTOR = 2.0
+# One attempt: topic setup (ADMIN_REQUEST_TIMEOUT_MS + TOPIC_CREATE_TIMEOUT_MS) and
+# the broker's start; past this the attempt is abandoned and retried.
+EDGE_START_ATTEMPT_TIMEOUT_S = 90.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +146,18 @@ class MessagingEdge:
                 )
                 subscribers.append(listener.subscriber)
             self._index_subscribers = tuple(subscribers)
-        self.relay = OutboxRelay(engine, tables.outbox, BrokerSender(broker))
+        # The relay publishes through a producer of its own, which it can rebuild
+        # when a broker outage leaves it broken (see ProducerSender).
+        self.sender = ProducerSender(config)
+        self.relay = OutboxRelay(engine, tables.outbox, self.sender)
         self._started = False
+        # Why the last start failed, while the edge is not connected (for logs and health).
+        self.start_error: str | None = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether ``start`` has succeeded (and ``stop`` has not been called since)."""
+        return self._started
 
     async def start(self) -> None:
         await ensure_topics(
@@ -133,15 +165,62 @@ class MessagingEdge:
             node_topic_specs(self.config),
             client_id=f"a6-node-{self.config.party}-admin",
         )
-        await self.broker.start()
+        try:
+            await self.broker.start()
+        except KafkaError as error:
+            # A half-started broker (producer up, a consumer not) is closed before a retry.
+            await self.broker.stop()
+            raise BrokerUnavailableError(
+                f"broker at {self.config.bootstrap_servers} did not start: {error!r}"
+            ) from error
         try:
             for subscriber in (*self._subscribers, *self._index_subscribers):
                 check_manual_commit(subscriber)
         except MessagingError:
             await self.broker.stop()
             raise
+        try:
+            await self.sender.start()
+        except Exception:
+            await self.broker.stop()
+            raise
         await self.relay.start()
         self._started = True
+        self.start_error = None
+
+    async def start_until_connected(self) -> None:
+        """``start`` until it succeeds, backing off between attempts; see the module docstring.
+
+        Only an unreachable or unready broker is retried; any other error (a consumer
+        that would auto-commit) is a defect that no retry fixes, and is raised.
+        Cancelling this (the node stopping first) leaves nothing half-started.
+        """
+        delay_s = EDGE_START_BACKOFF_INITIAL_S
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await asyncio.wait_for(self.start(), EDGE_START_ATTEMPT_TIMEOUT_S)
+            except (TopicSetupError, BrokerUnavailableError, TimeoutError) as error:
+                self.start_error = repr(error)
+            except BaseException:
+                await self.broker.stop()
+                raise
+            else:
+                if attempt > 1:
+                    log.info("messaging: connected to the broker", attempts=attempt)
+                return
+            # wait_for may have cut a start short inside broker.start: close what it opened.
+            await self.broker.stop()
+            log.warning(
+                "messaging: not connected to the broker; retrying",
+                bootstrap_servers=self.config.bootstrap_servers,
+                attempt=attempt,
+                retry_in_s=delay_s,
+                error=self.start_error,
+            )
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * EDGE_START_BACKOFF_FACTOR, EDGE_START_BACKOFF_MAX_S)
 
     async def stop(self) -> None:
         self._started = False
@@ -150,9 +229,12 @@ class MessagingEdge:
                 await subscriber.stop()
             await self.relay.stop(drain=True)
         finally:
-            # Closing the producer last lets the drain above use it; closing it
-            # whatever happened keeps a failed drain from leaking connections.
-            await self.broker.stop()
+            # Closing the producers last lets the drain above use them; closing
+            # them whatever happened keeps a failed drain from leaking connections.
+            try:
+                await self.sender.stop()
+            finally:
+                await self.broker.stop()
 
     def notify(self) -> None:
         """Poke the relay after a commit that wrote outbox rows."""

@@ -21,3 +21,7 @@ class TopicSetupError(MessagingError):
 
 class EdgeNotStartedError(MessagingError):
     """A call that needs the running broker, made before ``start`` or after ``stop``."""
+
+
+class BrokerUnavailableError(MessagingError):
+    """The broker did not answer while the edge started; the start can be retried."""

@@ -1,8 +1,17 @@
-"""The outbox relay: publishes committed outbox rows to Kafka, in id order, at least once.
+"""The outbox relay: publishes committed outbox rows to Kafka, at least once, in id order per key.
 
 One asyncio task per node. Each pass loads the oldest unsent rows (a bounded
-batch), hands them to the producer in id order, waits until the broker has
-acknowledged them (acks=all), and only then marks them sent. A crash between
+batch) and publishes them per ordering group, one group per (topic, key): the
+rows of one group go out one after the other, each only once the broker has
+acknowledged the one before it (acks=all), and the groups run side by side. A
+row is marked sent once acknowledged. So the rows of one transfer to one topic
+are never reordered, and a row the broker keeps refusing holds back only the
+later rows of its own group: every other group, decisions included, is
+published and marked in the same pass. A pass lasts at most
+``RELAY_PUBLISH_TIMEOUT_S``, so a row committed behind one that hangs is
+published within two passes and a backoff (about 130 s at worst), however long
+the hanging row keeps failing, as long as fewer than ``RELAY_BATCH_SIZE_MAX``
+rows are held back at once (a pass loads the oldest unsent rows). A crash between
 the acknowledgement and the mark leaves the rows unsent, so the next start
 publishes them again: receivers drop the duplicates with their inbox. That is
 also the whole recovery story: the first pass after ``start`` publishes every
@@ -10,10 +19,18 @@ row still unsent, however old.
 
 The relay wakes on ``notify()`` (a unit of work calls it after a commit that
 wrote outbox rows) and otherwise polls, so a missed poke delays a message by
-one poll interval at most. A failed batch is retried after a backoff that
-doubles up to a ceiling: the relay never gives up on a row, because a
-dropped COMMIT or vote would break the transfer's atomicity; the row's
-``attempt_count`` tells operators that something is stuck.
+one poll interval at most. A pass in which some row failed is followed by a
+backoff that doubles up to a ceiling (``RELAY_BACKOFF_MAX_S``), and the
+failed rows come first in the next pass: the relay never gives up on a row,
+because a dropped COMMIT or vote would break the transfer's atomicity; the
+row's ``attempt_count`` tells operators that something is stuck. Each failing
+pass logs the producer's own exception (type and message). After
+``RELAY_REBUILD_AFTER_FAILED_PASSES`` failing passes in a row the relay asks the
+sender to rebuild its producer (``ProducerSender.rebuild``): aiokafka's
+producer can stay broken after a long broker outage (see ``ProducerSender``),
+and only a fresh one recovers without restarting the node. How long the
+oldest unsent row has waited is what health and ``/metrics`` report
+(``oldest_unsent_age_s``).
 
 The database is reached through a synchronous SQLAlchemy ``Engine`` in a
 worker thread, so the event loop never blocks on the database.
@@ -25,11 +42,11 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
-from sqlalchemy import Engine, Table, select, update
+from sqlalchemy import Engine, Table, func, select, update
 
 from .errors import MessagingError
 from .outbox import utc_now
@@ -41,9 +58,17 @@ RELAY_POLL_INTERVAL_S = 1.0
 # Rows loaded and put in flight at once: enough to fill the producer's batches,
 # few enough that one failed batch republishes little.
 RELAY_BATCH_SIZE_MAX = 200
-# One batch's wait for the broker's acknowledgements; beyond the producer's own
-# request timeout, so a slow broker fails the send before this fires.
+# One pass's wait for the broker's acknowledgements; beyond the producer's own
+# request timeout, so a slow broker fails the send before this fires. Rows not
+# acknowledged by then stay unsent and come first in the next pass.
 RELAY_PUBLISH_TIMEOUT_S = 60.0
+# Failing passes in a row after which the sender gets a fresh producer. With the
+# backoff below that is a few seconds of failures: a transient error clears
+# sooner, a producer left broken by an outage gets replaced promptly.
+RELAY_REBUILD_AFTER_FAILED_PASSES = 3
+# A rebuild that itself fails (the broker is still down) is retried at the next
+# multiple of RELAY_REBUILD_AFTER_FAILED_PASSES; its start is bounded by this.
+RELAY_REBUILD_TIMEOUT_S = 30.0
 RELAY_BACKOFF_INITIAL_S = 0.1
 RELAY_BACKOFF_MAX_S = 10.0
 # publish_pending (recovery, drain) stops after this many full batches and
@@ -63,8 +88,15 @@ class RecordSender(Protocol):
         ...
 
 
+@runtime_checkable
+class RebuildableSender(RecordSender, Protocol):
+    """A sender that can replace its producer with a fresh one."""
+
+    async def rebuild(self) -> None: ...
+
+
 class RelayPublishError(MessagingError):
-    """A batch was only partly acknowledged; its acknowledged prefix was marked sent."""
+    """Some rows of a pass were not acknowledged; every acknowledged row was marked sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +148,8 @@ class OutboxRelay:
         self.published_count = 0
         self.pass_count = 0
         self.failed_pass_count = 0
+        self.consecutive_failed_pass_count = 0
+        self.rebuild_count = 0
 
     @property
     def running(self) -> bool:
@@ -187,14 +221,46 @@ class OutboxRelay:
             except Exception as error:
                 # Any failure (broker, database) is retried: the rows are safe in the outbox.
                 self.failed_pass_count += 1
-                _log.warning("outbox relay pass failed", error=repr(error), retry_in_s=backoff_s)
+                self.consecutive_failed_pass_count += 1
+                cause = _root_cause(error)
+                _log.warning(
+                    "outbox relay pass failed",
+                    error=str(error),
+                    cause_type=type(cause).__name__,
+                    cause=str(cause) or repr(cause),
+                    failed_passes_in_a_row=self.consecutive_failed_pass_count,
+                    retry_in_s=backoff_s,
+                )
+                if self.consecutive_failed_pass_count % RELAY_REBUILD_AFTER_FAILED_PASSES == 0:
+                    await self._rebuild_sender()
                 await self._sleep_unless_stopping(backoff_s)
                 backoff_s = min(backoff_s * 2, self._backoff_max_s)
                 continue
             self.pass_count += 1
+            self.consecutive_failed_pass_count = 0
             backoff_s = self._backoff_initial_s
             if batch_count < self._batch_size_max:
                 await self._wait_for_work()
+
+    async def _rebuild_sender(self) -> None:
+        sender = self._sender
+        if not isinstance(sender, RebuildableSender):
+            return
+        async with self._pass_lock:
+            try:
+                await asyncio.wait_for(sender.rebuild(), RELAY_REBUILD_TIMEOUT_S)
+            except Exception as error:
+                _log.warning(
+                    "outbox relay could not rebuild its producer; it will try again",
+                    error_type=type(error).__name__,
+                    error=str(error) or repr(error),
+                )
+                return
+        self.rebuild_count += 1
+        _log.warning(
+            "outbox relay rebuilt its producer",
+            failed_passes_in_a_row=self.consecutive_failed_pass_count,
+        )
 
     async def _wait_for_work(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -215,48 +281,58 @@ class OutboxRelay:
             return len(rows)
 
     async def _publish_rows(self, rows: Sequence[OutboxRow]) -> None:
-        results = await self._send_in_order(rows)
-        acknowledged: list[int] = []
-        failure: BaseException | None = None
-        failed_row_id: int | None = None
-        for row, result in zip(rows, results, strict=False):
-            if isinstance(result, BaseException):
-                failure, failed_row_id = result, row.id
-                break
-            _check_acknowledgement(row, result)
-            acknowledged.append(row.id)
-        if len(results) < len(rows) and failure is None:
-            failed_row_id = rows[len(results)].id
-        await asyncio.to_thread(self._mark_sent, acknowledged, failed_row_id)
+        acknowledged, failures = await self._send_by_group(rows)
+        # Only rows that were tried count an attempt; those held back behind a
+        # failed row of their group were not sent at all.
+        await asyncio.to_thread(self._mark_sent, sorted(acknowledged), sorted(failures))
         self.published_count += len(acknowledged)
-        if failed_row_id is not None:
+        unsent_ids = [row.id for row in rows if row.id not in acknowledged]
+        if unsent_ids:
+            first_failed = min(failures) if failures else unsent_ids[0]
             raise RelayPublishError(
-                f"outbox row {failed_row_id} was not acknowledged; "
-                f"{len(acknowledged)} of {len(rows)} rows were"
-            ) from failure
+                f"{len(unsent_ids)} of {len(rows)} outbox rows were not acknowledged "
+                f"(first failure: row {first_failed}); the other {len(acknowledged)} were"
+            ) from failures.get(first_failed)
 
-    async def _send_in_order(self, rows: Sequence[OutboxRow]) -> list[Any]:
-        """Put rows in flight in id order, then collect each one's acknowledgement or error.
+    async def _send_by_group(
+        self, rows: Sequence[OutboxRow]
+    ) -> tuple[set[int], dict[int, BaseException]]:
+        """Publish ``rows`` per (topic, key) group: in id order within a group, groups at once.
 
-        If enqueueing fails part-way, the rows already in flight are still
-        awaited and the result list is shorter than ``rows``.
+        Returns the ids the broker acknowledged and, per failed row, its error.
+        A group stops at its first failure (its later rows are not sent, so they
+        cannot overtake it); the whole pass is bounded by the publish timeout,
+        and rows still waiting then count as failed.
         """
-        futures: list[asyncio.Future[Any]] = []
-        enqueue_error: Exception | None = None
+        groups: dict[tuple[str, bytes | None], list[OutboxRow]] = {}
         for row in rows:
-            try:
-                futures.append(await self._sender.send(row.topic, row.key, row.value, row.headers))
-            except Exception as error:
-                enqueue_error = error
-                break
-        results: list[Any] = list(
-            await asyncio.wait_for(
-                asyncio.gather(*futures, return_exceptions=True), self._publish_timeout_s
+            groups.setdefault((row.topic, row.key), []).append(row)
+        acknowledged: set[int] = set()
+        failures: dict[int, BaseException] = {}
+
+        async def publish_group(group: list[OutboxRow]) -> None:
+            for row in group:
+                try:
+                    future = await self._sender.send(row.topic, row.key, row.value, row.headers)
+                    _check_acknowledgement(row, await future)
+                except Exception as error:
+                    failures[row.id] = error
+                    return
+                acknowledged.add(row.id)
+
+        tasks = [asyncio.ensure_future(publish_group(group)) for group in groups.values()]
+        _, pending = await asyncio.wait(tasks, timeout=self._publish_timeout_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+            timeout = TimeoutError(
+                f"no acknowledgement within the publish timeout of {self._publish_timeout_s} s"
             )
-        )
-        if enqueue_error is not None:
-            results.append(enqueue_error)
-        return results
+            for row in rows:
+                if row.id not in acknowledged:
+                    failures.setdefault(row.id, timeout)
+        return acknowledged, failures
 
     def _load_unsent(self) -> list[OutboxRow]:
         table = self._table
@@ -279,7 +355,7 @@ class OutboxRelay:
             for found_row in found
         ]
 
-    def _mark_sent(self, sent_ids: Sequence[int], failed_id: int | None) -> None:
+    def _mark_sent(self, sent_ids: Sequence[int], failed_ids: Sequence[int]) -> None:
         table = self._table
         with self._engine.begin() as connection:
             if sent_ids:
@@ -288,12 +364,35 @@ class OutboxRelay:
                     .where(table.c.id.in_(sent_ids), table.c.sent_at.is_(None))
                     .values(sent_at=self._clock(), attempt_count=table.c.attempt_count + 1)
                 )
-            if failed_id is not None:
+            if failed_ids:
                 connection.execute(
                     update(table)
-                    .where(table.c.id == failed_id)
+                    .where(table.c.id.in_(failed_ids))
                     .values(attempt_count=table.c.attempt_count + 1)
                 )
+
+
+def oldest_unsent_age_s(engine: Engine, table: Table, now: datetime) -> float:
+    """Seconds the oldest unsent outbox row has waited (0.0 when nothing waits)."""
+    with engine.connect() as connection:
+        oldest = connection.execute(
+            select(func.min(table.c.created_at)).where(table.c.sent_at.is_(None))
+        ).scalar_one()
+    if oldest is None:
+        return 0.0
+    if oldest.tzinfo is None:
+        # SQLite hands back naive datetimes; the outbox writes UTC.
+        oldest = oldest.replace(tzinfo=UTC)
+    return max(float((now - oldest).total_seconds()), 0.0)
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The innermost exception of a chain: the producer's own error, not the relay's summary."""
+    seen: set[int] = set()
+    while error.__cause__ is not None and id(error) not in seen:
+        seen.add(id(error))
+        error = error.__cause__
+    return error
 
 
 def _check_acknowledgement(row: OutboxRow, metadata: Any) -> None:

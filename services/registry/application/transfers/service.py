@@ -5,8 +5,8 @@ protocol transition, its ledger effects (reserve, hold, finalise, release), the
 new state, the winning decision, the outbox rows it causes and the inbox record
 of the message that caused it all commit together or not at all. The machines
 in ``registry.protocol`` decide; this module only asks the ledger, feeds the
-answers in as plain values and performs the effects, as ``tests/sim/world.py``
-does for the simulator.
+answers in as plain values and performs the effects. The seeded simulator
+(``tests/sim``) drives this same class over the in-memory unit of work.
 
 - ``initiate_transfer``: the API's request; reserve (sender checks) and PREPARE.
 - ``handle_inbox_envelope``: a verified PREPARE, VOTE or DONE from this node's inbox.

@@ -25,6 +25,7 @@ from registry.entrypoints.api.routes import (
     authorisations,
     health,
     movements,
+    ndc,
     registry,
     transparency,
 )
@@ -76,6 +77,7 @@ def create_app(node: Node) -> FastAPI:
         approaches,
         authorisations,
         movements,
+        ndc,
         transparency,
         audit,
         transfer_routes,
@@ -136,17 +138,30 @@ def _transfer_lifespan(
             catch_up.bind(edge.unit_index_end_offsets)
             await catch_up.load()
             app.state.unit_index_catch_up = catch_up
-        await edge.start()
+        # The API serves whether or not the broker answers yet: transfers started
+        # meanwhile wait in the outbox, and /v1/health reports the node degraded
+        # until the edge has connected (it retries in the background).
         app.state.edge = edge
-        unfinished = await asyncio.to_thread(transfers.unfinished_count)
-        log.info("transfer messaging started", party=node.settings.party, unfinished=unfinished)
+
+        async def connect() -> None:
+            try:
+                await edge.start_until_connected()
+            except Exception:
+                # Not a broker outage but a defect no retry fixes: stay up, degraded.
+                log.exception("transfer messaging cannot start", party=node.settings.party)
+                return
+            unfinished = await asyncio.to_thread(transfers.unfinished_count)
+            log.info("transfer messaging started", party=node.settings.party, unfinished=unfinished)
+
+        connecting = asyncio.create_task(connect(), name="messaging-connect")
         ticker = asyncio.create_task(_tick_forever(transfers))
         try:
             yield
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            for task in (ticker, connecting):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             transfers.on_outbox_commit = None
             transfers.on_transfer_finished = None
             if messaging.unit_log is not None:

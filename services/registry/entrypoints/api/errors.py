@@ -89,6 +89,13 @@ _UNPROCESSABLE_REASONS = frozenset(
         ReasonCode.INVALID_OMGE_SHARE,
         ReasonCode.INVALID_TIMEFRAME,
         ReasonCode.MISSING_FIRST_TRANSFER_DEFINITION,
+        # An NDC configuration the domain cannot use (registry.domain.ndc.check_ndc).
+        ReasonCode.NDC_INVALID_PERIOD,
+        ReasonCode.NDC_INVALID_TARGET_YEAR,
+        ReasonCode.NDC_METHOD_MISMATCH,
+        ReasonCode.NDC_NO_METRIC,
+        ReasonCode.NDC_LEVEL_OUT_OF_SCOPE,
+        ReasonCode.NDC_TRAJECTORY_INCOMPLETE,
     }
 )
 
@@ -97,7 +104,7 @@ _QUANTITY_FIELDS = frozenset({"quantity", "quantity_cap"})
 
 
 # Not named UNKNOWN_*, but said of a missing LoA the request names: a 404.
-_NOT_FOUND_REASONS = frozenset({ReasonCode.NO_AUTHORISATION})
+_NOT_FOUND_REASONS = frozenset({ReasonCode.NO_AUTHORISATION, ReasonCode.NDC_NOT_CONFIGURED})
 
 
 def status_for_reason(reason: str) -> int:

@@ -15,9 +15,8 @@ from fastapi.responses import JSONResponse
 from registry.application import handlers
 from registry.entrypoints.api.auth import PublicReader
 from registry.entrypoints.api.dependencies import NodeDep, execute
-from registry.entrypoints.api.errors import ApiError, ApiReason
 from registry.entrypoints.api.schemas import Vintage
-from registry.reports.aef import NDC_PERIOD_DEFAULT, SUBMISSION_VERSION_DEFAULT, build_aef
+from registry.reports.aef import SUBMISSION_VERSION_DEFAULT, build_aef
 from registry.reports.formats import FILE_SUFFIXES, MEDIA_TYPES, ReportFormat, render
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -46,11 +45,8 @@ def aef_export(
     submission_version: Annotated[
         int, Query(ge=1, le=SUBMISSION_VERSION_MAX)
     ] = SUBMISSION_VERSION_DEFAULT,
-    ndc_period_from: Vintage = NDC_PERIOD_DEFAULT[0],
-    ndc_period_to: Vintage = NDC_PERIOD_DEFAULT[1],
 ) -> Response:
-    if ndc_period_from > ndc_period_to:
-        raise ApiError(422, ApiReason.MALFORMED_REQUEST, "the NDC period ends before it starts")
+    """Table 1's NDC type, period and method come from the NDC set under ``PUT /v1/ndc``."""
     source = execute(node, handlers.report_source, year)
     document: dict[str, Any] = build_aef(
         node=source.node,
@@ -61,7 +57,7 @@ def aef_export(
         authorisations=source.authorisations,
         audit=source.audit,
         submission_version=submission_version,
-        ndc_period=(ndc_period_from, ndc_period_to),
+        ndc=None if source.ndc is None else source.ndc.configuration,
     ).to_document()
     if report_format is ReportFormat.JSON:
         return JSONResponse(document)

@@ -8,17 +8,19 @@ sum, sort, limit and label is decided here.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from registry.application import handlers
 from registry.application.results import HoldingsTotal
 from registry.bootstrap import Node
-from registry.domain.adjustments import CorrespondingAdjustment
+from registry.domain.adjustments import CorrespondingAdjustment, balances_by_year_and_metric
 from registry.domain.authorisations import Authorisation
+from registry.domain.errors import DomainError, ReasonCode
+from registry.domain.ndc import CaMethod, CaSummary, NdcType
 from registry.entrypoints.api.dependencies import execute
 
 # The first year of the Paris Agreement's first NDC period; the AEF is reported
@@ -96,6 +98,96 @@ class AefYear:
     links: tuple[tuple[str, str], ...]  # (format label, href)
 
 
+# What each number of the CA summary means, in plain words; the public page and
+# the README say the same. The applied adjustment depends on the method.
+CA_COLUMN_MEANINGS: tuple[tuple[str, str], ...] = (
+    (
+        "First transferred",
+        "ITMOs first transferred by this Party, for their vintage year: added to its emissions"
+        " balance, so the reduction is not counted twice.",
+    ),
+    (
+        "Used",
+        "ITMOs used towards this Party's NDC, for the year of use: subtracted from its emissions"
+        " balance (shown negative).",
+    ),
+    ("Annual adjustment", "First transferred plus used: the year's net adjustment."),
+    (
+        "Cumulative",
+        "The annual adjustments from the start of the implementation period through the year;"
+        " in the last year, the period's total.",
+    ),
+    (
+        "Trajectory",
+        "The indicative emissions trajectory (or a budget, year by year) the Party entered,"
+        " consistent with its NDC.",
+    ),
+    (
+        "Reported emissions",
+        "The emissions (or the metric's level) the Party entered from its inventory;"
+        " blank when not entered.",
+    ),
+    (
+        "Adjusted emissions balance",
+        "Reported emissions plus the applied adjustment: the figure the Party compares with"
+        " its NDC or its trajectory.",
+    ),
+)
+# The applied adjustment's column comes after the cumulative one.
+APPLIED_COLUMN_INDEX = 4
+APPLIED_MEANINGS: dict[CaMethod, str] = {
+    CaMethod.ANNUAL: (
+        "Multi-year NDC: each year's own annual adjustment is applied to that year; the"
+        " cumulative at the end of the period is reported too."
+    ),
+    CaMethod.TRAJECTORY: (
+        "Single-year NDC, trajectory method: each year's own annual adjustment is applied,"
+        " against the indicative trajectory."
+    ),
+    CaMethod.AVERAGING: (
+        "Single-year NDC, averaging method: in the target year, the cumulative adjustment over"
+        " the implementation period divided by its number of years. In earlier years, the"
+        " average so far (cumulative divided by the years elapsed), shown as indicative only."
+    ),
+}
+SIGN_NOTE = (
+    "For a non-GHG metric where a higher value is better (say, renewable MWh), the signs are"
+    " reversed: a first transfer lowers the level the Party may claim, a use raises it."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CaYearRow:
+    year: int
+    first_transferred: int
+    used: int
+    annual: int
+    cumulative: int
+    applied: str
+    status: str  # "applied" or "indicative"
+    trajectory: str
+    reported: str
+    adjusted: str
+
+
+@dataclass(frozen=True, slots=True)
+class CaMetricTable:
+    metric: str
+    rows: tuple[CaYearRow, ...]
+    period_total: int
+    outside_period: int
+
+
+@dataclass(frozen=True, slots=True)
+class CaSection:
+    """The CA summary, or why there is none (``ndc_text`` empty: no NDC configured)."""
+
+    ndc_text: str
+    meanings: tuple[tuple[str, str], ...]  # (column, what it means), in column order
+    tables: tuple[CaMetricTable, ...]
+    sign_note: str = SIGN_NOTE
+
+
 @dataclass(frozen=True, slots=True)
 class PublicPage:
     party: str
@@ -110,6 +202,7 @@ class PublicPage:
     transfers_in: tuple[TransferRow, ...]
     transfers_total: int
     aef_years: tuple[AefYear, ...]
+    ca_section: CaSection = CaSection("", (), ())
 
 
 def build_public_page(node: Node) -> PublicPage:
@@ -137,7 +230,70 @@ def build_public_page(node: Node) -> PublicPage:
         transfers_in=_newest(transfers, DIRECTION_IN),
         transfers_total=len(transfers),
         aef_years=aef_years(now.year),
+        ca_section=ca_section(node),
     )
+
+
+def ca_section(node: Node) -> CaSection:
+    try:
+        summary = execute(node, handlers.ca_summary)
+    except DomainError as error:
+        if error.reason is not ReasonCode.NDC_NOT_CONFIGURED:
+            raise
+        return CaSection("", (), ())
+    return ca_section_of(summary)
+
+
+def ca_section_of(summary: CaSummary) -> CaSection:
+    config = summary.ndc.configuration
+    period = f"{config.period_start}-{config.period_end}"
+    if config.ndc_type is NdcType.SINGLE_YEAR:
+        kind = (
+            f"a single-year NDC (target year {config.target_year}, implementation period {period})"
+        )
+    else:
+        kind = f"a multi-year NDC (implementation period {period})"
+    method = "" if config.method is None else config.method.value.lower()
+    text = (
+        f"{summary.party} has {kind}, applies corresponding adjustments by the {method} method,"
+        f" and reports {', '.join(config.metrics)} (configuration version {summary.ndc.version})."
+    )
+    applied = "" if config.method is None else APPLIED_MEANINGS[config.method]
+    return CaSection(
+        ndc_text=text,
+        meanings=(
+            *CA_COLUMN_MEANINGS[:APPLIED_COLUMN_INDEX],
+            ("Applied adjustment", applied),
+            *CA_COLUMN_MEANINGS[APPLIED_COLUMN_INDEX:],
+        ),
+        tables=tuple(
+            CaMetricTable(
+                metric=found.metric,
+                period_total=found.period_total,
+                outside_period=found.outside_period,
+                rows=tuple(
+                    CaYearRow(
+                        year=row.year,
+                        first_transferred=row.first_transferred,
+                        used=row.used,
+                        annual=row.annual_adjustment,
+                        cumulative=row.cumulative_adjustment,
+                        applied=f"{row.applied_adjustment:,}",
+                        status="indicative" if row.indicative else "applied",
+                        trajectory=_optional_number(row.trajectory_level),
+                        reported=_optional_number(row.reported_emissions),
+                        adjusted=_optional_number(row.adjusted_emissions_balance),
+                    )
+                    for row in found.years
+                ),
+            )
+            for found in summary.metrics
+        ),
+    )
+
+
+def _optional_number(value: Decimal | None) -> str:
+    return "—" if value is None else f"{value:,}"
 
 
 def _transfer_views(node: Node) -> list[dict[str, Any]]:
@@ -151,11 +307,9 @@ def _newest(rows: Iterable[TransferRow], direction: str) -> tuple[TransferRow, .
 
 
 def ledger_balances(adjustments: Iterable[CorrespondingAdjustment]) -> tuple[LedgerBalance, ...]:
-    sums: defaultdict[tuple[int, str], int] = defaultdict(int)
-    for entry in adjustments:
-        sums[(entry.year, entry.metric)] += entry.quantity
     return tuple(
-        LedgerBalance(year, metric, quantity) for (year, metric), quantity in sorted(sums.items())
+        LedgerBalance(year, metric, quantity)
+        for (year, metric), quantity in balances_by_year_and_metric(adjustments).items()
     )
 
 
