@@ -328,6 +328,7 @@ class UnitIndexBus:
                 raise _Refusal(error.reason_code, str(error)) from error
             if not isinstance(envelope.payload, UnitRecord):
                 raise _Refusal(UNIT_RECORD_MISPLACED, "only UNITS records belong on the unit log")
+            self._folded(self._index.handle_unit_record, envelope, position)
         except _Refusal as refusal:
             _quarantine(
                 self._quarantine,
@@ -341,18 +342,52 @@ class UnitIndexBus:
                 refusal,
             )
             self._index.skip(position)
-            return
-        self._index.handle_unit_record(envelope, position)
+
+    def _folded(
+        self,
+        fold: Callable[[Envelope, MessagePosition], bool],
+        envelope: Envelope,
+        position: MessagePosition,
+    ) -> None:
+        try:
+            fold(envelope, position)
+        except TRANSIENT_ERRORS:
+            raise  # the node's own database: redelivered after a backoff
+        except Exception as error:
+            # A bug in the fold: redelivering would hit it forever and hold the log.
+            _log.exception(
+                "the unit index failed on a record; it is quarantined",
+                party=self.party,
+                message_type=envelope.message_type.value,
+                message_id=str(envelope.message_id),
+            )
+            raise _Refusal(
+                HANDLER_FAILED, f"{type(error).__name__}: {error}", logged_with_trace=True
+            ) from error
 
     def handle_decision_bytes(
         self, data: bytes, position: MessagePosition, key: bytes | None = None
     ) -> None:
+        envelope: Envelope | None = None
         try:
             envelope = _decoded(data)
-        except _Refusal:
-            self._index.skip(position)  # quarantined by the decision subscriber
-            return
-        self._index.handle_decision_record(envelope, position)
+            self._folded(self._index.handle_decision_record, envelope, position)
+        except _Refusal as refusal:
+            if envelope is not None:
+                # Decoded, yet the fold failed: only this subscriber knows of it.
+                _quarantine(
+                    self._quarantine,
+                    self.on_quarantined,
+                    self.party,
+                    TopicKind.DECISION,
+                    data,
+                    position,
+                    key,
+                    envelope,
+                    refusal,
+                )
+            # Undecodable: the decision subscriber quarantines it.
+            self._index.skip(position)
 
     async def on_unit_record(self, record: RawKafkaRecord) -> None:
         position = MessagePosition(record.topic, record.partition, record.offset)

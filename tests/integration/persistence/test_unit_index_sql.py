@@ -223,3 +223,21 @@ def test_unit_records_that_do_not_verify_are_quarantined_and_passed(engine: Engi
     ]
     assert index.offsets() == {(UNIT_LOG, 0): 4}
     assert index.holdings() == []
+
+
+class _BrokenIndex(UnitIndex):
+    def handle_unit_record(self, envelope: Envelope, position: MessagePosition) -> bool:
+        raise ZeroDivisionError("a bug in the fold")
+
+
+def test_a_record_the_fold_fails_on_is_quarantined_not_redelivered_forever(
+    engine: Engine,
+) -> None:
+    index = _BrokenIndex(
+        lambda: SqlUnitIndexUnitOfWork(engine), partial(verify_signature, directory=DIRECTORY)
+    )
+    quarantine = InMemoryQuarantine()
+    bus = UnitIndexBus(index, DIRECTORY, quarantine, party="GHA")
+    bus.handle_unit_bytes(encode_envelope(issued(1, 10)), MessagePosition(UNIT_LOG, 0, 0))
+    assert [row.reason_code for row in quarantine.refused()] == ["HANDLER_FAILED"]
+    assert index.offsets() == {(UNIT_LOG, 0): 1}
