@@ -7,7 +7,8 @@ KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install test test-slow demo kafka-up kafka-down postgres-up postgres-down lint format bench clean
+.PHONY: install test test-slow demo kafka-up kafka-down postgres-up postgres-down lint format bench clean \
+	containers compose-up compose-down compose-demo
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required (found %s)" % sys.version.split()[0])'
@@ -42,6 +43,33 @@ postgres-up: install
 
 postgres-down: install
 	$(PY) deploy/postgres/local_postgres.py stop
+
+## Containers (docker-compose.yml): `docker compose` where the CLI plugin exists, else docker-compose.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+## make containers: a container host (engine, dockerd, base image) and the project's images.
+containers:
+	deploy/containers/prepare.sh
+
+## make compose-up: the three-Party federation in containers, returning once all nodes are healthy.
+# prepare.sh builds the images (one build path, one layer cache), so `up` needs no --build.
+# .env (git-ignored) holds the PostgreSQL password compose reads; generated once.
+compose-up: install
+	deploy/containers/prepare.sh
+	@test -f .env || echo "A6_POSTGRES_PASSWORD=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))')" > .env
+	$(COMPOSE) up --detach
+	$(PY) deploy/containers/compose_demo.py --compose "$(COMPOSE)" --wait-only
+
+## make compose-down: stop and remove the containers and their volumes (keys, databases).
+compose-down:
+	# The password only matters to `up`; `down` must work without .env too.
+	A6_POSTGRES_PASSWORD=$${A6_POSTGRES_PASSWORD:-unused-by-down} $(COMPOSE) down --volumes --remove-orphans
+
+## make compose-demo: the demo's story against a fresh compose federation.
+compose-demo: install
+	$(MAKE) compose-down
+	$(MAKE) compose-up
+	$(PY) deploy/containers/compose_demo.py --compose "$(COMPOSE)"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -5,8 +5,9 @@ Where the services come from (first match wins):
 ``kafka_bootstrap``
     1. ``KAFKA_BOOTSTRAP_SERVERS`` if set (it must answer a Kafka Metadata request within
        ``KAFKA_ANSWER_TIMEOUT_S``);
-    2. a testcontainers Kafka when a Docker daemon answers (the ``docker`` binary alone
-       does not count);
+    2. a testcontainers Kafka when a Docker daemon answers and already holds the image
+       ``TESTCONTAINERS_KAFKA_IMAGE`` (the ``docker`` binary alone does not count; an
+       engine without a registry could never pull it);
     3. the local JVM broker of ``deploy/kafka/broker.py`` on port ``TEST_KAFKA_PORT``
        (19092, controller on 19093, data in ``var/kafka-19092``). Tests never use 9092, so
        a developer's ``make kafka-up`` broker and its topics are left alone. A broker that
@@ -17,7 +18,8 @@ Where the services come from (first match wins):
        started by hand is never stopped.
 
 ``postgres_url``
-    1. ``DATABASE_URL`` if set; 2. a testcontainers PostgreSQL when Docker answers;
+    1. ``DATABASE_URL`` if set; 2. a testcontainers PostgreSQL when Docker answers and
+    holds ``TESTCONTAINERS_POSTGRES_IMAGE``;
     3. ``deploy/postgres/local_postgres.py`` (127.0.0.1:5432, left running).
 
 When ``CI`` is set (non-empty), a service that cannot be obtained fails the tests that
@@ -29,7 +31,8 @@ empty database: a file in ``tmp_path``, or a database ``t_<uuid hex>`` created f
 ``postgresql`` case starts PostgreSQL.
 
 Tests are marked by folder: tests/unit -> unit, tests/integration -> integration,
-tests/e2e -> e2e, tests/sim -> sim.
+tests/e2e -> e2e, tests/sim -> sim, tests/containers -> containers (the project's own
+images in a Docker engine, see tests/containers/conftest.py).
 """
 
 from __future__ import annotations
@@ -63,7 +66,13 @@ DOCKER_PING_TIMEOUT_S = 3
 TESTCONTAINERS_KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 TESTCONTAINERS_POSTGRES_IMAGE = "postgres:15"
 
-FOLDER_MARKERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "sim": "sim"}
+FOLDER_MARKERS = {
+    "unit": "unit",
+    "integration": "integration",
+    "e2e": "e2e",
+    "sim": "sim",
+    "containers": "containers",
+}
 
 
 # tryfirst: runs before pytest's own -m deselection, which then sees the folder markers.
@@ -116,6 +125,30 @@ def docker_answers() -> bool:
         client = docker.from_env(timeout=DOCKER_PING_TIMEOUT_S)
         try:
             return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+@functools.cache
+def docker_has_image(image: str) -> bool:
+    """True when a Docker daemon answers and already holds ``image``.
+
+    The shared fixtures use testcontainers only for an image the engine has: an engine
+    without a registry (deploy/containers/prepare.sh's, on machines with no internet)
+    could never pull one, and every test would fail instead of using the local services.
+    ``docker pull`` the image first to have the fixtures use it.
+    """
+    if not docker_answers():
+        return False
+    try:
+        import docker
+
+        client = docker.from_env(timeout=DOCKER_PING_TIMEOUT_S)
+        try:
+            client.images.get(image)
+            return True
         finally:
             client.close()
     except Exception:
@@ -181,7 +214,7 @@ def kafka_bootstrap() -> Iterator[str]:
             )
         yield given
         return
-    if docker_answers():
+    if docker_has_image(TESTCONTAINERS_KAFKA_IMAGE):
         try:
             from testcontainers.community.kafka import KafkaContainer
         except ImportError:  # testcontainers before the community namespace
@@ -217,7 +250,7 @@ def postgres_url() -> Iterator[str]:
         _check_postgres(given, "DATABASE_URL")
         yield given
         return
-    if docker_answers():
+    if docker_has_image(TESTCONTAINERS_POSTGRES_IMAGE):
         try:
             from testcontainers.community.postgres import PostgresContainer
         except ImportError:  # testcontainers before the community namespace

@@ -34,12 +34,12 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # run as a script: make `deploy.federation` importable
@@ -251,9 +251,20 @@ def _signed(quantity: int) -> str:
 # -------------------------------------------------------------------------- story
 
 
+class Nodes(Protocol):
+    """What the story needs of a federation: its nodes as a client sees them. The local
+    :class:`Federation` is one; deploy/containers/compose_demo.py passes the nodes of
+    the docker-compose federation."""
+
+    @property
+    def nodes(self) -> Mapping[str, NodeClient]: ...
+
+    def node(self, party: str) -> NodeClient: ...
+
+
 @dataclass
 class Story:
-    federation: Federation
+    federation: Nodes
     outcomes: list[tuple[str, Outcome]] = field(default_factory=list)
 
     def node(self, party: str) -> NodeClient:
@@ -441,28 +452,7 @@ def run_story(story: Story) -> None:
 
 
 def print_summary(federation: Federation) -> None:
-    table = Table(title="Per Party, after the story", title_style="bold")
-    for column in ("Party", "held", "retired", "cancelled", "in", "out"):
-        table.add_column(column, justify="left" if column == "Party" else "right")
-    table.add_column("CA balance by year", no_wrap=True)
-    for node in federation.nodes.values():
-        summed = totals(node)
-        incoming, outgoing = transfer_counts(node)
-        balances = ca_balances(node)
-        table.add_row(
-            node.party,
-            f"{summed['held']:,}",
-            f"{summed['retired']:,}",
-            f"{summed['cancelled']:,}",
-            incoming,
-            outgoing,
-            ", ".join(f"{year}: {_signed(q)}" for year, q in sorted(balances.items())) or "none",
-        )
-    console.print(table)
-    console.print(
-        "[dim]in/out: cross-border transfers at this node; CA: corresponding adjustments "
-        "(+ first transfers out, - uses of acquired ITMOs)[/]"
-    )
+    print_party_table(federation.nodes.values())
     # Plain lines, not a table: URLs and tokens must not be folded, people copy them.
     console.rule("[bold]Each node")
     for node in federation.nodes.values():
@@ -482,6 +472,32 @@ def print_summary(federation: Federation) -> None:
         soft_wrap=True,
     )
     console.print(f"Federation directory: {_relative(federation.directory_path)}", highlight=False)
+
+
+def print_party_table(nodes: Iterable[NodeClient]) -> None:
+    """Holdings, transfers and corresponding adjustments per Party, one row each."""
+    table = Table(title="Per Party, after the story", title_style="bold")
+    for column in ("Party", "held", "retired", "cancelled", "in", "out"):
+        table.add_column(column, justify="left" if column == "Party" else "right")
+    table.add_column("CA balance by year", no_wrap=True)
+    for node in nodes:
+        summed = totals(node)
+        incoming, outgoing = transfer_counts(node)
+        balances = ca_balances(node)
+        table.add_row(
+            node.party,
+            f"{summed['held']:,}",
+            f"{summed['retired']:,}",
+            f"{summed['cancelled']:,}",
+            incoming,
+            outgoing,
+            ", ".join(f"{year}: {_signed(q)}" for year, q in sorted(balances.items())) or "none",
+        )
+    console.print(table)
+    console.print(
+        "[dim]in/out: cross-border transfers at this node; CA: corresponding adjustments "
+        "(+ first transfers out, - uses of acquired ITMOs)[/]"
+    )
 
 
 def _relative(path: Path) -> str:

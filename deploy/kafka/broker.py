@@ -4,6 +4,7 @@
     python deploy/kafka/broker.py start  [--port 9092] [--data-dir DIR]
     python deploy/kafka/broker.py stop   [--port 9092] [--data-dir DIR]
     python deploy/kafka/broker.py status [--port 9092] [--data-dir DIR]
+    python deploy/kafka/broker.py run    [--port 9092] [--data-dir DIR]   (foreground)
 
 One JVM runs Kafka 4.1 in KRaft mode as combined broker and controller, bound to 127.0.0.1
 only. The jars come from Maven Central through deploy/kafka/pom.xml into a cache outside
@@ -39,6 +40,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 KAFKA_VERSION = "4.1.1"
 DEFAULT_PORT = 9092
@@ -616,6 +618,26 @@ def stop_broker(port: int = DEFAULT_PORT, data_dir: Path | str | None = None) ->
         return True
 
 
+def run_broker_in_foreground(port: int, data_dir: Path | str) -> NoReturn:
+    """Write the config, format the storage if new, then become the broker JVM (exec).
+
+    For a container's main process: the same jars, settings and storage layout as
+    :func:`start_broker`, but the JVM replaces this process, so it receives the
+    container's signals and its output goes to the container's log.
+    """
+    data = Path(data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    java = _java()
+    jars = ensure_jars()
+    config_path = data / SERVER_PROPERTIES
+    config_path.write_text(_server_properties(port, data))
+    _format_storage(java, jars, data, config_path)
+    command = _jvm_command(java, jars, data, "kafka.Kafka", str(config_path))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)
+
+
 def broker_pid(port: int = DEFAULT_PORT, data_dir: Path | str | None = None) -> int | None:
     """The pid of the broker JVM started from this port's data directory, if running."""
     data = Path(data_dir).resolve() if data_dir is not None else default_data_dir(port)
@@ -624,7 +646,8 @@ def broker_pid(port: int = DEFAULT_PORT, data_dir: Path | str | None = None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A local single-node Kafka broker.")
-    parser.add_argument("command", choices=["start", "stop", "status"])
+    # run: the broker in the foreground (exec), for a container's main process.
+    parser.add_argument("command", choices=["start", "stop", "status", "run"])
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="client port")
     parser.add_argument("--data-dir", type=Path, default=None, help="default: var/kafka-PORT")
     args = parser.parse_args(argv)
@@ -639,6 +662,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(bootstrap)
             return 0
+        if args.command == "run":
+            run_broker_in_foreground(args.port, args.data_dir or default_data_dir(args.port))
         if args.command == "stop":
             stopped = stop_broker(args.port, args.data_dir)
             _info("broker stopped" if stopped else f"no broker of ours on port {args.port}")

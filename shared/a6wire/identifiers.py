@@ -17,9 +17,15 @@ PARTY_PATTERN = r"^[A-Z]{3}$"
 REGISTRY_ID_PATTERN = r"^[A-Z]{3}\d{2}$"
 COOPERATIVE_APPROACH_ID_PATTERN = r"^CA\d{4}$"
 SERIAL_DIGITS_MIN = 9
-UNIQUE_IDENTIFIER_PATTERN = r"^(CA\d{4})-([A-Z]{3}\d{2})-([A-Z]{3})-(\d{9,})-(\d{4})$"
+# 2**63 - 1 has 19 digits; the pattern bounds the length, parsing bounds the value.
+UNIQUE_IDENTIFIER_PATTERN = r"^(CA\d{4})-([A-Z]{3}\d{2})-([A-Z]{3})-(\d{9,19})-(\d{4})$"
 
 SERIAL_MIN = 1
+# Serials and quantities are stored as signed 64-bit integers, versions as signed
+# 32-bit ones: what no node's database can hold is refused wherever it comes in.
+SERIAL_MAX = 2**63 - 1
+QUANTITY_MAX = SERIAL_MAX
+VERSION_MAX = 2**31 - 1
 VINTAGE_MIN = 2000
 VINTAGE_MAX = 2100
 
@@ -28,9 +34,22 @@ _REGISTRY_ID = re.compile(REGISTRY_ID_PATTERN)
 _COOPERATIVE_APPROACH_ID = re.compile(COOPERATIVE_APPROACH_ID_PATTERN)
 _UNIQUE_IDENTIFIER = re.compile(UNIQUE_IDENTIFIER_PATTERN)
 
+# A Letter of Authorisation's id appears in URLs and reports: URL-safe, bounded.
+AUTHORISATION_ID_LENGTH_MAX = 64
+AUTHORISATION_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{AUTHORISATION_ID_LENGTH_MAX - 1}}}$"
+# C0 and C1 control characters and DEL have no place in a name or a label; free
+# text (an LoA's terms) may keep tab and line breaks. PostgreSQL cannot store NUL,
+# and XLSX cannot hold most of the rest.
+LABEL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+_AUTHORISATION_ID = re.compile(AUTHORISATION_ID_PATTERN)
+_LABEL = re.compile(LABEL_PATTERN)
+_TEXT = re.compile(TEXT_PATTERN)
+
 PartyCode = Annotated[str, StringConstraints(pattern=PARTY_PATTERN)]
 RegistryId = Annotated[str, StringConstraints(pattern=REGISTRY_ID_PATTERN)]
 CooperativeApproachId = Annotated[str, StringConstraints(pattern=COOPERATIVE_APPROACH_ID_PATTERN)]
+AuthorisationId = Annotated[str, StringConstraints(pattern=AUTHORISATION_ID_PATTERN)]
 
 
 class IdentifierError(ValueError):
@@ -47,6 +66,20 @@ def is_registry_id(value: str) -> bool:
 
 def is_cooperative_approach_id(value: str) -> bool:
     return bool(_COOPERATIVE_APPROACH_ID.fullmatch(value))
+
+
+def is_authorisation_id(value: str) -> bool:
+    return bool(_AUTHORISATION_ID.fullmatch(value))
+
+
+def is_label(value: str) -> bool:
+    """A name or label: no control characters at all."""
+    return bool(_LABEL.fullmatch(value))
+
+
+def is_text(value: str) -> bool:
+    """Free text: no control characters but tab and line breaks."""
+    return bool(_TEXT.fullmatch(value))
 
 
 def registry_party(registry_id: str) -> str:
@@ -70,8 +103,8 @@ class UnitIdentifier(NamedTuple):
 
 
 def format_serial(serial: int) -> str:
-    if serial < SERIAL_MIN:
-        raise IdentifierError(f"serial {serial} is below {SERIAL_MIN}")
+    if not SERIAL_MIN <= serial <= SERIAL_MAX:
+        raise IdentifierError(f"serial {serial} is outside {SERIAL_MIN}-{SERIAL_MAX}")
     return f"{serial:0{SERIAL_DIGITS_MIN}d}"
 
 
@@ -102,4 +135,8 @@ def parse_unique_identifier(value: str) -> UnitIdentifier:
     if match is None:
         raise IdentifierError(f"{value!r} is not a 6/CMA.4 unique identifier")
     approach, registry, party, serial, vintage = match.groups()
+    if not SERIAL_MIN <= int(serial) <= SERIAL_MAX:
+        raise IdentifierError(f"the serial of {value!r} is outside {SERIAL_MIN}-{SERIAL_MAX}")
+    if not VINTAGE_MIN <= int(vintage) <= VINTAGE_MAX:
+        raise IdentifierError(f"the vintage of {value!r} is outside {VINTAGE_MIN}-{VINTAGE_MAX}")
     return UnitIdentifier(approach, registry, party, int(serial), int(vintage))

@@ -35,9 +35,15 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from a6wire.identifiers import (
+    LABEL_PATTERN,
+    QUANTITY_MAX,
+    SERIAL_MAX,
     SERIAL_MIN,
+    TEXT_PATTERN,
+    VERSION_MAX,
     VINTAGE_MAX,
     VINTAGE_MIN,
+    AuthorisationId,
     CooperativeApproachId,
     PartyCode,
     RegistryId,
@@ -47,7 +53,9 @@ from a6wire.identifiers import (
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({SCHEMA_VERSION})
 
-# Limits on everything a peer can make us hold in memory or in a database row.
+# Limits on everything a peer can make us hold in memory or in a database row:
+# what a receiving node's columns cannot store (a serial beyond 64 bits, NUL in a
+# string) is refused here, as a malformed message, before any handler runs.
 BLOCKS_PER_TRANSFER_MAX = 1_000
 PARTICIPANTS_PER_TRANSFER_MAX = 16
 REASON_CODES_PER_MESSAGE_MAX = 32
@@ -87,8 +95,16 @@ def _as_utc(value: datetime) -> datetime:
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
 ReasonCode = Annotated[str, StringConstraints(pattern=REASON_CODE_PATTERN, max_length=64)]
-AccountId = Annotated[str, StringConstraints(min_length=1, max_length=ACCOUNT_ID_LENGTH_MAX)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_LENGTH_MAX)]
+AccountId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=ACCOUNT_ID_LENGTH_MAX, pattern=LABEL_PATTERN),
+]
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=NAME_LENGTH_MAX, pattern=LABEL_PATTERN)
+]
+Serial = Annotated[int, Field(ge=SERIAL_MIN, le=SERIAL_MAX)]
+Quantity = Annotated[int, Field(ge=1, le=QUANTITY_MAX)]
+Version = Annotated[int, Field(ge=1, le=VERSION_MAX)]
 Sha256Hex = Annotated[str, StringConstraints(pattern=SHA256_HEX_PATTERN)]
 
 
@@ -126,9 +142,9 @@ class SerialBlock(_Frozen):
     receiver checks the arithmetic rather than trusting either number.
     """
 
-    first_serial: int = Field(ge=SERIAL_MIN)
-    last_serial: int = Field(ge=SERIAL_MIN)
-    quantity: int = Field(ge=1)
+    first_serial: Serial
+    last_serial: Serial
+    quantity: Quantity
     cooperative_approach_id: CooperativeApproachId
     originating_registry_id: RegistryId
     first_transferring_party: PartyCode
@@ -141,8 +157,8 @@ class SerialBlock(_Frozen):
     sector: Name
     activity_type: Name
     first_transfer_done: bool
-    authorisation_id: Name
-    authorisation_version: int = Field(ge=1)
+    authorisation_id: AuthorisationId
+    authorisation_version: Version
 
     @model_validator(mode="after")
     def _quantity_matches_range(self) -> SerialBlock:
@@ -159,11 +175,11 @@ class SerialBlock(_Frozen):
 class AuthorisationSnapshot(_Frozen):
     """The Letter of Authorisation version the transfer relies on (AEF table 2)."""
 
-    authorisation_id: Name
+    authorisation_id: AuthorisationId
     authorisation_date: date
     cooperative_approach_id: CooperativeApproachId
-    version: int = Field(ge=1)
-    quantity_cap: int | None = Field(default=None, ge=1)
+    version: Version
+    quantity_cap: Quantity | None = None
     authorised_parties: tuple[PartyCode, ...] = Field(min_length=1, max_length=ENTRIES_PER_LIST_MAX)
     authorised_entities: tuple[Name, ...] = Field(default=(), max_length=ENTRIES_PER_LIST_MAX)
     purposes: tuple[Purpose, ...] = Field(min_length=1, max_length=2)
@@ -171,7 +187,7 @@ class AuthorisationSnapshot(_Frozen):
     mitigation_to: date | None = None
     use_from: date | None = None
     use_to: date | None = None
-    terms: str = Field(default="", max_length=TEXT_LENGTH_MAX)
+    terms: str = Field(default="", max_length=TEXT_LENGTH_MAX, pattern=TEXT_PATTERN)
     first_transfer_definition: FirstTransferDefinition | None = None
 
     @model_validator(mode="after")

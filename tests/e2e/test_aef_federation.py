@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from deploy.federation.launcher import Federation
 
+from registry.reports.aef import ActionType
 from registry.reports.checker import check_aef
 from registry.reports.consistency import DisagreementKind, find_disagreements
+from tests.unit.reports.test_aef_fields import REQUIRED_ALWAYS, REQUIRED_BY_TYPE
 
 TRANSFER_WAIT_S = 30
 PARTIES = ("CHE", "GHA", "THA")
@@ -31,6 +33,12 @@ def _transfer(federation: Federation, sender: str, body: dict[str, Any]) -> None
         )
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "COMMITTED", response.text
+
+
+def _post(federation: Federation, party: str, path: str, body: dict[str, Any]) -> None:
+    with federation.node(party).operator() as client:
+        response = client.post(path, json=body)
+    assert response.status_code == 200, response.text
 
 
 def _aef(federation: Federation, party: str, year: int) -> dict[str, Any]:
@@ -53,8 +61,20 @@ def test_the_parties_aef_exports_pass_the_checker_and_agree(federation: Federati
     _transfer(federation, "GHA", {**first, **common, "quantity": 600})
     onward = {"from_account_id": "CHE-GOV", "to_party": "THA", "to_account_id": "THA-GOV"}
     _transfer(federation, "CHE", {**onward, **common, "quantity": 250})
-
+    # THA first-transfers e-bus units to CHE, with CA0002's 2 % OMGE share.
+    ebus = {"cooperative_approach_id": "CA0002", "authorisation_id": "THA-LOA-CA0002-001"}
+    to_che = {"from_account_id": "THA-GOV", "to_party": "CHE", "to_account_id": "CHE-GOV"}
+    _transfer(federation, "THA", {**to_che, **ebus, "quantity": 400})
     year = datetime.now(UTC).year
+    # Uses and cancellations: every remaining action type, from the API.
+    use = {"account_id": "CHE-GOV", "cooperative_approach_id": "CA0005", "quantity": 100}
+    _post(federation, "CHE", "/v1/uses", {**use, "purpose": "NDC", "year_of_use": year})
+    ebus_held = {"account_id": "THA-GOV", "cooperative_approach_id": "CA0002"}
+    _post(federation, "THA", "/v1/uses", {**ebus_held, "quantity": 30, "purpose": "OIMP"})
+    _post(
+        federation, "THA", "/v1/cancellations", {**ebus_held, "quantity": 20, "kind": "VOLUNTARY"}
+    )
+
     documents = {party: _aef(federation, party, year) for party in PARTIES}
     for party, document in documents.items():
         assert check_aef(document) == [], f"{party}'s export fails the checker"
@@ -62,9 +82,28 @@ def test_the_parties_aef_exports_pass_the_checker_and_agree(federation: Federati
 
     # What each side reported is what the other side reported.
     assert sum(row["quantity"] for row in _rows(documents["GHA"], "first_transfer")) == 600
-    assert sum(row["quantity"] for row in _rows(documents["CHE"], "acquisition")) == 600
+    acquired_by_che = [row for row in _rows(documents["CHE"], "acquisition")]
+    assert sum(row["quantity"] for row in acquired_by_che) == 600 + 400
     assert sum(row["quantity"] for row in _rows(documents["CHE"], "transfer")) == 250
     assert sum(row["quantity"] for row in _rows(documents["THA"], "acquisition")) == 250
+
+    # The AEF says whether each acquisition was the units' first transfer.
+    assert all(row["first_transfer"] is True for row in acquired_by_che)
+    assert all(row["first_transfer"] is False for row in _rows(documents["THA"], "acquisition"))
+    (oimp_use,) = _rows(documents["THA"], "use_for_oimp")
+    assert oimp_use["year_of_use"] == year
+    assert _rows(documents["THA"], "omge_cancellation")
+
+    # A copy missing any one field its action type needs fails the checker, at that row.
+    for party, document in documents.items():
+        for index, row in enumerate(document["tables"]["actions"]):
+            action_type = ActionType(row["action_type"])
+            required = [*REQUIRED_ALWAYS, *REQUIRED_BY_TYPE[action_type]]
+            for field in required:
+                corrupted = copy.deepcopy(document)
+                corrupted["tables"]["actions"][index][field] = None
+                problems = {(problem.row, problem.field) for problem in check_aef(corrupted)}
+                assert (index, field) in problems, (party, action_type, field)
 
     # A receiver's row altered after the fact is caught, and named.
     corrupted = copy.deepcopy(documents["CHE"])

@@ -186,6 +186,9 @@ class SqlCooperativeApproachRepository(_SqlRepository):
                 metric=approach.metric,
                 metric_higher_is_better=approach.metric_higher_is_better,
                 omge_share=None if approach.omge_share is None else str(approach.omge_share),
+                tco2e_per_unit=(
+                    None if approach.tco2e_per_unit is None else str(approach.tco2e_per_unit)
+                ),
             )
         )
 
@@ -212,6 +215,7 @@ def _approach(row: RowMapping) -> CooperativeApproach:
         metric_higher_is_better=row["metric_higher_is_better"],
         omge_share=None if row["omge_share"] is None else Decimal(row["omge_share"]),
         name=row["name"],
+        tco2e_per_unit=(None if row["tco2e_per_unit"] is None else Decimal(row["tco2e_per_unit"])),
     )
 
 
@@ -660,6 +664,12 @@ _AUDIT_FIELDS = (
     "first_transferring_party",
     "authorisation_id",
     "year_of_use",
+    "sector",
+    "activity_type",
+    "mitigation_type",
+    "gwp_values",
+    "authorisation_version",
+    "first_transfer",
 )
 
 

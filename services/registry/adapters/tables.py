@@ -104,6 +104,8 @@ cooperative_approaches = Table(
     Column("metric_higher_is_better", Boolean, nullable=False),
     # A decimal string: exact on every dialect, unlike a float.
     Column("omge_share", String(CODE_LENGTH_MAX)),
+    # A decimal string too: tCO2e per unit of a non-GHG metric (migration 0008).
+    Column("tco2e_per_unit", String(CODE_LENGTH_MAX)),
 )
 
 authorisations = Table(
@@ -244,6 +246,13 @@ audit_entries = Table(
     Column("authorisation_id", String(ID_LENGTH_MAX)),
     Column("purpose", String(CODE_LENGTH_MAX)),
     Column("year_of_use", Integer),
+    # The rest of the block attributes, and an acquisition's first-transfer flag (0008).
+    Column("sector", String(NAME_LENGTH_MAX)),
+    Column("activity_type", String(NAME_LENGTH_MAX)),
+    Column("mitigation_type", String(NAME_LENGTH_MAX)),
+    Column("gwp_values", String(NAME_LENGTH_MAX)),
+    Column("authorisation_version", Integer),
+    Column("first_transfer", Boolean),
     Index("ix_audit_entries_block", "originating_registry_id", "first_serial"),
     Index("ix_audit_entries_action", "action"),
     # A report reads one year of the trail.

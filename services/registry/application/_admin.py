@@ -21,6 +21,7 @@ from registry.domain.accounts import (
     Account,
     AccountKind,
     AccountStatus,
+    check_account_text,
     retirement_account_id,
 )
 from registry.domain.approaches import CooperativeApproach
@@ -71,6 +72,7 @@ def open_account(uow: UnitOfWork, clock: Clock, command: OpenAccount) -> Account
         command.holder_entity_id,
         command.name,
     )
+    refuse_if_any(check_account_text(account), "the account's name or holder id is malformed")
     with uow:
         load_node(uow)
         if uow.accounts.get(account.account_id) is not None:

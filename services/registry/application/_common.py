@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from registry.application.ports import UnitOfWork
 from registry.domain.accounts import Account, check_usable_holding_account
 from registry.domain.approaches import CooperativeApproach
-from registry.domain.authorisations import Authorisation
+from registry.domain.authorisations import Authorisation, AuthorisationRef
 from registry.domain.blocks import BlockStatus, SerialBlock
 from registry.domain.errors import DomainError, ReasonCode, refuse_if_any
 from registry.domain.registry_node import RegistryNode
@@ -140,28 +140,31 @@ class Changes:
             uow.blocks.add_many(new)
 
 
-def pick_units(uow: UnitOfWork, account_id: str, selection: UnitSelection, refuse: Refusal) -> Pick:
+def pick_units(
+    uow: UnitOfWork,
+    account_id: str,
+    selection: UnitSelection,
+    refuse: Refusal,
+    authorisation: AuthorisationRef | None = None,
+) -> Pick:
+    """The units a command moves; with ``authorisation``, only units under that LoA."""
     if isinstance(selection, QuantitySelection):
         candidates = uow.blocks.iter_held(
             account_id,
             cooperative_approach_id=selection.cooperative_approach_id,
             vintage=selection.vintage,
         )
-        return pick_by_quantity(candidates, selection.quantity, refuse)
+        return pick_by_quantity(candidates, selection.quantity, refuse, authorisation=authorisation)
     assert_range(selection)
     overlapping = uow.blocks.in_account_overlapping(
         account_id, selection.originating_registry_id, selection.first_serial, selection.last_serial
     )
-    return pick_by_range(overlapping, selection, refuse)
+    return pick_by_range(overlapping, selection, refuse, authorisation=authorisation)
 
 
 def assert_range(selection: SerialRangeSelection) -> None:
     if selection.first_serial > selection.last_serial:
         raise DomainError(ReasonCode.NON_POSITIVE_QUANTITY, "the serial range is empty")
-
-
-def no_refusal(block: SerialBlock) -> list[ReasonCode]:
-    return []
 
 
 def lock_reservation(

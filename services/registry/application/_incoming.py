@@ -10,7 +10,6 @@ corresponding adjustment: acquisition alone is not use.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import replace
 from datetime import date
 
 from a6wire.identifiers import is_party_code
@@ -29,6 +28,7 @@ from registry.domain.audit import AuditAction, audit_entry
 from registry.domain.authorisations import Authorisation, check_authorisation
 from registry.domain.blocks import BlockSpec, BlockStatus, SerialBlock, TransferRole
 from registry.domain.errors import ReasonCode, refuse_if_any
+from registry.domain.first_transfer import as_first_transferred
 from registry.domain.registry_node import RegistryNode
 from registry.domain.transfers import (
     Reservation,
@@ -175,8 +175,9 @@ def hold_incoming_transfer(
                 BlockStatus.INCOMING,
                 spec.first_serial,
                 spec.last_serial,
-                # Having crossed a border, the units' first transfer has happened.
-                replace(spec.attributes, first_transfer_done=True),
+                # As sent: the flag says whether this transfer is the units' first
+                # transfer; finalising sets it, once the units have crossed the border.
+                spec.attributes,
                 transfer_id=command.transfer_id,
                 transfer_role=TransferRole.DELIVERY,
             )
@@ -261,13 +262,14 @@ def finalise_incoming_transfer(
         blocks = sorted(uow.blocks.for_transfer(command.transfer_id), key=lambda b: b.key)
         # The transfer id stays on the row so the acquisition can be traced to it.
         acquired = [
-            block.moved(
+            as_first_transferred(block).moved(
                 status=BlockStatus.HELD,
                 transfer_id=command.transfer_id,
                 transfer_role=TransferRole.DELIVERY,
             )
             for block in blocks
         ]
+        was_first = {block.key: not block.attributes.first_transfer_done for block in blocks}
         uow.blocks.update_many(acquired)
         uow.audit.append_many(
             [
@@ -279,6 +281,7 @@ def finalise_incoming_transfer(
                     transfer_id=command.transfer_id,
                     counterparty_party=reservation.counterparty_party,
                     purpose=reservation.purpose,
+                    first_transfer=was_first[block.key],
                 )
                 for block in acquired
             ]

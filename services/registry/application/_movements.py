@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from a6wire.identifiers import VINTAGE_MAX, VINTAGE_MIN
@@ -12,7 +11,6 @@ from registry.application._common import (
     Lookups,
     load_node,
     lock_usable_account,
-    no_refusal,
     pick_units,
 )
 from registry.application.commands import (
@@ -27,18 +25,22 @@ from registry.application.commands import (
 from registry.application.ports import Clock, UnitOfWork
 from registry.application.results import MovementResult
 from registry.domain.accounts import AccountKind, retirement_account_id
-from registry.domain.adjustments import (
-    CorrespondingAdjustment,
-    first_transfer_adjustment,
-    use_adjustment,
-)
+from registry.domain.adjustments import CorrespondingAdjustment, use_adjustment_if_itmo
 from registry.domain.audit import AuditAction, AuditEntry, audit_entry
 from registry.domain.authorisations import Authorisation, Purpose
 from registry.domain.blocks import BlockAttributes, BlockStatus, SerialBlock
 from registry.domain.custody import UnitEventKind, announcements
 from registry.domain.errors import DomainError, ReasonCode, refuse_if_any
+from registry.domain.first_transfer import (
+    Moment,
+    cap_quantities,
+    cap_refusals,
+    first_transfer_records,
+    is_first_transfer,
+)
 from registry.domain.registry_node import RegistryNode
 from registry.domain.selection import UnitSelection, check_selection
+from registry.domain.use import NdcPeriod, check_holder, check_use
 
 # One issuance command is one transaction; beyond this many blocks, split it.
 ISSUANCE_LINES_PER_COMMAND_MAX = 20_000
@@ -54,11 +56,26 @@ def issue_units(uow: UnitOfWork, clock: Clock, command: IssueUnits) -> MovementR
     now = clock.now()
     with uow:
         node = load_node(uow)
-        lock_usable_account(uow, command.account_id)
+        account = lock_usable_account(uow, command.account_id)
         lookups = Lookups(uow)
         line_attributes = [
             _issuance_attributes(node, line, lookups, now.date()) for line in command.lines
         ]
+        # An LoA that names entities restricts who holds its units from the start.
+        refuse_if_any(
+            [
+                reason
+                for attributes in line_attributes
+                for reason in check_holder(
+                    None
+                    if attributes.authorisation_id is None
+                    else lookups.authorisation_for(node.party, attributes.authorisation_id),
+                    attributes,
+                    holder_entity=account.holder_entity_id,
+                )
+            ],
+            f"account {command.account_id} may not hold these units",
+        )
         next_serial = uow.registry_node.allocate_serials(
             sum(line.quantity for line in command.lines)
         )
@@ -74,7 +91,9 @@ def issue_units(uow: UnitOfWork, clock: Clock, command: IssueUnits) -> MovementR
                 )
             )
             next_serial += line.quantity
-        adjustments, audit = _issuance_records(node, blocks, lookups, now, command.account_id)
+        blocks, adjustments, audit = _issuance_records(
+            node, blocks, lookups, now, command.account_id
+        )
         uow.blocks.add_many(blocks)
         uow.adjustments.add_many(adjustments)
         uow.audit.append_many(audit)
@@ -114,9 +133,6 @@ def _issuance_attributes(
         mitigation_type=line.mitigation_type,
         sector=line.sector,
         activity_type=line.activity_type,
-        first_transfer_done=(
-            authorisation is not None and authorisation.first_transfer_at_authorisation_or_issuance
-        ),
         authorisation_id=None if authorisation is None else authorisation.authorisation_id,
         authorisation_version=None if authorisation is None else authorisation.version,
     )
@@ -148,40 +164,49 @@ def _issuance_records(
     lookups: Lookups,
     now: datetime,
     account_id: str,
-) -> tuple[list[CorrespondingAdjustment], list[AuditEntry]]:
+) -> tuple[list[SerialBlock], list[CorrespondingAdjustment], list[AuditEntry]]:
     """Audit every block; where the LoA puts the first transfer at authorisation or
-    issuance, record it now (2/CMA.3 annex para 2(b)) and count it against the cap."""
+    issuance, record it now and count it against the cap. Returns the blocks as stored."""
     adjustments: list[CorrespondingAdjustment] = []
     audit: list[AuditEntry] = []
-    first_transferred: defaultdict[str, int] = defaultdict(int)
+    stored: list[SerialBlock] = []
+    first_transfers: list[SerialBlock] = []
     for block in blocks:
-        audit.append(audit_entry(block, AuditAction.ISSUANCE, at=now, to_account_id=account_id))
-        if block.attributes.first_transfer_done:
-            approach = lookups.known_approach(block.attributes.cooperative_approach_id)
-            adjustments.append(first_transfer_adjustment(node.party, block, approach, at=now))
-            # Only an LoA for OIMP puts the first transfer at issuance.
-            audit.append(
-                audit_entry(block, AuditAction.FIRST_TRANSFER, at=now, purpose=Purpose.OIMP)
-            )
-            first_transferred[str(block.attributes.authorisation_id)] += block.quantity
-    count_against_caps(node, first_transferred, lookups)
-    return adjustments, audit
-
-
-def count_against_caps(node: RegistryNode, quantities: dict[str, int], lookups: Lookups) -> None:
-    for authorisation_id, quantity in quantities.items():
-        authorisation = lookups.authorisation_for(node.party, authorisation_id)
-        counted = lookups.counted_quantity(authorisation_id)
-        if (
-            authorisation is not None
-            and authorisation.quantity_cap is not None
-            and counted + quantity > authorisation.quantity_cap
+        authorisation = lookups.authorisation(block)
+        if is_first_transfer(
+            block.attributes, authorisation, party=node.party, moment=Moment.ISSUANCE
         ):
-            raise DomainError(
-                ReasonCode.QUANTITY_CAP_EXCEEDED,
-                f"{authorisation_id} caps first transfers at {authorisation.quantity_cap}; "
-                f"{counted} counted, {quantity} more requested",
+            approach = lookups.known_approach(block.attributes.cooperative_approach_id)
+            # Only an LoA for OIMP puts the first transfer at issuance.
+            records = first_transfer_records(
+                node.party, block, approach, at=now, purpose=Purpose.OIMP
             )
+            block = records.block
+            adjustments.append(records.adjustment)
+            audit.append(audit_entry(block, AuditAction.ISSUANCE, at=now, to_account_id=account_id))
+            audit.append(records.audit)
+            first_transfers.append(block)
+        else:
+            audit.append(audit_entry(block, AuditAction.ISSUANCE, at=now, to_account_id=account_id))
+        stored.append(block)
+    count_against_caps(node, first_transfers, lookups)
+    return stored, adjustments, audit
+
+
+def count_against_caps(
+    node: RegistryNode, first_transfers: list[SerialBlock], lookups: Lookups
+) -> None:
+    """Count first transfers against their LoAs' caps, refusing any that would exceed one."""
+    for authorisation_id, quantity in cap_quantities(first_transfers).items():
+        counted = lookups.counted_quantity(authorisation_id)
+        refuse_if_any(
+            cap_refusals(
+                lookups.authorisation_for(node.party, authorisation_id),
+                counted_quantity=counted,
+                quantity=quantity,
+            ),
+            f"{authorisation_id}: {counted} counted against its cap, {quantity} more requested",
+        )
         lookups.add_counted_quantity(authorisation_id, quantity)
 
 
@@ -198,9 +223,22 @@ def transfer_internally(
         if command.from_account_id == command.to_account_id:
             raise DomainError(ReasonCode.SAME_ACCOUNT, "a transfer needs two different accounts")
         # Lock in a fixed order so two opposite transfers cannot deadlock.
-        for account_id in sorted((command.from_account_id, command.to_account_id)):
-            lock_usable_account(uow, account_id)
-        pick = pick_units(uow, command.from_account_id, command.selection, no_refusal)
+        accounts = {
+            account_id: lock_usable_account(uow, account_id)
+            for account_id in sorted((command.from_account_id, command.to_account_id))
+        }
+        destination = accounts[command.to_account_id]
+        lookups = Lookups(uow)
+
+        def refuse(block: SerialBlock) -> list[ReasonCode]:
+            # An LoA's entity list follows the units inside a registry too.
+            return check_holder(
+                lookups.authorisation(block),
+                block.attributes,
+                holder_entity=destination.holder_entity_id,
+            )
+
+        pick = pick_units(uow, command.from_account_id, command.selection, refuse)
         moved = [
             block.moved(account_id=command.to_account_id, status=BlockStatus.HELD)
             for block in pick.taken
@@ -226,8 +264,6 @@ def transfer_internally(
 
 
 def use_towards_ndc(uow: UnitOfWork, clock: Clock, command: UseTowardsNdc) -> MovementResult:
-    if not VINTAGE_MIN <= command.year_of_use <= VINTAGE_MAX:
-        raise DomainError(ReasonCode.INVALID_TIMEFRAME, f"year of use {command.year_of_use}")
     return _retire(
         uow,
         clock,
@@ -235,11 +271,21 @@ def use_towards_ndc(uow: UnitOfWork, clock: Clock, command: UseTowardsNdc) -> Mo
         command.selection,
         AccountKind.NDC_USE,
         year_of_use=command.year_of_use,
+        ndc_use=True,
     )
 
 
 def use_for_oimp(uow: UnitOfWork, clock: Clock, command: UseForOimp) -> MovementResult:
-    return _retire(uow, clock, command.account_id, command.selection, AccountKind.OIMP_USE)
+    # The AEF reports a year of use for OIMP too; without one given, it is this year.
+    year_of_use = clock.now().year if command.year_of_use is None else command.year_of_use
+    return _retire(
+        uow,
+        clock,
+        command.account_id,
+        command.selection,
+        AccountKind.OIMP_USE,
+        year_of_use=year_of_use,
+    )
 
 
 def cancel_voluntarily(uow: UnitOfWork, clock: Clock, command: CancelVoluntarily) -> MovementResult:
@@ -264,6 +310,22 @@ _RETIREMENT_ACTIONS = {
 _RETIREMENT_PURPOSES = {AccountKind.NDC_USE: Purpose.NDC, AccountKind.OIMP_USE: Purpose.OIMP}
 
 
+@dataclass(frozen=True, slots=True)
+class _Retirement:
+    """One retirement command as the handler needs it: what, where to, for which year."""
+
+    kind: AccountKind
+    account_id: str
+    target_account_id: str
+    year_of_use: int | None
+    ndc_period: NdcPeriod | None
+    at: datetime
+
+    @property
+    def purpose(self) -> Purpose | None:
+        return _RETIREMENT_PURPOSES.get(self.kind)
+
+
 def _retire(
     uow: UnitOfWork,
     clock: Clock,
@@ -272,96 +334,134 @@ def _retire(
     kind: AccountKind,
     *,
     year_of_use: int | None = None,
+    ndc_use: bool = False,
 ) -> MovementResult:
-    now = clock.now()
-    action, status = _RETIREMENT_ACTIONS[kind]
+    """Load, ask the domain (use rules, first transfer, adjustment), save."""
+    if year_of_use is not None and not VINTAGE_MIN <= year_of_use <= VINTAGE_MAX:
+        raise DomainError(ReasonCode.INVALID_TIMEFRAME, f"year of use {year_of_use}")
     with uow:
         node = load_node(uow)
         refuse_if_any(check_selection(selection), "nothing to retire")
-        lock_usable_account(uow, account_id)
-        target = retirement_account_id(node.registry_id, kind)
+        holder = lock_usable_account(uow, account_id)
+        ndc_period = _ndc_period(uow, node.party) if ndc_use else None
+        retirement = _Retirement(
+            kind,
+            account_id,
+            retirement_account_id(node.registry_id, kind),
+            year_of_use,
+            ndc_period,
+            clock.now(),
+        )
         lookups = Lookups(uow)
 
         def refuse(block: SerialBlock) -> list[ReasonCode]:
-            if kind is AccountKind.OIMP_USE:
-                return _oimp_use_refusals(lookups.authorisation(block), now.date())
-            return []
+            return _use_refusals(node, lookups, holder.holder_entity_id, retirement, block)
 
         pick = pick_units(uow, account_id, selection, refuse)
-        moved: list[SerialBlock] = []
-        adjustments: list[CorrespondingAdjustment] = []
-        audit: list[AuditEntry] = []
-        first_transferred: defaultdict[str, int] = defaultdict(int)
+        records = _RetirementRecords()
         for block in pick.taken:
-            piece = block.moved(account_id=target, status=status)
-            authorisation = lookups.authorisation(block)
-            approach = lookups.known_approach(block.attributes.cooperative_approach_id)
-            if (
-                kind is AccountKind.NDC_USE
-                and year_of_use is not None
-                and block.attributes.first_transfer_done
-            ):
-                # Only an ITMO (first transferred) is adjusted; a Party's own
-                # never-transferred units used at home change no balance.
-                adjustments.append(
-                    use_adjustment(node.party, piece, approach, year_of_use=year_of_use, at=now)
-                )
-            elif (
-                kind in (AccountKind.OIMP_USE, AccountKind.VOLUNTARY_CANCELLATION)
-                and not block.attributes.first_transfer_done
-                and authorisation is not None
-                and authorisation.first_transfer_at_use_or_cancellation
-            ):
-                piece = replace(
-                    piece, attributes=replace(piece.attributes, first_transfer_done=True)
-                )
-                adjustments.append(first_transfer_adjustment(node.party, piece, approach, at=now))
-                audit.append(
-                    audit_entry(piece, AuditAction.FIRST_TRANSFER, at=now, purpose=Purpose.OIMP)
-                )
-                first_transferred[authorisation.authorisation_id] += piece.quantity
-            moved.append(piece)
-            audit.append(
-                audit_entry(
-                    piece,
-                    action,
-                    at=now,
-                    from_account_id=account_id,
-                    to_account_id=target,
-                    purpose=_RETIREMENT_PURPOSES.get(kind),
-                    year_of_use=year_of_use,
-                )
-            )
-        count_against_caps(node, first_transferred, lookups)
+            records.add(node, lookups, retirement, block)
+        count_against_caps(node, records.first_transfers, lookups)
         changes = Changes()
         changes.put(pick.stays)
-        changes.put(moved)
+        changes.put(records.moved)
         changes.write(uow)
-        uow.adjustments.add_many(adjustments)
-        uow.audit.append_many(audit)
-        uow.unit_log.announce(announcements(_UNIT_EVENTS[status], node.party, moved))
+        uow.adjustments.add_many(records.adjustments)
+        uow.audit.append_many(records.audit)
+        # Public, Party level, in this transaction: units leaving circulation.
+        uow.unit_log.announce(
+            announcements(_UNIT_EVENTS[retirement.kind], node.party, records.moved)
+        )
         uow.commit()
-    return MovementResult(pick.quantity, tuple(block.to_spec() for block in moved))
+    return MovementResult(pick.quantity, tuple(block.to_spec() for block in records.moved))
 
 
 # How the federation unit log names units leaving circulation.
 _UNIT_EVENTS = {
-    BlockStatus.RETIRED: UnitEventKind.USED,
-    BlockStatus.CANCELLED: UnitEventKind.CANCELLED,
+    AccountKind.NDC_USE: UnitEventKind.USED,
+    AccountKind.OIMP_USE: UnitEventKind.USED,
+    AccountKind.VOLUNTARY_CANCELLATION: UnitEventKind.CANCELLED,
+    AccountKind.OMGE_CANCELLATION: UnitEventKind.CANCELLED,
 }
 
 
-def _oimp_use_refusals(authorisation: Authorisation | None, today: date) -> list[ReasonCode]:
-    """Use for OIMP needs a current LoA for OIMP whose use timeframe covers today."""
-    if authorisation is None:
-        return [ReasonCode.NO_AUTHORISATION]
-    if authorisation.revoked:
-        return [ReasonCode.AUTHORISATION_REVOKED]
-    reasons: list[ReasonCode] = []
-    if Purpose.OIMP not in authorisation.purposes:
-        reasons.append(ReasonCode.PURPOSE_NOT_AUTHORISED)
-    if (authorisation.use_from is not None and today < authorisation.use_from) or (
-        authorisation.use_to is not None and today > authorisation.use_to
-    ):
-        reasons.append(ReasonCode.OUTSIDE_USE_TIMEFRAME)
-    return reasons
+def _ndc_period(uow: UnitOfWork, party: str) -> NdcPeriod | None:
+    """The implementation period of the Party's NDC as configured now, if it has one."""
+    record = uow.ndc.current(party)
+    if record is None:
+        return None
+    return (record.configuration.period_start, record.configuration.period_end)
+
+
+def _use_refusals(
+    node: RegistryNode,
+    lookups: Lookups,
+    holder_entity: str | None,
+    retirement: _Retirement,
+    block: SerialBlock,
+) -> list[ReasonCode]:
+    purpose, year_of_use = retirement.purpose, retirement.year_of_use
+    if purpose is None or year_of_use is None:
+        return []  # a cancellation serves no purpose that an LoA must authorise
+    return check_use(
+        lookups.authorisation(block),
+        block.attributes,
+        purpose=purpose,
+        using_party=node.party,
+        holder_entity=holder_entity,
+        on=retirement.at.date(),
+        year_of_use=year_of_use,
+        ndc_period=retirement.ndc_period,
+    )
+
+
+@dataclass
+class _RetirementRecords:
+    """What a retirement writes, block by block."""
+
+    moved: list[SerialBlock] = field(default_factory=list)
+    adjustments: list[CorrespondingAdjustment] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+    first_transfers: list[SerialBlock] = field(default_factory=list)
+
+    def add(
+        self, node: RegistryNode, lookups: Lookups, retirement: _Retirement, block: SerialBlock
+    ) -> None:
+        action, status = _RETIREMENT_ACTIONS[retirement.kind]
+        at, year_of_use = retirement.at, retirement.year_of_use
+        piece = block.moved(account_id=retirement.target_account_id, status=status)
+        approach = lookups.known_approach(block.attributes.cooperative_approach_id)
+        if retirement.kind is AccountKind.NDC_USE and year_of_use is not None:
+            adjustment = use_adjustment_if_itmo(
+                node.party, piece, approach, year_of_use=year_of_use, at=at
+            )
+            self.adjustments.extend([] if adjustment is None else [adjustment])
+        elif retirement.kind in _FIRST_TRANSFER_RETIREMENTS and is_first_transfer(
+            piece.attributes,
+            lookups.authorisation(block),
+            party=node.party,
+            moment=Moment.USE_OR_CANCELLATION,
+        ):
+            records = first_transfer_records(
+                node.party, piece, approach, at=at, purpose=Purpose.OIMP
+            )
+            piece = records.block
+            self.adjustments.append(records.adjustment)
+            self.audit.append(records.audit)
+            self.first_transfers.append(piece)
+        self.moved.append(piece)
+        self.audit.append(
+            audit_entry(
+                piece,
+                action,
+                at=at,
+                from_account_id=retirement.account_id,
+                to_account_id=retirement.target_account_id,
+                purpose=retirement.purpose,
+                year_of_use=year_of_use,
+            )
+        )
+
+
+# Where an OIMP authorisation puts the first transfer at "use or cancellation".
+_FIRST_TRANSFER_RETIREMENTS = (AccountKind.OIMP_USE, AccountKind.VOLUNTARY_CANCELLATION)

@@ -8,9 +8,6 @@ finalise and release are idempotent, so re-applying a decision is harmless.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import replace
-
 from a6wire.identifiers import is_party_code
 from registry.application._common import (
     Changes,
@@ -29,12 +26,20 @@ from registry.application.commands import (
 from registry.application.ports import Clock, UnitOfWork
 from registry.application.results import ReservationResult
 from registry.domain.accounts import AccountKind, retirement_account_id
-from registry.domain.adjustments import CorrespondingAdjustment, first_transfer_adjustment
+from registry.domain.adjustments import CorrespondingAdjustment
 from registry.domain.approaches import check_cooperative_approach
 from registry.domain.audit import AuditAction, AuditEntry, audit_entry
 from registry.domain.authorisations import check_authorisation
 from registry.domain.blocks import BlockStatus, SerialBlock, TransferRole, merge_adjacent
 from registry.domain.errors import DomainError, ReasonCode, refuse_if_any
+from registry.domain.first_transfer import (
+    Moment,
+    cap_quantities,
+    first_transfer_records,
+    is_first_transfer,
+    omge_refusals,
+    omge_shares,
+)
 from registry.domain.registry_node import RegistryNode
 from registry.domain.selection import Pick, check_selection, pick_by_quantity
 from registry.domain.transfers import (
@@ -99,7 +104,9 @@ def reserve_for_transfer(
                 counted_quantity=counted,
             )
 
-        pick = pick_units(uow, command.from_account_id, command.selection, refuse)
+        pick = pick_units(
+            uow, command.from_account_id, command.selection, refuse, command.authorisation
+        )
         changes = Changes()
         changes.put(pick.stays)
         deliveries = [
@@ -111,9 +118,9 @@ def reserve_for_transfer(
             for block in pick.taken
         ]
         changes.put(deliveries)
-        first_transfers = _first_transfer_quantities(node, deliveries)
+        first_transfers = _first_transfers(node, deliveries)
         count_against_caps(node, first_transfers, lookups)
-        omge = _reserve_omge(uow, lookups, changes, command, deliveries)
+        omge = _reserve_omge(uow, lookups, changes, command, first_transfers)
         changes.write(uow)
         reservation = Reservation(
             transfer_id=command.transfer_id,
@@ -124,7 +131,7 @@ def reserve_for_transfer(
             purpose=command.purpose,
             quantity=pick.quantity,
             omge_quantity=sum(block.quantity for block in omge),
-            first_transfer_quantity=sum(first_transfers.values()),
+            first_transfer_quantity=sum(block.quantity for block in first_transfers),
             state=ReservationState.PENDING,
             created_at=now,
             updated_at=now,
@@ -159,18 +166,15 @@ def _request_refusals(node: RegistryNode, command: ReserveForTransfer) -> list[R
     return reasons
 
 
-def _first_transfer_quantities(node: RegistryNode, deliveries: list[SerialBlock]) -> dict[str, int]:
-    """Per own authorisation id, the delivered units whose first transfer this is."""
-    quantities: defaultdict[str, int] = defaultdict(int)
-    for block in deliveries:
-        attributes = block.attributes
-        if (
-            not attributes.first_transfer_done
-            and attributes.authorisation_id is not None
-            and attributes.first_transferring_party == node.party
-        ):
-            quantities[attributes.authorisation_id] += block.quantity
-    return dict(quantities)
+def _first_transfers(node: RegistryNode, deliveries: list[SerialBlock]) -> list[SerialBlock]:
+    """The delivered blocks whose first transfer this cross-border transfer is."""
+    return [
+        block
+        for block in deliveries
+        if is_first_transfer(
+            block.attributes, None, party=node.party, moment=Moment.CROSS_BORDER_TRANSFER
+        )
+    ]
 
 
 def _reserve_omge(
@@ -178,24 +182,42 @@ def _reserve_omge(
     lookups: Lookups,
     changes: Changes,
     command: ReserveForTransfer,
-    deliveries: list[SerialBlock],
+    first_transfers: list[SerialBlock],
 ) -> list[SerialBlock]:
-    """Lock ceil(first-transfer quantity x share) more units per approach, for OMGE."""
-    first_transfer_by_approach: defaultdict[str, int] = defaultdict(int)
-    for block in deliveries:
-        if not block.attributes.first_transfer_done:
-            first_transfer_by_approach[block.attributes.cooperative_approach_id] += block.quantity
-    reserved: list[SerialBlock] = []
-    for approach_id, quantity in sorted(first_transfer_by_approach.items()):
-        omge_quantity = lookups.known_approach(approach_id).omge_quantity(quantity)
-        if omge_quantity == 0:
-            continue
-        candidates = changes.held_overlay(
-            uow.blocks.iter_held(command.from_account_id, cooperative_approach_id=approach_id),
-            command.from_account_id,
-            approach_id,
+    """Lock the OMGE share of the first transfers, from their own approach and vintage.
+
+    Refused (OMGE_SHARE_UNAVAILABLE) when the account does not hold enough units of
+    that approach and vintage besides those transferred: taking units of another
+    vintage would cancel a different year's mitigation than the one transferred.
+    """
+    approaches = {
+        block.attributes.cooperative_approach_id: lookups.known_approach(
+            block.attributes.cooperative_approach_id
         )
-        pick: Pick = pick_by_quantity(candidates, omge_quantity, lambda block: [])
+        for block in first_transfers
+    }
+    reserved: list[SerialBlock] = []
+    for (approach_id, vintage), omge_quantity in omge_shares(first_transfers, approaches).items():
+        candidates = (
+            block
+            for block in changes.held_overlay(
+                uow.blocks.iter_held(
+                    command.from_account_id, cooperative_approach_id=approach_id, vintage=vintage
+                ),
+                command.from_account_id,
+                approach_id,
+            )
+            if block.attributes.vintage == vintage
+        )
+        try:
+            pick: Pick = pick_by_quantity(candidates, omge_quantity, omge_refusals)
+        except DomainError as error:
+            raise DomainError(
+                ReasonCode.OMGE_SHARE_UNAVAILABLE,
+                f"{approach_id} cancels {omge_quantity} units of vintage {vintage} for OMGE; "
+                f"{command.from_account_id} does not hold them besides those transferred",
+                reasons=error.reasons,
+            ) from error
         changes.put(pick.stays)
         pieces = [
             block.moved(
@@ -210,14 +232,6 @@ def _reserve_omge(
     return reserved
 
 
-def _delivered_spec_blocks(deliveries: list[SerialBlock]) -> list[SerialBlock]:
-    # What the acquiring registry records: the first transfer has happened by then.
-    return [
-        replace(block, attributes=replace(block.attributes, first_transfer_done=True))
-        for block in deliveries
-    ]
-
-
 def _result(
     reservation: Reservation, deliveries: list[SerialBlock], omge: list[SerialBlock]
 ) -> ReservationResult:
@@ -227,7 +241,10 @@ def _result(
         quantity=reservation.quantity,
         omge_quantity=reservation.omge_quantity,
         first_transfer_quantity=reservation.first_transfer_quantity,
-        blocks=tuple(block.to_spec() for block in _delivered_spec_blocks(deliveries)),
+        # The blocks as they stand before this transfer: ``first_transfer_done`` tells
+        # the acquiring registry whether this transfer is their first transfer (it
+        # reports that on its acquisition); it sets the flag itself when it credits them.
+        blocks=tuple(block.to_spec() for block in deliveries),
         omge_blocks=tuple(block.to_spec() for block in omge),
     )
 
@@ -278,26 +295,21 @@ def finalise_outgoing_transfer(
                 )
                 continue
             delivered = block
-            if not block.attributes.first_transfer_done:
-                delivered = replace(
-                    block, attributes=replace(block.attributes, first_transfer_done=True)
+            if is_first_transfer(
+                block.attributes, None, party=node.party, moment=Moment.CROSS_BORDER_TRANSFER
+            ):
+                records = first_transfer_records(
+                    node.party,
+                    block,
+                    lookups.known_approach(block.attributes.cooperative_approach_id),
+                    at=now,
+                    purpose=reservation.purpose,
+                    transfer_id=command.transfer_id,
+                    counterparty_party=reservation.counterparty_party,
                 )
-                approach = lookups.known_approach(block.attributes.cooperative_approach_id)
-                adjustments.append(
-                    first_transfer_adjustment(
-                        node.party, delivered, approach, at=now, transfer_id=command.transfer_id
-                    )
-                )
-                audit.append(
-                    audit_entry(
-                        delivered,
-                        AuditAction.FIRST_TRANSFER,
-                        at=now,
-                        transfer_id=command.transfer_id,
-                        counterparty_party=reservation.counterparty_party,
-                        purpose=reservation.purpose,
-                    )
-                )
+                delivered = records.block
+                adjustments.append(records.adjustment)
+                audit.append(records.audit)
             out = delivered.moved(
                 status=BlockStatus.TRANSFERRED_OUT,
                 transfer_id=command.transfer_id,
@@ -343,7 +355,8 @@ def release_outgoing_reservation(
         lookups = Lookups(uow)
         blocks = sorted(uow.blocks.for_transfer(command.transfer_id), key=lambda b: b.key)
         deliveries = [b for b in blocks if b.transfer_role is TransferRole.DELIVERY]
-        for authorisation_id, quantity in _first_transfer_quantities(node, deliveries).items():
+        counted = cap_quantities(_first_transfers(node, deliveries))
+        for authorisation_id, quantity in counted.items():
             lookups.add_counted_quantity(authorisation_id, -quantity)
         audit = [
             audit_entry(

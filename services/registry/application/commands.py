@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from registry.domain.accounts import AccountKind, AccountStatus
 from registry.domain.approaches import CooperativeApproach
-from registry.domain.authorisations import Authorisation, Purpose
+from registry.domain.authorisations import Authorisation, AuthorisationRef, Purpose
 from registry.domain.blocks import BlockSpec
 from registry.domain.ndc import NdcConfiguration
 from registry.domain.selection import UnitSelection
@@ -92,6 +92,7 @@ class TransferInternally:
 class UseTowardsNdc:
     account_id: str
     selection: UnitSelection
+    # Within the NDC implementation period the node has configured (PUT /v1/ndc), if any.
     year_of_use: int
 
 
@@ -99,6 +100,8 @@ class UseTowardsNdc:
 class UseForOimp:
     account_id: str
     selection: UnitSelection
+    # The year the use is for (AEF table 3); None means the current year.
+    year_of_use: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,8 @@ class ReserveForTransfer:
     acquiring_party: str
     purpose: Purpose
     acquiring_entity: str | None = None
+    # The LoA the transfer names: only units under it are picked.
+    authorisation: AuthorisationRef | None = None
 
 
 @dataclass(frozen=True, slots=True)

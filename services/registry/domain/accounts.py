@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from a6wire.identifiers import is_label
 from registry.domain.errors import DomainError, ReasonCode
 
 ACCOUNT_ID_PATTERN = r"^[A-Z0-9][A-Z0-9-]{0,63}$"
@@ -72,6 +73,12 @@ class Account:
                 f"account {self.account_id} is closed and cannot change state",
             )
         return Account(self.account_id, self.kind, status, self.holder_entity_id, self.name)
+
+
+def check_account_text(account: Account) -> list[ReasonCode]:
+    """A new account's name and holder id are labels: no control characters (NUL, ESC)."""
+    texts = (account.name, account.holder_entity_id or "")
+    return [] if all(is_label(text) for text in texts) else [ReasonCode.MALFORMED_TEXT]
 
 
 def check_usable_holding_account(account: Account | None) -> list[ReasonCode]:

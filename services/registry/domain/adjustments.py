@@ -97,3 +97,18 @@ def balances_by_year_and_metric(
     for entry in entries:
         sums[(entry.year, entry.metric)] += entry.quantity
     return dict(sorted(sums.items()))
+
+
+def use_adjustment_if_itmo(
+    party: str,
+    block: SerialBlock,
+    approach: CooperativeApproach,
+    *,
+    year_of_use: int,
+    at: datetime,
+) -> CorrespondingAdjustment | None:
+    """Use towards an NDC adjusts only ITMOs (units first transferred); a Party's own
+    never-transferred units used at home change no balance, as they were never added."""
+    if not block.attributes.first_transfer_done:
+        return None
+    return use_adjustment(party, block, approach, year_of_use=year_of_use, at=at)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -37,6 +36,9 @@ class CooperativeApproach:
     metric_higher_is_better: bool = False
     omge_share: Decimal | None = None
     name: str = ""
+    # For a non-GHG metric: tCO2e per unit of the metric, which the AEF reports as the
+    # conversion factor next to each quantity. A GHG metric converts at exactly 1.
+    tco2e_per_unit: Decimal | None = None
 
     def __post_init__(self) -> None:
         if not is_cooperative_approach_id(self.cooperative_approach_id) or not all(
@@ -64,11 +66,18 @@ class CooperativeApproach:
                 ReasonCode.INVALID_OMGE_SHARE, f"OMGE share {self.omge_share} is not in (0, 1)"
             )
 
-    def omge_quantity(self, first_transfer_quantity: int) -> int:
-        """Units to cancel for OMGE at a first transfer: ceil(quantity x share), exactly."""
-        if self.omge_share is None or first_transfer_quantity <= 0:
-            return 0
-        return math.ceil(Decimal(first_transfer_quantity) * self.omge_share)
+        if self.tco2e_per_unit is not None and (
+            self.tco2e_per_unit <= 0 or self.metric == GHG_METRIC
+        ):
+            raise DomainError(
+                ReasonCode.MALFORMED_BLOCK,
+                "a conversion factor is positive, and only for a non-GHG metric",
+            )
+
+    @property
+    def conversion_factor(self) -> Decimal | None:
+        """tCO2e per unit of the metric; None when a non-GHG approach has not stated one."""
+        return Decimal(1) if self.metric == GHG_METRIC else self.tco2e_per_unit
 
     def is_in_force(self, on: date) -> bool:
         return self.in_force_from <= on and (

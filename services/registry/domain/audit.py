@@ -52,6 +52,15 @@ class AuditEntry:
     # Where the action has one: transfers, uses, and first transfers.
     purpose: Purpose | None = None
     year_of_use: int | None = None
+    # The rest of the block's attributes, for the AEF (migration 0008).
+    sector: str | None = None
+    activity_type: str | None = None
+    mitigation_type: str | None = None
+    gwp_values: str | None = None
+    authorisation_version: int | None = None
+    # On an acquisition: whether the transfer that brought the units was their first
+    # transfer, as the transferring registry sent them (None before migration 0008).
+    first_transfer: bool | None = None
 
 
 def audit_entry(
@@ -65,6 +74,7 @@ def audit_entry(
     counterparty_party: str | None = None,
     purpose: Purpose | None = None,
     year_of_use: int | None = None,
+    first_transfer: bool | None = None,
 ) -> AuditEntry:
     attributes = block.attributes
     return AuditEntry(
@@ -87,4 +97,10 @@ def audit_entry(
         authorisation_id=attributes.authorisation_id,
         purpose=purpose,
         year_of_use=year_of_use,
+        sector=attributes.sector,
+        activity_type=attributes.activity_type,
+        mitigation_type=attributes.mitigation_type,
+        gwp_values=attributes.gwp_values,
+        authorisation_version=attributes.authorisation_version,
+        first_transfer=first_transfer,
     )

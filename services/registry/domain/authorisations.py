@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from a6wire.identifiers import is_cooperative_approach_id, is_party_code
+from a6wire.identifiers import (
+    AUTHORISATION_ID_LENGTH_MAX,
+    is_cooperative_approach_id,
+    is_party_code,
+)
 from registry.domain.blocks import BlockAttributes
 from registry.domain.errors import DomainError, ReasonCode
-
-AUTHORISATION_ID_LENGTH_MAX = 64
 
 
 class Purpose(StrEnum):
@@ -28,6 +30,23 @@ class FirstTransferDefinition(StrEnum):
     AUTHORISATION = "authorisation"
     ISSUANCE = "issuance"
     USE_OR_CANCELLATION = "use_or_cancellation"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorisationRef:
+    """The LoA a transfer names: its id and, when known, the Party that issued it.
+
+    A block is under the LoA of its first transferring Party, so ``covers`` reads
+    that Party and the block's authorisation id.
+    """
+
+    authorisation_id: str
+    authorising_party: str | None = None
+
+    def covers(self, attributes: BlockAttributes) -> bool:
+        return attributes.authorisation_id == self.authorisation_id and (
+            self.authorising_party in (None, attributes.first_transferring_party)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +109,24 @@ class Authorisation:
             FirstTransferDefinition.ISSUANCE,
         )
 
+    def covers_vintage(self, vintage: int) -> bool:
+        """Whether the mitigation timeframe covers a vintage (a year: the years overlap)."""
+        return (self.mitigation_from is None or self.mitigation_from.year <= vintage) and (
+            self.mitigation_to is None or vintage <= self.mitigation_to.year
+        )
+
+    def covers_use_on(self, day: date) -> bool:
+        """Whether the use timeframe (if any) includes this day."""
+        return (self.use_from is None or self.use_from <= day) and (
+            self.use_to is None or day <= self.use_to
+        )
+
+    def covers_use_in_year(self, year: int) -> bool:
+        """Whether a use for this year falls in the use timeframe, taken in whole years."""
+        return (self.use_from is None or self.use_from.year <= year) and (
+            self.use_to is None or year <= self.use_to.year
+        )
+
     @property
     def first_transfer_at_use_or_cancellation(self) -> bool:
         return (
@@ -130,17 +167,10 @@ def check_authorisation(
         reasons.append(ReasonCode.PURPOSE_NOT_AUTHORISED)
     if acquiring_party not in authorisation.authorised_parties:
         reasons.append(ReasonCode.PARTY_NOT_AUTHORISED)
-    if (
-        authorisation.authorised_entities
-        and acquiring_entity is not None
-        and acquiring_entity not in authorisation.authorised_entities
-    ):
-        reasons.append(ReasonCode.ENTITY_NOT_AUTHORISED)
-    if not _vintage_in_mitigation_timeframe(authorisation, units.vintage):
+    reasons += entity_refusals(authorisation, acquiring_entity)
+    if not authorisation.covers_vintage(units.vintage):
         reasons.append(ReasonCode.OUTSIDE_MITIGATION_TIMEFRAME)
-    if (authorisation.use_from is not None and on < authorisation.use_from) or (
-        authorisation.use_to is not None and on > authorisation.use_to
-    ):
+    if not authorisation.covers_use_on(on):
         reasons.append(ReasonCode.OUTSIDE_USE_TIMEFRAME)
     if authorisation.quantity_cap is not None and (
         counted_quantity + quantity > authorisation.quantity_cap
@@ -149,11 +179,16 @@ def check_authorisation(
     return reasons
 
 
-def _vintage_in_mitigation_timeframe(authorisation: Authorisation, vintage: int) -> bool:
-    # The vintage is a year; a timeframe in dates covers it if the years overlap.
-    return (
-        authorisation.mitigation_from is None or authorisation.mitigation_from.year <= vintage
-    ) and (authorisation.mitigation_to is None or vintage <= authorisation.mitigation_to.year)
+def entity_refusals(authorisation: Authorisation, entity: str | None) -> list[ReasonCode]:
+    """An LoA that names entities authorises only those; a Party's own account (no
+    entity) is always authorised. The same rule at a border, inside a registry and at use."""
+    if (
+        authorisation.authorised_entities
+        and entity is not None
+        and entity not in authorisation.authorised_entities
+    ):
+        return [ReasonCode.ENTITY_NOT_AUTHORISED]
+    return []
 
 
 def check_new_version(

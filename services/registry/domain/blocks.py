@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from a6wire.identifiers import (
+    SERIAL_MAX,
     SERIAL_MIN,
     VINTAGE_MAX,
     VINTAGE_MIN,
@@ -22,9 +23,6 @@ from a6wire.identifiers import (
     is_registry_id,
 )
 from registry.domain.errors import DomainError, ReasonCode
-
-# Serials are stored as signed 64-bit integers.
-SERIAL_MAX = 2**63 - 1
 
 
 class BlockStatus(StrEnum):

@@ -26,6 +26,8 @@ class ReasonCode(StrEnum):
     # Identifiers and blocks
     MALFORMED_IDENTIFIER = "MALFORMED_IDENTIFIER"
     MALFORMED_BLOCK = "MALFORMED_BLOCK"
+    # A name, label or text with control characters (NUL, ESC, ...).
+    MALFORMED_TEXT = "MALFORMED_TEXT"
     NON_POSITIVE_QUANTITY = "NON_POSITIVE_QUANTITY"
     BATCH_TOO_LARGE = "BATCH_TOO_LARGE"
     SERIAL_OVERLAP = "SERIAL_OVERLAP"
@@ -53,7 +55,15 @@ class ReasonCode(StrEnum):
     OUTSIDE_USE_TIMEFRAME = "OUTSIDE_USE_TIMEFRAME"
     QUANTITY_CAP_EXCEEDED = "QUANTITY_CAP_EXCEEDED"
     MISSING_FIRST_TRANSFER_DEFINITION = "MISSING_FIRST_TRANSFER_DEFINITION"
+    # The units picked or named are not (all) under the LoA the transfer names.
+    AUTHORISATION_MISMATCH = "AUTHORISATION_MISMATCH"
     INVALID_TIMEFRAME = "INVALID_TIMEFRAME"
+    # Use (towards an NDC or for OIMP): the year of use is checked on its own
+    YEAR_OF_USE_BEFORE_VINTAGE = "YEAR_OF_USE_BEFORE_VINTAGE"
+    YEAR_OF_USE_OUTSIDE_USE_TIMEFRAME = "YEAR_OF_USE_OUTSIDE_USE_TIMEFRAME"
+    YEAR_OF_USE_OUTSIDE_NDC_PERIOD = "YEAR_OF_USE_OUTSIDE_NDC_PERIOD"
+    # OMGE: the share must come from the transferred units' own approach and vintage
+    OMGE_SHARE_UNAVAILABLE = "OMGE_SHARE_UNAVAILABLE"
     # Cross-border transfers
     SAME_PARTY = "SAME_PARTY"
     UNKNOWN_TRANSFER = "UNKNOWN_TRANSFER"

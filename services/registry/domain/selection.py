@@ -2,14 +2,17 @@
 
 Both pickers are pure: they take candidate blocks (in the repository's
 deterministic order) and a refusal rule, and return the pieces that move and
-the pieces that stay, split by the holder-keeps-the-lower-range rule.
+the pieces that stay, split by the holder-keeps-the-lower-range rule. Given the
+LoA a cross-border transfer names, they move only units that LoA covers: a pick
+by quantity passes over other units, a range over them is refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 
+from registry.domain.authorisations import AuthorisationRef
 from registry.domain.blocks import (
     BlockStatus,
     SerialBlock,
@@ -71,13 +74,38 @@ class Pick:
         return sum(block.quantity for block in self.taken)
 
 
-def pick_by_quantity(candidates: Iterable[SerialBlock], quantity: int, refuse: Refusal) -> Pick:
+def covered_by(
+    candidates: Iterable[SerialBlock], authorisation: AuthorisationRef
+) -> Iterator[SerialBlock]:
+    """The candidates under one LoA, lazily.
+
+    With no authorising Party named, the first block under an LoA of that id names
+    it, so a pick never mixes two Parties' LoAs that happen to share an id.
+    """
+    for block in candidates:
+        if authorisation.covers(block.attributes):
+            if authorisation.authorising_party is None:
+                party = block.attributes.first_transferring_party
+                authorisation = replace(authorisation, authorising_party=party)
+            yield block
+
+
+def pick_by_quantity(
+    candidates: Iterable[SerialBlock],
+    quantity: int,
+    refuse: Refusal,
+    *,
+    authorisation: AuthorisationRef | None = None,
+) -> Pick:
     """Take ``quantity`` units from eligible blocks in order, splitting only the last one.
 
     Consumes ``candidates`` lazily and stops once satisfied, so a caller may pass a
     paged query. Raises INSUFFICIENT_UNITS (with the reasons blocks were refused)
-    when eligible blocks do not suffice.
+    when eligible blocks do not suffice. With ``authorisation``, only blocks under
+    that LoA are candidates at all.
     """
+    if authorisation is not None:
+        candidates = covered_by(candidates, authorisation)
     pick = Pick()
     remaining = quantity
     refusals: list[ReasonCode] = []
@@ -106,11 +134,16 @@ def pick_by_quantity(candidates: Iterable[SerialBlock], quantity: int, refuse: R
 
 
 def pick_by_range(
-    candidates: Iterable[SerialBlock], selection: SerialRangeSelection, refuse: Refusal
+    candidates: Iterable[SerialBlock],
+    selection: SerialRangeSelection,
+    refuse: Refusal,
+    *,
+    authorisation: AuthorisationRef | None = None,
 ) -> Pick:
     """Take exactly the selected serials, which the candidates must cover without gaps.
 
     ``candidates`` are the account's blocks overlapping the range, of any status.
+    With ``authorisation``, a serial not under that LoA is AUTHORISATION_MISMATCH.
     """
     pick = Pick()
     cursor = selection.first_serial
@@ -122,6 +155,8 @@ def pick_by_range(
             break
         if block.status is not BlockStatus.HELD:
             reasons.append(ReasonCode.UNITS_LOCKED)
+        if authorisation is not None and not authorisation.covers(block.attributes):
+            reasons.append(ReasonCode.AUTHORISATION_MISMATCH)
         reasons.extend(refuse(block))
         lower, middle, upper = carve(block, selection.first_serial, selection.last_serial)
         pick.stays.extend(piece for piece in (lower, upper) if piece is not None)

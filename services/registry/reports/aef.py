@@ -3,6 +3,17 @@
 Pure: it takes the values a query handler read (``ReportSource``'s fields) and
 returns plain rows. Every table is a list of flat rows with the columns named in
 ``TABLE_COLUMNS``, so JSON, CSV and XLSX carry exactly the same data.
+
+Table 3 (actions) follows DOMAIN.md's summary of decision 6/CMA.4, annex II: every
+row carries the block's first and last unique identifier (annex I, para 5), the
+quantity in its metric and in tCO2e with the conversion factor, every block
+attribute (cooperative approach, vintage, sector, activity type, mitigation type,
+GWP values, first transferring Party), the authorisation id and version, whether
+the action is (or, for an acquisition, was brought by) a first transfer, the
+Parties involved, the purpose and, for a use, the year of use. Only ITMOs are
+reported: units without an authorisation are not ITMOs (2/CMA.3 annex, para 1),
+so their movements are not Article 6 actions. Where the decision texts and this
+list differ, the texts win.
 """
 
 from __future__ import annotations
@@ -91,16 +102,24 @@ TABLE_COLUMNS: dict[Table, tuple[str, ...]] = {
         "last_identifier",
         "quantity",
         "metric",
+        "quantity_tco2e",
+        "conversion_factor",
         "cooperative_approach_id",
         "vintage",
+        "sector",
+        "activity_type",
+        "mitigation_type",
+        "gwp_values",
         "first_transferring_party",
         "first_transfer",
         "transferring_party",
         "acquiring_party",
+        "authorised_parties",
         "using_party",
         "purpose",
         "year_of_use",
         "authorisation_id",
+        "authorisation_version",
         "transfer_id",
     ),
     Table.HOLDINGS: (
@@ -122,6 +141,10 @@ TABLE_COLUMNS: dict[Table, tuple[str, ...]] = {
 
 # Multi-valued cells (authorised Parties, entities, purposes) are joined with this.
 LIST_SEPARATOR = ";"
+# The purpose column of a cancellation row: OMGE, or a voluntary cancellation, which
+# serves no purpose an LoA authorises (it is neither use towards an NDC nor for OIMP).
+OMGE_PURPOSE = "OMGE"
+VOLUNTARY_CANCELLATION_PURPOSE = "VOLUNTARY"
 
 Row = dict[str, Any]
 
@@ -183,7 +206,7 @@ def build_aef(
         if loa.authorising_party == node.party and loa.authorised_on < year_end.date()
     ]
     current = _current_versions(versions)
-    metrics = {approach.cooperative_approach_id: approach.metric for approach in approaches}
+    by_id = {approach.cooperative_approach_id: approach for approach in approaches}
     submission = {
         "party": node.party,
         "registry_id": node.registry_id,
@@ -197,7 +220,9 @@ def build_aef(
         {
             Table.SUBMISSION: [submission],
             Table.AUTHORISATIONS: [_authorisation_row(loa) for loa in versions],
-            Table.ACTIONS: action_rows(node, reported_year, in_year, current, metrics),
+            Table.ACTIONS: action_rows(
+                node, reported_year, in_year, ActionContext(current, _by_version(versions), by_id)
+            ),
             Table.HOLDINGS: _holding_rows(entries, accounts, year_end),
             Table.AUTHORISED_ENTITIES: _entity_rows(current.values()),
         }
@@ -215,6 +240,10 @@ def _ndc_cells(ndc: NdcConfiguration | None) -> Row:
         "ca_method": None if ndc.method is None else ndc.method.value,
         "ndc_metrics": _joined(ndc.metrics),
     }
+
+
+def _by_version(versions: Iterable[Authorisation]) -> dict[tuple[str, int], Authorisation]:
+    return {(loa.authorisation_id, loa.version): loa for loa in versions}
 
 
 def _current_versions(versions: Iterable[Authorisation]) -> dict[str, Authorisation]:
@@ -307,18 +336,27 @@ def _block_key(entry: AuditEntry) -> tuple[str | None, str, int, int]:
     return (entry.transfer_id, entry.originating_registry_id, entry.first_serial, entry.last_serial)
 
 
+@dataclass(frozen=True, slots=True)
+class ActionContext:
+    """What an action row needs besides its audit entry: this Party's LoAs and the approaches."""
+
+    current: dict[str, Authorisation]
+    versions: dict[tuple[str, int], Authorisation]
+    approaches: dict[str, CooperativeApproach]
+
+
 def action_rows(
     node: RegistryNode,
     reported_year: int,
     entries: Sequence[AuditEntry],
-    current: dict[str, Authorisation],
-    metrics: dict[str, str],
+    context: ActionContext,
 ) -> list[Row]:
     """Table 3: one row per reportable audit entry of the year, in the order recorded.
 
     A cross-border first transfer is audited twice (FIRST_TRANSFER, then
     TRANSFER_OUT of the same block and transfer); the AEF reports it once, as a
-    first transfer to the acquiring Party.
+    first transfer to the acquiring Party. Entries of units without an
+    authorisation are left out: those units are not ITMOs.
     """
     first_transfers_out = {
         _block_key(entry)
@@ -327,15 +365,17 @@ def action_rows(
     }
     rows: list[Row] = []
     for entry in entries:
+        if entry.authorisation_id is None and entry.cooperative_approach_id is not None:
+            continue  # recorded without an LoA (entries before 0003 do not say: kept)
         if entry.action is AuditAction.TRANSFER_OUT and _block_key(entry) in first_transfers_out:
             continue
         if entry.action is AuditAction.FIRST_TRANSFER:
-            action_type = _first_transfer_type(entry, current)
+            action_type = _first_transfer_type(entry, context.current)
         elif entry.action in _DIRECT_ACTIONS:
             action_type = _DIRECT_ACTIONS[entry.action]
         else:
             continue
-        row = _action_row(node, entry, action_type, metrics)
+        row = _action_row(node, entry, action_type, context)
         row["action_id"] = (
             f"{node.registry_id}-{reported_year}-{len(rows) + 1:0{ACTION_SEQUENCE_DIGITS}d}"
         )
@@ -355,45 +395,82 @@ def _first_transfer_type(entry: AuditEntry, current: dict[str, Authorisation]) -
     return ActionType.FIRST_TRANSFER
 
 
+_FIRST_TRANSFER_TYPES = (ActionType.FIRST_TRANSFER, ActionType.AUTHORISATION)
+
+
 def _action_row(
-    node: RegistryNode, entry: AuditEntry, action_type: ActionType, metrics: dict[str, str]
+    node: RegistryNode, entry: AuditEntry, action_type: ActionType, context: ActionContext
 ) -> Row:
     approach_id, vintage, first_party = _unit_class(entry)
-    is_first_transfer = entry.action is AuditAction.FIRST_TRANSFER
+    approach = context.approaches.get(approach_id or "")
     row: Row = {
         "action_type": action_type.value,
         "action_date": iso_utc(entry.occurred_at),
         "first_identifier": entry.first_identifier,
         "last_identifier": entry.last_identifier,
         "quantity": entry.quantity,
-        "metric": entry.metric or metrics.get(approach_id or ""),
+        "metric": entry.metric or (None if approach is None else approach.metric),
+        **_tco2e(entry.quantity, approach),
         "cooperative_approach_id": approach_id,
         "vintage": vintage,
+        "sector": entry.sector,
+        "activity_type": entry.activity_type,
+        "mitigation_type": entry.mitigation_type,
+        "gwp_values": entry.gwp_values,
         "first_transferring_party": first_party,
-        "first_transfer": is_first_transfer,
+        "first_transfer": _first_transfer_flag(entry, action_type),
         "transferring_party": None,
         "acquiring_party": None,
+        "authorised_parties": None,
         "using_party": None,
         "purpose": None if entry.purpose is None else entry.purpose.value,
         "year_of_use": entry.year_of_use,
         "authorisation_id": entry.authorisation_id,
+        "authorisation_version": entry.authorisation_version,
         "transfer_id": entry.transfer_id,
     }
     if action_type is ActionType.ACQUISITION:
         row["transferring_party"] = entry.counterparty_party
         row["acquiring_party"] = node.party
-    elif action_type in (ActionType.TRANSFER, ActionType.FIRST_TRANSFER, ActionType.AUTHORISATION):
+    elif action_type in (ActionType.TRANSFER, *_FIRST_TRANSFER_TYPES):
         row["transferring_party"] = node.party
         row["acquiring_party"] = entry.counterparty_party
     elif action_type is not ActionType.ISSUANCE:
         row["using_party"] = node.party
+    if action_type in _FIRST_TRANSFER_TYPES:
+        # A first transfer at authorisation or issuance (OIMP) has no acquiring Party
+        # yet: the row names the Parties the LoA version authorises instead.
+        loa = context.versions.get((entry.authorisation_id or "", entry.authorisation_version or 0))
+        row["authorised_parties"] = None if loa is None else _joined(loa.authorised_parties)
+        if row["purpose"] is None:
+            # Before migration 0003 the purpose was not recorded; a first transfer
+            # outside a cross-border transfer only happens for OIMP.
+            row["purpose"] = Purpose.OIMP.value
     if action_type is ActionType.OMGE_CANCELLATION and row["purpose"] is None:
-        row["purpose"] = "OMGE"
-    if is_first_transfer and row["purpose"] is None:
-        # Before migration 0003 the purpose was not recorded; a first transfer
-        # outside a cross-border transfer only happens for OIMP.
-        row["purpose"] = Purpose.OIMP.value
+        row["purpose"] = OMGE_PURPOSE
+    if action_type is ActionType.CANCELLATION and row["purpose"] is None:
+        row["purpose"] = VOLUNTARY_CANCELLATION_PURPOSE
     return row
+
+
+def _first_transfer_flag(entry: AuditEntry, action_type: ActionType) -> bool | None:
+    """Whether the row is a first transfer; an acquisition says whether the transfer that
+    brought the units was their first (None when recorded before migration 0008)."""
+    if action_type is ActionType.ACQUISITION:
+        return entry.first_transfer
+    return action_type in _FIRST_TRANSFER_TYPES
+
+
+def _tco2e(quantity: int, approach: CooperativeApproach | None) -> Row:
+    """The quantity in tCO2e and the factor used, as exact decimal strings.
+
+    A GHG metric converts at 1; a non-GHG metric at the factor its cooperative
+    approach states, or not at all (None, which the checker refuses).
+    """
+    factor = None if approach is None else approach.conversion_factor
+    if factor is None:
+        return {"quantity_tco2e": None, "conversion_factor": None}
+    return {"quantity_tco2e": str(quantity * factor), "conversion_factor": str(factor)}
 
 
 def _unit_class(entry: AuditEntry) -> tuple[str | None, int | None, str | None]:

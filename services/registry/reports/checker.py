@@ -10,19 +10,30 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from a6wire.identifiers import PARTY_PATTERN, UNIQUE_IDENTIFIER_PATTERN, parse_unique_identifier
-from registry.reports.aef import AEF_FORMAT, TABLE_COLUMNS, ActionType, Table
+from registry.domain.approaches import GHG_METRIC
+from registry.reports.aef import (
+    AEF_FORMAT,
+    LIST_SEPARATOR,
+    OMGE_PURPOSE,
+    TABLE_COLUMNS,
+    VOLUNTARY_CANCELLATION_PURPOSE,
+    ActionType,
+    Table,
+)
 
 # ISO 8601 in UTC with a literal Z, optionally with fractions of a second.
 ISO_8601_UTC_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
 _ISO_8601_UTC = re.compile(ISO_8601_UTC_PATTERN)
 _IDENTIFIER = re.compile(UNIQUE_IDENTIFIER_PATTERN)
 _PARTY = re.compile(PARTY_PATTERN)
-PURPOSES = frozenset({"NDC", "OIMP", "OMGE"})
+PURPOSES = frozenset({"NDC", "OIMP", OMGE_PURPOSE, VOLUNTARY_CANCELLATION_PURPOSE})
 
-# Fields every action row needs, and those each action type needs on top.
+# Fields every action row needs (DOMAIN.md "Reports" and "Block attributes"; the
+# unique identifier of 6/CMA.4 annex I para 5), and those each action type needs on top.
 ACTION_FIELDS_ALWAYS = (
     "action_id",
     "action_type",
@@ -31,21 +42,40 @@ ACTION_FIELDS_ALWAYS = (
     "last_identifier",
     "quantity",
     "metric",
+    "quantity_tco2e",
+    "conversion_factor",
     "cooperative_approach_id",
     "vintage",
+    "sector",
+    "activity_type",
+    "mitigation_type",
+    "gwp_values",
     "first_transferring_party",
     "first_transfer",
+    "authorisation_id",
+    "authorisation_version",
 )
+_TRANSFER_FIELDS = ("transferring_party", "acquiring_party", "purpose", "transfer_id")
 ACTION_FIELDS_BY_TYPE: dict[ActionType, tuple[str, ...]] = {
-    ActionType.AUTHORISATION: ("transferring_party", "authorisation_id", "purpose"),
+    # An OIMP first transfer at authorisation or issuance has no acquiring Party: it
+    # names the Parties its LoA authorises.
+    ActionType.AUTHORISATION: ("transferring_party", "authorised_parties", "purpose"),
     ActionType.ISSUANCE: (),
-    ActionType.FIRST_TRANSFER: ("transferring_party", "authorisation_id", "purpose"),
-    ActionType.TRANSFER: ("transferring_party", "acquiring_party", "purpose", "transfer_id"),
-    ActionType.ACQUISITION: ("transferring_party", "acquiring_party", "purpose", "transfer_id"),
+    ActionType.FIRST_TRANSFER: ("transferring_party", "authorised_parties", "purpose"),
+    ActionType.TRANSFER: _TRANSFER_FIELDS,
+    ActionType.ACQUISITION: _TRANSFER_FIELDS,
     ActionType.USE_TOWARDS_NDC: ("using_party", "purpose", "year_of_use"),
-    ActionType.USE_FOR_OIMP: ("using_party", "purpose"),
-    ActionType.CANCELLATION: ("using_party",),
-    ActionType.OMGE_CANCELLATION: ("using_party",),
+    ActionType.USE_FOR_OIMP: ("using_party", "purpose", "year_of_use"),
+    ActionType.CANCELLATION: ("using_party", "purpose"),
+    ActionType.OMGE_CANCELLATION: ("using_party", "purpose"),
+}
+# A first transfer across a border names its acquiring Party and transfer, too.
+FIRST_TRANSFER_ACROSS_BORDER_FIELDS = ("acquiring_party",)
+# What the first_transfer flag must be, per action type (None: either, but a bool).
+FIRST_TRANSFER_FLAG: dict[ActionType, bool | None] = {
+    ActionType.AUTHORISATION: True,
+    ActionType.FIRST_TRANSFER: True,
+    ActionType.ACQUISITION: None,
 }
 # Party columns, checked against the alpha-3 pattern wherever they are filled.
 PARTY_FIELDS = ("first_transferring_party", "transferring_party", "acquiring_party", "using_party")
@@ -137,17 +167,71 @@ def _action_problems(
     except ValueError:
         yield problem("action_type", f"unknown action type {row['action_type']!r}")
         return
-    for field in (*ACTION_FIELDS_ALWAYS, *ACTION_FIELDS_BY_TYPE[action_type]):
+    required = [*ACTION_FIELDS_ALWAYS, *ACTION_FIELDS_BY_TYPE[action_type]]
+    if action_type is ActionType.FIRST_TRANSFER and row.get("transfer_id"):
+        required += FIRST_TRANSFER_ACROSS_BORDER_FIELDS
+    for field in required:
         if row.get(field) is None or row.get(field) == "":
             yield problem(field, f"required for {action_type.value}")
+    yield from _first_transfer_flag_problems(row, action_type, problem)
+    yield from _tco2e_problems(row, problem)
     for field in PARTY_FIELDS:
         value = row.get(field)
         if value not in (None, "") and not (isinstance(value, str) and _PARTY.fullmatch(value)):
             yield problem(field, f"{value!r} is not an ISO 3166 alpha-3 code")
+    authorised = row.get("authorised_parties")
+    if authorised not in (None, "") and not (
+        isinstance(authorised, str)
+        and all(_PARTY.fullmatch(party) for party in authorised.split(LIST_SEPARATOR))
+    ):
+        yield problem("authorised_parties", f"{authorised!r} is not a list of alpha-3 codes")
     if row.get("purpose") not in (None, "", *PURPOSES):
         yield problem("purpose", f"{row['purpose']!r} is not one of {sorted(PURPOSES)}")
     yield from _identifier_problems(row, problem)
     yield from _date_problems(row, reported_year, problem)
+
+
+def _first_transfer_flag_problems(
+    row: dict[str, Any], action_type: ActionType, problem: _ProblemAt
+) -> Iterator[Problem]:
+    value = row.get("first_transfer")
+    if value is None:
+        return  # reported as missing above
+    if not isinstance(value, bool):
+        yield problem("first_transfer", f"{value!r} is not true or false")
+        return
+    expected = FIRST_TRANSFER_FLAG.get(action_type, False)
+    if expected is not None and value is not expected:
+        yield problem("first_transfer", f"must be {str(expected).lower()} on {action_type.value}")
+
+
+def _tco2e_problems(row: dict[str, Any], problem: _ProblemAt) -> Iterator[Problem]:
+    """The tCO2e quantity is the quantity times the conversion factor (1 for tCO2e)."""
+    factor = _decimal(row.get("conversion_factor"))
+    in_tco2e = _decimal(row.get("quantity_tco2e"))
+    quantity = row.get("quantity")
+    if row.get("conversion_factor") not in (None, "") and (factor is None or factor <= 0):
+        yield problem("conversion_factor", f"{row['conversion_factor']!r} is not a positive number")
+        return
+    if row.get("quantity_tco2e") not in (None, "") and in_tco2e is None:
+        yield problem("quantity_tco2e", f"{row['quantity_tco2e']!r} is not a number")
+        return
+    if factor is None or in_tco2e is None or not isinstance(quantity, int):
+        return
+    if row.get("metric") == GHG_METRIC and factor != 1:
+        yield problem("conversion_factor", f"is {factor}, but the metric is {GHG_METRIC}")
+    if in_tco2e != quantity * factor:
+        yield problem("quantity_tco2e", f"{in_tco2e} is not {quantity} x {factor}")
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
 
 
 def _identifier_problems(row: dict[str, Any], problem: _ProblemAt) -> Iterator[Problem]:

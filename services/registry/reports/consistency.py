@@ -1,5 +1,6 @@
 """Cross-Party consistency: what one Party reports as a transfer, its counterpart must report
-as an acquisition of the same blocks, quantity and date (DOMAIN.md, "Reports").
+as an acquisition of the same blocks, quantity and date (DOMAIN.md, "Reports"), of the same
+metric and vintage, and both must agree whether it was the units' first transfer.
 
 Pure: it takes two or more Parties' AEF JSON documents and lists every
 disagreement. A transfer to a Party whose document is not given is not checked.
@@ -27,6 +28,9 @@ class DisagreementKind(StrEnum):
     BLOCK_IDENTIFIERS = "block_identifiers"
     QUANTITY = "quantity"
     DATE = "date"
+    FIRST_TRANSFER = "first_transfer"
+    METRIC = "metric"
+    VINTAGE = "vintage"
     DUPLICATE_PARTY = "duplicate_party"
     REPORTED_YEAR = "reported_year"
 
@@ -53,6 +57,11 @@ class _Side:
     last_identifier: str
     quantity: Any
     action_date: str
+    # Whether the row says this transfer was the units' first transfer: a sender's
+    # first_transfer row is, a sender's transfer row is not, an acquisition says so.
+    first_transfer: Any
+    metric: Any
+    vintage: Any
 
 
 def find_disagreements(documents: Sequence[dict[str, Any]]) -> list[Disagreement]:
@@ -95,6 +104,14 @@ def find_disagreements(documents: Sequence[dict[str, Any]]) -> list[Disagreement
 
 
 RouteKey = tuple[str, str, str]
+
+
+def _first_transfer(row: dict[str, Any]) -> Any:
+    if row.get("action_type") == ActionType.ACQUISITION.value:
+        return row.get("first_transfer")
+    return row.get("action_type") == ActionType.FIRST_TRANSFER.value
+
+
 _DisagreementAt = Callable[[DisagreementKind, str | None, str], Disagreement]
 
 
@@ -119,6 +136,9 @@ def _sides(
                     row.get("last_identifier", ""),
                     row.get("quantity"),
                     str(row.get("action_date", "")),
+                    _first_transfer(row),
+                    row.get("metric"),
+                    row.get("vintage"),
                 )
             )
     return sides
@@ -194,6 +214,20 @@ def _compare_block(
                 f"quantity sent {sent.quantity}, acquired {acquired.quantity}",
             )
         )
+    for kind, name, sent_value, acquired_value in (
+        (
+            DisagreementKind.FIRST_TRANSFER,
+            "first transfer",
+            sent.first_transfer,
+            acquired.first_transfer,
+        ),
+        (DisagreementKind.METRIC, "metric", sent.metric, acquired.metric),
+        (DisagreementKind.VINTAGE, "vintage", sent.vintage, acquired.vintage),
+    ):
+        if sent_value != acquired_value:
+            problems.append(
+                disagreement(kind, first, f"{name} sent {sent_value}, acquired {acquired_value}")
+            )
     if sent.action_date[:ISO_DATE_LENGTH] != acquired.action_date[:ISO_DATE_LENGTH]:
         problems.append(
             disagreement(

@@ -1,7 +1,10 @@
 """The AEF document as JSON, as CSV (one file per table, in a zip) and as XLSX (one sheet each).
 
 Every format is made from the JSON document, so all three carry the same rows
-in the same column order.
+in the same column order. JSON and CSV carry every string exactly; XLSX cannot
+hold control characters (other than tab and line breaks), and a spreadsheet
+would run a string starting with "=" as a formula, so ``xlsx_cell`` (the one
+place that adapts a value to XLSX) replaces the first and keeps the second text.
 """
 
 from __future__ import annotations
@@ -9,15 +12,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zipfile
 from enum import StrEnum
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 
 from registry.reports.aef import TABLE_COLUMNS, Table
 
 JSON_INDENT = 2
+# Put where XLSX cannot hold a character: U+FFFD, Unicode's "unrepresentable".
+XLSX_REPLACEMENT_CHARACTER = "\ufffd"
+# What openpyxl refuses, plus lone surrogates and the two non-characters XML forbids.
+_XLSX_ILLEGAL = re.compile(f"{ILLEGAL_CHARACTERS_RE.pattern}|[\ud800-\udfff\ufffe\uffff]")
 # A fixed timestamp for the zip members, so one document always gives the same bytes.
 ZIP_MEMBER_DATE_TIME = (2000, 1, 1, 0, 0, 0)
 
@@ -81,6 +90,16 @@ def to_csv_zip(document: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
+def xlsx_cell(sheet: Any, value: Any) -> Any:
+    """A cell for ``value``: strings without what XLSX cannot hold, and never a formula."""
+    if not isinstance(value, str):
+        return value
+    cell = Cell(sheet, value=_XLSX_ILLEGAL.sub(XLSX_REPLACEMENT_CHARACTER, value))
+    # openpyxl makes "=..." a formula; a reported string is data, whoever wrote it.
+    cell.data_type = "s"
+    return cell
+
+
 def to_xlsx(document: dict[str, Any]) -> bytes:
     """One sheet per table, named after it, a header row and then the rows."""
     workbook = Workbook()
@@ -90,7 +109,7 @@ def to_xlsx(document: dict[str, Any]) -> bytes:
         columns = TABLE_COLUMNS[table]
         sheet.append(list(columns))
         for row in document["tables"][table.value]:
-            sheet.append([row.get(column) for column in columns])
+            sheet.append([xlsx_cell(sheet, row.get(column)) for column in columns])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

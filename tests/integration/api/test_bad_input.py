@@ -143,3 +143,115 @@ def test_fuzzed_bodies_never_cause_a_server_error(
         assert response.status_code < 500, (mutated, response.text)
         if response.status_code >= 400:
             assert set(response.json()) == {"reason", "message"}, response.text
+
+
+# -------------------------------------------------------- what the database cannot store
+
+# 2**63: one past the largest serial a signed 64-bit column holds.
+SERIAL_BEYOND_64_BITS = "9223372036854775808"
+
+
+@pytest.mark.parametrize(
+    "serial", [SERIAL_BEYOND_64_BITS, "99999999999999999999999999", "000000000"]
+)
+def test_an_identifier_with_a_serial_the_database_cannot_hold_is_422(
+    ledger: TestClient, serial: str
+) -> None:
+    identifier = f"CA0001-THA01-THA-{serial}-2025"
+    refused(
+        ledger.get("/v1/audit", params={"first_identifier": identifier}),
+        422,
+        "MALFORMED_IDENTIFIER",
+    )
+    by_range = {
+        "from_account_id": HOLDING_ACCOUNT,
+        "to_account_id": OTHER_ACCOUNT,
+        "first_identifier": identifier,
+        "last_identifier": identifier,
+    }
+    refused(ledger.post("/v1/internal-transfers", json=by_range), 422, "MALFORMED_IDENTIFIER")
+
+
+def test_the_largest_serial_is_still_an_identifier(ledger: TestClient) -> None:
+    identifier = f"CA0001-THA01-THA-{2**63 - 1}-2025"
+    assert ledger.get("/v1/audit", params={"first_identifier": identifier}).json() == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/v1/internal-transfers",
+            {"from_account_id": HOLDING_ACCOUNT, "to_account_id": OTHER_ACCOUNT, "quantity": "5"},
+        ),
+        (
+            "/v1/internal-transfers",
+            {"from_account_id": HOLDING_ACCOUNT, "to_account_id": OTHER_ACCOUNT, "quantity": 5.0},
+        ),
+        (
+            "/v1/internal-transfers",
+            {"from_account_id": HOLDING_ACCOUNT, "to_account_id": OTHER_ACCOUNT, "quantity": True},
+        ),
+        ("/v1/issuances", issuance_body("5")),  # type: ignore[arg-type]
+        ("/v1/issuances", issuance_body(5, vintage="2025")),
+        (
+            "/v1/uses",
+            {"account_id": HOLDING_ACCOUNT, "purpose": "NDC", "year_of_use": "2026", "quantity": 1},
+        ),
+    ],
+)
+def test_numbers_given_as_strings_floats_or_booleans_are_422(
+    ledger: TestClient, path: str, body: dict[str, Any]
+) -> None:
+    refused(ledger.post(path, json=body), 422, "MALFORMED_REQUEST")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "reason"),
+    [
+        # PostgreSQL cannot store NUL in text: before validation this was a 500 there.
+        ("/v1/accounts", {"account_id": "THA-N-1", "name": "a\x00b"}, "MALFORMED_TEXT"),
+        ("/v1/accounts", {"account_id": "THA-N-2", "name": "bell\x07"}, "MALFORMED_TEXT"),
+        (
+            "/v1/accounts",
+            {"account_id": "THA-N-3", "holder_entity_id": "ENT\x1b[31m"},
+            "MALFORMED_TEXT",
+        ),
+        ("/v1/issuances", issuance_body(5, sector="energy\x0b"), "MALFORMED_TEXT"),
+        ("/v1/issuances", issuance_body(5, authorisation_id="LOA\x07"), "MALFORMED_IDENTIFIER"),
+        ("/v1/registry/freeze", {"reason": "stop\x00"}, "MALFORMED_TEXT"),
+    ],
+)
+def test_control_characters_in_strings_are_422(
+    ledger: TestClient, path: str, body: dict[str, Any], reason: str
+) -> None:
+    refused(ledger.post(path, json=body), 422, reason)
+
+
+def test_loa_terms_keep_line_breaks_but_refuse_other_control_characters(
+    ledger: TestClient,
+) -> None:
+    body = {
+        "authorised_on": "2024-06-01",
+        "cooperative_approach_id": "CA0001",
+        "authorised_parties": ["THA", "CHE"],
+        "purposes": ["NDC"],
+    }
+    refused(
+        ledger.post(
+            "/v1/authorisations", json={**body, "authorisation_id": "LOA-T-1", "terms": "a\x1bb"}
+        ),
+        422,
+        "MALFORMED_TEXT",
+    )
+    terms = "Article 1.\n\tUnits may be used\r\nonce."
+    recorded = ledger.post(
+        "/v1/authorisations", json={**body, "authorisation_id": "LOA-T-2", "terms": terms}
+    )
+    assert recorded.status_code == 201, recorded.text
+    assert recorded.json()["terms"] == terms
+
+
+@pytest.mark.parametrize("account_id", ["%00", "a%07b", "x" * 65])
+def test_a_malformed_account_id_in_the_path_is_422(ledger: TestClient, account_id: str) -> None:
+    refused(ledger.get(f"/v1/accounts/{account_id}"), 422, "MALFORMED_IDENTIFIER")

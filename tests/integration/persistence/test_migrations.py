@@ -87,3 +87,47 @@ def test_reservations_get_their_coordinator_when_keyed_by_the_full_transfer_key(
         engine.dispose()
     assert [tuple(row) for row in rows] == [("T-IN", "THA"), ("T-OUT", "CHE")]
     assert differences == []
+
+
+def test_older_audit_entries_get_their_block_attributes_back(database_url: str) -> None:
+    # An entry written before revision 0008 lacks sector, activity type, mitigation
+    # type, GWP values and authorisation version; the block holding its serials has them.
+    upgrade_database(database_url, "0005_reservation_transfer_key")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO accounts (account_id, kind, status, name)"
+                    " VALUES ('CHE-A', 'HOLDING', 'OPEN', '')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO serial_blocks (account_id, status, first_serial, last_serial,"
+                    " cooperative_approach_id, originating_registry_id, first_transferring_party,"
+                    " vintage, metric, gwp_values, mitigation_type, sector, activity_type,"
+                    " first_transfer_done, authorisation_id, authorisation_version)"
+                    " VALUES ('CHE-A', 'HELD', 1, 100, 'CA0001', 'CHE01', 'CHE', 2025, 'tCO2e',"
+                    " 'AR5', 'emission reduction', 'energy', 'cookstoves', false, 'LOA-1', 2)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO audit_entries (occurred_at, action, originating_registry_id,"
+                    " first_serial, last_serial, first_identifier, last_identifier, quantity)"
+                    " VALUES (:at, 'ACQUISITION', 'CHE01', 41, 60, 'a', 'b', 20)"
+                ),
+                {"at": AT},
+            )
+        upgrade_database(database_url)
+        with engine.connect() as connection:
+            row = connection.execute(
+                text(
+                    "SELECT sector, activity_type, mitigation_type, gwp_values,"
+                    " authorisation_version, first_transfer FROM audit_entries"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    assert tuple(row) == ("energy", "cookstoves", "emission reduction", "AR5", 2, None)

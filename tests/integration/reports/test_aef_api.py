@@ -11,9 +11,14 @@ from typing import Any
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
+from registry.application import handlers
+from registry.application.commands import RecordAuthorisation
+from registry.bootstrap import Node
+from registry.entrypoints.api.dependencies import execute
 from registry.reports import Table, check_aef
 from registry.reports.aef import TABLE_COLUMNS
 from tests.integration.api.conftest import HOLDING_ACCOUNT, LOA_ID, ok, refused
+from tests.unit.application.support import authorisation
 
 USED = 100
 CANCELLED = 30
@@ -124,3 +129,25 @@ def test_holdings_totals_are_summed_by_the_store(
         CANCELLED,
     )
     assert ok(anonymous.get("/v1/holdings/totals", params={"vintage": 2024})) == []
+
+
+def test_an_xlsx_export_survives_control_characters_in_stored_strings(
+    issued: dict[str, Any], node: Node, auditor: TestClient
+) -> None:
+    # Stored behind the API's back, as a peer's PREPARE or an older node could have.
+    planted = authorisation(
+        authorisation_id="LOA\x07-PLANTED",
+        authorising_party="THA",
+        cooperative_approach_id="CA0001",
+        authorised_on=datetime.now(UTC).date(),
+        terms="=1+1\x1b[0m",
+    )
+    execute(node, handlers.record_authorisation, RecordAuthorisation(planted))
+    response = auditor.get(f"/v1/reports/aef/{_year()}", params={"format": "xlsx"})
+    assert response.status_code == 200, response.text
+    sheet = load_workbook(io.BytesIO(response.content))[Table.AUTHORISATIONS.value]
+    values = {row[0]: row for row in sheet.iter_rows(min_row=2, values_only=True)}
+    assert "LOA\ufffd-PLANTED" in values
+    document = ok(auditor.get(f"/v1/reports/aef/{_year()}"))
+    ids = {row["authorisation_id"] for row in document["tables"]["authorisations"]}
+    assert "LOA\x07-PLANTED" in ids

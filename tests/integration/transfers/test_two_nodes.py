@@ -335,3 +335,23 @@ def test_a_duplicate_prepare_replayed_onto_the_inbox_changes_nothing(
     with receiver.node.engine.connect() as connection:
         count = connection.execute(select(func.count()).select_from(protocol_transfers)).scalar()
     assert count == 1
+
+
+def test_a_transfer_naming_the_second_loa_of_an_account_moves_only_its_units(
+    federation: dict[str, RunningNode],
+) -> None:
+    sender, receiver = federation[PARTY], federation[PARTNER]
+    # The account's oldest 100 units are under LOA-CHE-1; 30 newer ones under LOA-CHE-2.
+    sender.ledger().run(RecordAuthorisation(authorisation(authorisation_id="LOA-CHE-2")))
+    sender.ledger().run(IssueUnits(SENDER_ACCOUNT, (line(30, authorisation_id="LOA-CHE-2"),)))
+    response = sender.client.post(
+        "/v1/transfers?wait_s=30", json=_body(quantity=20, authorisation_id="LOA-CHE-2")
+    )
+    assert response.status_code == 202, response.text
+    transfer_id = response.json()["transfer_id"]
+    assert sender.wait_final(transfer_id, completed=True)["status"] == "COMMITTED"
+    assert receiver.wait_final(transfer_id)["status"] == "COMMITTED"
+    received = receiver.client.get(f"/v1/accounts/{RECEIVER_ACCOUNT}/holdings").json()
+    assert received["total_quantity"] == 20
+    assert {block["authorisation_id"] for block in received["blocks"]} == {"LOA-CHE-2"}
+    assert sender.ledger().held(SENDER_ACCOUNT) == 110

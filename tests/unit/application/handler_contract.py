@@ -42,7 +42,7 @@ from registry.domain.accounts import AccountKind, AccountStatus, retirement_acco
 from registry.domain.adjustments import AdjustmentCause
 from registry.domain.approaches import GHG_METRIC
 from registry.domain.audit import AuditAction
-from registry.domain.authorisations import FirstTransferDefinition, Purpose
+from registry.domain.authorisations import AuthorisationRef, FirstTransferDefinition, Purpose
 from registry.domain.blocks import BlockSpec, BlockStatus
 from registry.domain.errors import DomainError, ReasonCode
 from registry.domain.ndc import CaMethod, NdcConfiguration, NdcLevel, NdcType
@@ -202,6 +202,15 @@ REASON_SCENARIOS: dict[ReasonCode, Callable[[Ledger], Any]] = {
         lg.run(ChangeAccountStatus("CHE-B", AccountStatus.OPEN)),
     ),
     ReasonCode.MALFORMED_IDENTIFIER: lambda lg: (ready(lg), lg.run(OpenAccount("bad id!"))),
+    ReasonCode.AUTHORISATION_MISMATCH: lambda lg: (
+        ready(lg),
+        reserve(
+            lg,
+            selection=SerialRangeSelection(REGISTRY_ID, 1, 10),
+            authorisation=AuthorisationRef("LOA-OTHER"),
+        ),
+    ),
+    ReasonCode.MALFORMED_TEXT: lambda lg: (ready(lg), lg.run(OpenAccount("CHE-T", name="a\x00b"))),
     ReasonCode.MALFORMED_BLOCK: lambda lg: (
         partner_registry(lg),
         lg.run(ValidateIncomingTransfer(**incoming("T9", (sample_spec(metric=""),)))),
@@ -311,6 +320,23 @@ REASON_SCENARIOS: dict[ReasonCode, Callable[[Ledger], Any]] = {
     ReasonCode.INVALID_TIMEFRAME: lambda lg: (
         ready(lg),
         lg.run(UseTowardsNdc("CHE-A", QuantitySelection(1), year_of_use=1990)),
+    ),
+    ReasonCode.YEAR_OF_USE_BEFORE_VINTAGE: lambda lg: (
+        ready(lg),
+        lg.run(UseTowardsNdc("CHE-A", QuantitySelection(1), year_of_use=2024)),
+    ),
+    ReasonCode.YEAR_OF_USE_OUTSIDE_USE_TIMEFRAME: lambda lg: (
+        ready(lg, loa=authorisation(use_to=date(2027, 12, 31))),
+        lg.run(UseTowardsNdc("CHE-A", QuantitySelection(1), year_of_use=2029)),
+    ),
+    ReasonCode.YEAR_OF_USE_OUTSIDE_NDC_PERIOD: lambda lg: (
+        ready(lg),
+        set_ndc(lg),
+        lg.run(UseTowardsNdc("CHE-A", QuantitySelection(1), year_of_use=2031)),
+    ),
+    ReasonCode.OMGE_SHARE_UNAVAILABLE: lambda lg: (
+        ready(lg, cooperative_approach=approach(omge_share=OMGE_SHARE)),
+        reserve(lg, quantity=100),
     ),
     ReasonCode.SAME_PARTY: lambda lg: (ready(lg), reserve(lg, acquiring_party=PARTY)),
     ReasonCode.UNKNOWN_TRANSFER: lambda lg: (ready(lg), lg.run(FinaliseOutgoingTransfer("T404"))),
@@ -459,6 +485,68 @@ class LedgerHandlerContract:
         )
         assert retired.attributes.first_transfer_done
 
+    def test_the_entity_list_follows_the_units_to_internal_transfer_and_use(
+        self, ledger: Ledger
+    ) -> None:
+        ready(ledger)
+        ledger.run(OpenAccount("CHE-E1", holder_entity_id="E1"))
+        ledger.run(OpenAccount("CHE-E2", holder_entity_id="E2"))
+        move(ledger, quantity=10, to="CHE-E2")  # v1 names no entity: anyone may hold
+        ledger.run(
+            RecordAuthorisation(authorisation(version=2, authorised_entities=frozenset({"E1"})))
+        )
+        before = ledger.query("ledger_totals")
+        assert reasons_of(lambda: move(ledger, quantity=10, to="CHE-E2")) >= {
+            ReasonCode.ENTITY_NOT_AUTHORISED
+        }
+        # Units already with E2 can no longer be used there: v2 is the version in force.
+        assert reasons_of(
+            lambda: ledger.run(UseTowardsNdc("CHE-E2", QuantitySelection(1), year_of_use=2026))
+        ) >= {ReasonCode.ENTITY_NOT_AUTHORISED}
+        assert ledger.query("ledger_totals") == before
+        move(ledger, quantity=10, to="CHE-E1")
+        ledger.run(UseTowardsNdc("CHE-E1", QuantitySelection(1), year_of_use=2026))
+        # Issuance into an entity's account follows the same list.
+        assert reasons_of(lambda: ledger.issue("CHE-E2", line(5))) == {
+            ReasonCode.ENTITY_NOT_AUTHORISED
+        }
+        ledger.issue("CHE-E1", line(5))
+
+    def test_use_towards_an_ndc_needs_an_ndc_authorisation(self, ledger: Ledger) -> None:
+        ready(
+            ledger,
+            loa=authorisation(
+                purposes=frozenset({Purpose.OIMP}),
+                oimp_first_transfer=FirstTransferDefinition.ISSUANCE,
+            ),
+        )
+        balance = ledger.query("adjustment_balance", PARTY, 2025, GHG_METRIC)
+        assert reasons_of(
+            lambda: ledger.run(UseTowardsNdc("CHE-A", QuantitySelection(1), year_of_use=2026))
+        ) == {ReasonCode.PURPOSE_NOT_AUTHORISED, ReasonCode.INSUFFICIENT_UNITS}
+        assert ledger.query("adjustment_balance", PARTY, 2025, GHG_METRIC) == balance
+
+    def test_the_omge_share_is_reserved_from_the_transferred_vintage(self, ledger: Ledger) -> None:
+        ready(
+            ledger,
+            cooperative_approach=approach(omge_share=OMGE_SHARE),
+            line=line(100, vintage=2024),
+        )
+        ledger.issue("CHE-A", line(50, vintage=2025))  # serials 101-150
+        result: ReservationResult = reserve(
+            ledger, quantity=40, selection=QuantitySelection(40, vintage=2025)
+        )
+        assert [spec.attributes.vintage for spec in result.omge_blocks] == [2025]
+        assert result.omge_quantity == 1
+
+    def test_the_omge_share_is_cancelled_from_itmos_only(self, ledger: Ledger) -> None:
+        ready(ledger, cooperative_approach=approach(omge_share=OMGE_SHARE), line=line(40))
+        ledger.issue("CHE-A", line(10, authorisation_id=None))  # not ITMOs
+        assert reasons_of(lambda: reserve(ledger, quantity=40)) >= {
+            ReasonCode.OMGE_SHARE_UNAVAILABLE
+        }
+        assert ledger.query("ledger_totals").reserved == 0
+
     def test_oimp_use_needs_an_oimp_authorisation(self, ledger: Ledger) -> None:
         ready(ledger)
         assert reasons_of(lambda: ledger.run(UseForOimp("CHE-A", QuantitySelection(1)))) >= {
@@ -521,7 +609,8 @@ class LedgerHandlerContract:
         )
         assert [(b.first_serial, b.last_serial) for b in result.blocks] == [(41, 100)]
         assert [(b.first_serial, b.last_serial) for b in result.omge_blocks] == [(39, 40)]
-        assert all(spec.attributes.first_transfer_done for spec in result.blocks)
+        # Sent as they stand: the acquiring registry learns this is their first transfer.
+        assert not any(spec.attributes.first_transfer_done for spec in result.blocks)
         assert ledger.held("CHE-A") == 38
         assert reasons_of(lambda: move(ledger, quantity=39)) == {ReasonCode.INSUFFICIENT_UNITS}
         assert reasons_of(
@@ -580,6 +669,17 @@ class LedgerHandlerContract:
             ReasonCode.QUANTITY_CAP_EXCEEDED
         }
         assert reserve(ledger, "T3", quantity=10).quantity == 10
+
+    def test_a_reservation_takes_only_units_of_the_loa_it_names(self, ledger: Ledger) -> None:
+        ready(ledger)  # 1-100 under LOA-CHE-1, the oldest units
+        ledger.run(RecordAuthorisation(authorisation(authorisation_id="LOA-CHE-2")))
+        ledger.issue("CHE-A", line(30, authorisation_id="LOA-CHE-2"))  # 101-130
+        result = reserve(ledger, quantity=20, authorisation=AuthorisationRef("LOA-CHE-2"))
+        assert {block.attributes.authorisation_id for block in result.blocks} == {"LOA-CHE-2"}
+        assert [(b.first_serial, b.last_serial) for b in result.blocks] == [(111, 130)]
+        assert reasons_of(
+            lambda: reserve(ledger, "T2", quantity=11, authorisation=AuthorisationRef("LOA-CHE-2"))
+        ) >= {ReasonCode.INSUFFICIENT_UNITS}
 
     def test_reservation_by_serial_range(self, ledger: Ledger) -> None:
         ready(ledger)

@@ -20,6 +20,7 @@ from registry.domain.approaches import check_cooperative_approach
 from registry.domain.authorisations import Purpose, check_authorisation, check_new_version
 from registry.domain.blocks import BlockStatus, SerialBlock
 from registry.domain.errors import DomainError, ReasonCode
+from registry.domain.first_transfer import omge_share_quantity
 from registry.domain.registry_node import RegistryNode
 from tests.unit.application.support import approach, authorisation
 from tests.unit.domain.test_blocks import ATTRIBUTES
@@ -252,7 +253,9 @@ def test_an_unknown_approach_covers_nothing() -> None:
 )
 def test_omge_quantity_is_the_exact_ceiling(share: str | None, quantity: int, omge: int) -> None:
     assert (
-        approach(omge_share=None if share is None else Decimal(share)).omge_quantity(quantity)
+        omge_share_quantity(
+            approach(omge_share=None if share is None else Decimal(share)), quantity
+        )
         == omge
     )
 

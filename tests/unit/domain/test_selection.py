@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from registry.domain.authorisations import AuthorisationRef
 from registry.domain.blocks import BlockStatus, SerialBlock
 from registry.domain.errors import DomainError, ReasonCode
 from registry.domain.selection import (
@@ -96,3 +99,39 @@ def test_check_selection(
     selection: QuantitySelection | SerialRangeSelection, expected: list[ReasonCode]
 ) -> None:
     assert check_selection(selection) == expected
+
+
+def _under(first: int, last: int, block_id: int, loa: str, party: str = "THA") -> SerialBlock:
+    attributes = replace(ATTRIBUTES, authorisation_id=loa, first_transferring_party=party)
+    return SerialBlock("A", BlockStatus.HELD, first, last, attributes, block_id=block_id)
+
+
+def test_pick_by_quantity_takes_only_units_the_named_loa_covers() -> None:
+    # Oldest first are LOA-1's units; the request names LOA-2, which holds fewer.
+    blocks = [_under(1, 10, 1, "LOA-1"), _under(11, 15, 2, "LOA-2"), _under(16, 30, 3, "LOA-1")]
+    pick = pick_by_quantity(blocks, 4, no, authorisation=AuthorisationRef("LOA-2"))
+    assert [(b.first_serial, b.last_serial) for b in pick.taken] == [(12, 15)]
+    assert {b.attributes.authorisation_id for b in pick.taken} == {"LOA-2"}
+    with pytest.raises(DomainError) as error:
+        pick_by_quantity(blocks, 6, no, authorisation=AuthorisationRef("LOA-2"))
+    assert error.value.reason is ReasonCode.INSUFFICIENT_UNITS
+
+
+def test_pick_by_quantity_never_mixes_two_parties_loas_of_one_id() -> None:
+    blocks = [_under(1, 5, 1, "LOA-1", "GHA"), _under(6, 10, 2, "LOA-1", "THA")]
+    named = pick_by_quantity(blocks, 5, no, authorisation=AuthorisationRef("LOA-1", "THA"))
+    assert {b.attributes.first_transferring_party for b in named.taken} == {"THA"}
+    # No Party named: the first covered block's Party is the one, never both.
+    with pytest.raises(DomainError):
+        pick_by_quantity(blocks, 6, no, authorisation=AuthorisationRef("LOA-1"))
+
+
+def test_pick_by_range_refuses_units_of_another_loa() -> None:
+    blocks = [_under(1, 10, 1, "LOA-1"), _under(11, 20, 2, "LOA-2")]
+    selection = SerialRangeSelection("THA01", 5, 15)
+    with pytest.raises(DomainError) as error:
+        pick_by_range(blocks, selection, no, authorisation=AuthorisationRef("LOA-2"))
+    assert error.value.reason is ReasonCode.AUTHORISATION_MISMATCH
+    inside = SerialRangeSelection("THA01", 12, 15)
+    pick = pick_by_range(blocks, inside, no, authorisation=AuthorisationRef("LOA-2"))
+    assert pick.quantity == 4

@@ -209,3 +209,68 @@ def test_keys_and_directory_load_from_files(tmp_path: Path) -> None:
 def test_topic_names() -> None:
     assert inbox_topic("THA") == "a6.node.THA.inbox"
     assert DECISION_TOPIC == "a6.decisions"
+
+
+# 2**63: one past what any node's signed 64-bit serial column holds.
+SERIAL_BEYOND_64_BITS = 2**63
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"first_serial": SERIAL_BEYOND_64_BITS, "last_serial": SERIAL_BEYOND_64_BITS},
+        {"first_serial": 1, "last_serial": SERIAL_BEYOND_64_BITS},
+        {"authorisation_version": 2**31},
+        {"authorisation_id": "LOA\x07-0001"},
+        {"authorisation_id": "LOA 0001"},
+        {"authorisation_id": "L" * 65},
+        {"sector": "energy\x00"},
+        {"metric": "tCO2e\x1b[2J"},
+        {"activity_type": "solar\x85"},
+    ],
+)
+def test_a_block_the_database_cannot_store_is_refused(overrides: dict[str, Any]) -> None:
+    fields = factories.block(1, 10).model_dump()
+    fields.update(overrides)
+    fields["quantity"] = fields["last_serial"] - fields["first_serial"] + 1
+    with pytest.raises(ValidationError):
+        SerialBlock(**fields)
+
+
+def test_the_largest_serial_crosses_the_wire() -> None:
+    fields = factories.block(1, 10).model_dump()
+    fields.update(first_serial=2**63 - 10, last_serial=2**63 - 1, quantity=10)
+    assert SerialBlock(**fields).last_serial == 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("authorisation", "terms"), "article\x00one"),
+        (("authorisation", "authorised_entities"), ("ENTITY\x1b",)),
+        (("authorisation", "authorisation_id"), "LOA\x07"),
+        (("authorisation", "version"), 2**31),
+        (("authorisation", "quantity_cap"), 2**63),
+        (("from_account_id",), "CHE\x00A"),
+        (("to_account_id",), "GHA-A\n"),
+    ],
+)
+def test_a_prepare_with_control_characters_or_unstorable_numbers_is_refused(
+    path: tuple[str, ...], value: Any
+) -> None:
+    envelope = _prepare_envelope()
+    raw = json.loads(encode_envelope(envelope))
+    target = raw["payload"]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(MalformedMessageError):
+        decode_envelope(json.dumps(raw).encode())
+
+
+def test_loa_terms_may_keep_line_breaks_on_the_wire() -> None:
+    envelope = _prepare_envelope()
+    raw = json.loads(encode_envelope(envelope))
+    raw["payload"]["authorisation"]["terms"] = "Article 1.\n\tOnce.\r\n"
+    decoded = decode_envelope(json.dumps(raw).encode())
+    assert decoded.payload.authorisation.terms == "Article 1.\n\tOnce.\r\n"  # type: ignore[union-attr]

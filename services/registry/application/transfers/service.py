@@ -73,7 +73,7 @@ from registry.application.transfers.records import (
     record_of,
     refused_record,
 )
-from registry.domain.authorisations import Purpose
+from registry.domain.authorisations import AuthorisationRef, Purpose
 from registry.domain.custody import CustodyReason
 from registry.domain.errors import DomainError, ReasonCode
 from registry.domain.selection import UnitSelection
@@ -350,6 +350,7 @@ class Transfers:
                         acquiring_party=request.to_party,
                         purpose=request.purpose,
                         acquiring_entity=request.acquiring_entity,
+                        authorisation=AuthorisationRef(request.authorisation_id),
                     ),
                 )
             except DomainError as error:

@@ -43,8 +43,10 @@ API_VERSION_PREFIX = "/v1"
 TRANSFER_TICK_INTERVAL_S = 0.5
 API_TITLE = "Article 6.2 registry node: operator API"
 
+# Every route may answer these with the one error body; 400 is a body that is not
+# even text (bytes that are not UTF-8), 422 one that does not fit the schema.
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorBody} for status in (401, 403, 404, 409, 422)
+    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 409, 422)
 }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -102,6 +102,10 @@ def operator(principal: Annotated[Principal, Depends(reader)]) -> Principal:
         raise ApiError(403, ApiReason.FORBIDDEN, f"the {principal.role} role may not write")
     return principal
 
+
+# For a public route's OpenAPI operation: FastAPI lists the bearer scheme as its
+# security; this adds the empty requirement ({}), "or no token at all".
+ANONYMOUS_ALLOWED: dict[str, Any] = {"security": [{}]}
 
 PublicReader = Annotated[Principal, Depends(public_reader)]
 Reader = Annotated[Principal, Depends(reader)]

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.domain.errors import DomainError, ReasonCode
+from registry.entrypoints.api.schemas import MALFORMED_IDENTIFIER_ERROR, TEXT_PATTERNS
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +83,7 @@ _UNPROCESSABLE_REASONS = frozenset(
     {
         ReasonCode.MALFORMED_IDENTIFIER,
         ReasonCode.MALFORMED_BLOCK,
+        ReasonCode.MALFORMED_TEXT,
         ReasonCode.NON_POSITIVE_QUANTITY,
         ReasonCode.BATCH_TOO_LARGE,
         ReasonCode.SAME_ACCOUNT,
@@ -119,8 +121,9 @@ def status_for_reason(reason: str) -> int:
 def validation_reason(error: RequestValidationError) -> str:
     """The domain's own code when the first problem is one it names, else MALFORMED_REQUEST.
 
-    Every string pattern in the request schemas is an identifier, and a
-    quantity field's lower bound is zero, so a client sees the same code
+    Every string pattern in the request schemas is an identifier's, except the
+    ones that keep control characters out of names and texts (MALFORMED_TEXT);
+    a quantity field's lower bound is zero, so a client sees the same code
     whether the API or the domain caught the mistake.
     """
     details = error.errors()
@@ -128,6 +131,13 @@ def validation_reason(error: RequestValidationError) -> str:
         return ApiReason.MALFORMED_REQUEST
     first = details[0]
     if first.get("type") == "string_pattern_mismatch":
+        pattern = (first.get("ctx") or {}).get("pattern")
+        return (
+            ReasonCode.MALFORMED_TEXT
+            if pattern in TEXT_PATTERNS
+            else ReasonCode.MALFORMED_IDENTIFIER
+        )
+    if first.get("type") == MALFORMED_IDENTIFIER_ERROR:
         return ReasonCode.MALFORMED_IDENTIFIER
     field = str(first.get("loc", ("",))[-1])
     if first.get("type") == "greater_than" and field in _QUANTITY_FIELDS:

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from registry.application import handlers
-from registry.entrypoints.api.auth import PublicReader
+from registry.entrypoints.api.auth import ANONYMOUS_ALLOWED, PublicReader
 from registry.entrypoints.api.dependencies import NodeDep, execute
-from registry.entrypoints.api.schemas import Vintage
+from registry.entrypoints.api.schemas import VintageParam
 from registry.reports.aef import SUBMISSION_VERSION_DEFAULT, build_aef
 from registry.reports.formats import FILE_SUFFIXES, MEDIA_TYPES, ReportFormat, render
 
@@ -30,6 +30,7 @@ def aef_file_name(party: str, year: int, report_format: ReportFormat) -> str:
 
 @router.get(
     "/aef/{year}",
+    openapi_extra=ANONYMOUS_ALLOWED,
     responses={
         200: {
             "description": "the five AEF tables of the year",
@@ -38,7 +39,7 @@ def aef_file_name(party: str, year: int, report_format: ReportFormat) -> str:
     },
 )
 def aef_export(
-    year: Vintage,
+    year: VintageParam,
     node: NodeDep,
     _: PublicReader,
     report_format: Annotated[ReportFormat, Query(alias="format")] = ReportFormat.JSON,

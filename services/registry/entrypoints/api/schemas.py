@@ -9,13 +9,27 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from a6wire.identifiers import (
+    AUTHORISATION_ID_PATTERN,
     COOPERATIVE_APPROACH_ID_PATTERN,
+    LABEL_PATTERN,
     PARTY_PATTERN,
+    QUANTITY_MAX,
     REGISTRY_ID_PATTERN,
+    TEXT_PATTERN,
     UNIQUE_IDENTIFIER_PATTERN,
+    VERSION_MAX,
     VINTAGE_MAX,
     VINTAGE_MIN,
     IdentifierError,
@@ -34,21 +48,52 @@ TERMS_LENGTH_MAX_CHARS = 10_000
 # Sector, activity type, mitigation type, GWP values: short codes or labels.
 ATTRIBUTE_LENGTH_MAX_CHARS = 100
 ENTITY_ID_LENGTH_MAX_CHARS = 64
-# Serials and quantities are stored as signed 64-bit integers.
-QUANTITY_MAX = 2**63 - 1
+
+# The pydantic error type of an identifier that matches its pattern but names a
+# value no node can store (a serial beyond 64 bits); errors.py maps it, like a
+# pattern mismatch, to MALFORMED_IDENTIFIER.
+MALFORMED_IDENTIFIER_ERROR = "malformed_identifier"
+# Patterns of free strings rather than identifiers: a mismatch is MALFORMED_TEXT.
+TEXT_PATTERNS = frozenset({LABEL_PATTERN, TEXT_PATTERN})
+
+
+def _storable_unique_identifier(value: str) -> str:
+    try:
+        parse_unique_identifier(value)
+    except IdentifierError as error:
+        raise PydanticCustomError(MALFORMED_IDENTIFIER_ERROR, str(error)) from error
+    return value
+
 
 PartyCode = Annotated[str, StringConstraints(pattern=PARTY_PATTERN)]
 RegistryId = Annotated[str, StringConstraints(pattern=REGISTRY_ID_PATTERN)]
 CooperativeApproachId = Annotated[str, StringConstraints(pattern=COOPERATIVE_APPROACH_ID_PATTERN)]
-UniqueIdentifier = Annotated[str, StringConstraints(pattern=UNIQUE_IDENTIFIER_PATTERN)]
-AccountId = Annotated[str, StringConstraints(pattern=ACCOUNT_ID_PATTERN)]
-EntityId = Annotated[str, StringConstraints(min_length=1, max_length=ENTITY_ID_LENGTH_MAX_CHARS)]
-AttributeText = Annotated[
-    str, StringConstraints(min_length=1, max_length=ATTRIBUTE_LENGTH_MAX_CHARS)
+UniqueIdentifier = Annotated[
+    str,
+    StringConstraints(pattern=UNIQUE_IDENTIFIER_PATTERN),
+    AfterValidator(_storable_unique_identifier),
 ]
-Name = Annotated[str, StringConstraints(max_length=NAME_LENGTH_MAX_CHARS)]
-Quantity = Annotated[int, Field(gt=0, le=QUANTITY_MAX)]
-Vintage = Annotated[int, Field(ge=VINTAGE_MIN, le=VINTAGE_MAX)]
+AccountId = Annotated[str, StringConstraints(pattern=ACCOUNT_ID_PATTERN)]
+AuthorisationId = Annotated[str, StringConstraints(pattern=AUTHORISATION_ID_PATTERN)]
+EntityId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=ENTITY_ID_LENGTH_MAX_CHARS, pattern=LABEL_PATTERN),
+]
+AttributeText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=ATTRIBUTE_LENGTH_MAX_CHARS, pattern=LABEL_PATTERN),
+]
+Name = Annotated[str, StringConstraints(max_length=NAME_LENGTH_MAX_CHARS, pattern=LABEL_PATTERN)]
+Reason = Annotated[
+    str, StringConstraints(min_length=1, max_length=REASON_LENGTH_MAX_CHARS, pattern=LABEL_PATTERN)
+]
+Terms = Annotated[str, StringConstraints(max_length=TERMS_LENGTH_MAX_CHARS, pattern=TEXT_PATTERN)]
+# Numbers in a JSON body are strict: "5", 5.0 and true are not the integer 5.
+Quantity = Annotated[int, Strict(), Field(gt=0, le=QUANTITY_MAX)]
+Vintage = Annotated[int, Strict(), Field(ge=VINTAGE_MIN, le=VINTAGE_MAX)]
+Version = Annotated[int, Strict(), Field(ge=1, le=VERSION_MAX)]
+# Path and query values arrive as text: parsed, so not strict, but bounded alike.
+VintageParam = Annotated[int, Field(ge=VINTAGE_MIN, le=VINTAGE_MAX)]
 
 
 class RequestModel(BaseModel):

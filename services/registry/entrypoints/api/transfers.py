@@ -18,7 +18,7 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import Field
+from pydantic import Field, Strict
 
 from registry.adapters.messaging import MessagingConfig, build_node_broker
 from registry.application.transfers import (
@@ -34,8 +34,8 @@ from registry.application.transfers import (
 from registry.domain.authorisations import Purpose
 from registry.entrypoints.api.auth import Operator, Reader
 from registry.entrypoints.api.dependencies import NodeDep
-from registry.entrypoints.api.errors import ApiError, ApiReason, status_for_reason
-from registry.entrypoints.api.schemas import AccountId, SelectsUnits
+from registry.entrypoints.api.errors import ApiError, ApiReason, ErrorBody, status_for_reason
+from registry.entrypoints.api.schemas import AccountId, AuthorisationId, PartyCode, SelectsUnits
 
 router = APIRouter(tags=["transfers"])
 
@@ -44,7 +44,6 @@ router = APIRouter(tags=["transfers"])
 TRANSFER_WAIT_MAX_S = 60.0
 TRANSFER_WAIT_FALLBACK_POLL_S = 1.0
 MESSAGING_DISABLED = "MESSAGING_DISABLED"
-PARTY_CODE_PATTERN = r"^[A-Z]{3}$"
 
 
 class TransferIn(SelectsUnits):
@@ -52,11 +51,11 @@ class TransferIn(SelectsUnits):
 
     transfer_id: UUID | None = Field(default=None, description="chosen by the caller to retry")
     from_account_id: AccountId
-    to_party: str = Field(pattern=PARTY_CODE_PATTERN, description="ISO 3166 alpha-3, e.g. CHE")
+    to_party: PartyCode = Field(description="ISO 3166 alpha-3, e.g. CHE")
     to_account_id: AccountId
-    authorisation_id: str = Field(min_length=1, max_length=64)
+    authorisation_id: AuthorisationId
     purpose: Purpose
-    deadline_s: int = Field(
+    deadline_s: Annotated[int, Strict()] = Field(
         default=TRANSFER_DEADLINE_DEFAULT_S, ge=TRANSFER_DEADLINE_MIN_S, le=TRANSFER_DEADLINE_MAX_S
     )
 
@@ -94,7 +93,13 @@ class OutcomeWaiters:
             entry[0].set()
 
 
-@router.post("/transfers", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/transfers",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        503: {"model": ErrorBody, "description": "this node has no federation directory or key"}
+    },
+)
 async def start_transfer(
     body: TransferIn,
     node: NodeDep,

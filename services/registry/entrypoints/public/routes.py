@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from registry.entrypoints.api.auth import PublicReader
+from registry.entrypoints.api.auth import ANONYMOUS_ALLOWED, PublicReader
 from registry.entrypoints.api.dependencies import NodeDep
 from registry.entrypoints.public.page import DIRECTION_IN, DIRECTION_OUT, build_public_page
 
@@ -25,7 +25,12 @@ _templates = Jinja2Templates(directory=_HERE / "templates")
 router = APIRouter(tags=["public"])
 
 
-@router.get(PUBLIC_PATH, response_class=HTMLResponse, summary="Public transparency page")
+@router.get(
+    PUBLIC_PATH,
+    response_class=HTMLResponse,
+    summary="Public transparency page",
+    openapi_extra=ANONYMOUS_ALLOWED,
+)
 def public_page(request: Request, node: NodeDep, _: PublicReader) -> HTMLResponse:
     page = build_public_page(node)
     return _templates.TemplateResponse(

@@ -1,7 +1,7 @@
 """The federation unit index (defined in registry.adapters.unit_index)
 
 Revision ID: 0009_unit_index
-Revises: 0007_ndc
+Revises: 0008_aef_fields
 Create Date: 2026-12-01 17:00:00.000000
 
 Every node keeps an index of which Party holds every serial range, built from
@@ -9,8 +9,9 @@ the federation unit log and the decision topic (PROTOCOL.md invariant 8): the
 segments of its interval maps, the next offset it reads per topic partition
 (written with the segments it changed), and the keys of the records folded in.
 
-It was written after 0006_quarantine; main then gained 0007_ndc after that
-one, and this revision follows it so that the migrations keep one head.
+It was written after 0006_quarantine; main then gained 0007_ndc and
+0008_aef_fields after that one, and this revision follows them so that the
+migrations keep one head.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_unit_index"
-down_revision: str | None = "0007_ndc"
+down_revision: str | None = "0008_aef_fields"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

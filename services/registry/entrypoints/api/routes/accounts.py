@@ -19,7 +19,7 @@ from registry.entrypoints.api.schemas import (
     EntityId,
     Name,
     RequestModel,
-    Vintage,
+    VintageParam,
 )
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
@@ -50,37 +50,37 @@ def list_accounts(node: NodeDep, _: Reader) -> list[AccountOut]:
 
 
 @router.get("/{account_id}", response_model=AccountOut)
-def get_account(account_id: str, node: NodeDep, _: Reader) -> AccountOut:
+def get_account(account_id: AccountId, node: NodeDep, _: Reader) -> AccountOut:
     return AccountOut.of(execute(node, handlers.get_account, account_id))
 
 
-def _change_status(node: NodeDep, account_id: str, new_status: AccountStatus) -> AccountOut:
+def _change_status(node: NodeDep, account_id: AccountId, new_status: AccountStatus) -> AccountOut:
     command = ChangeAccountStatus(account_id, new_status)
     return AccountOut.of(execute(node, handlers.change_account_status, command))
 
 
 @router.post("/{account_id}/suspend", response_model=AccountOut)
-def suspend_account(account_id: str, node: NodeDep, _: Operator) -> AccountOut:
+def suspend_account(account_id: AccountId, node: NodeDep, _: Operator) -> AccountOut:
     return _change_status(node, account_id, AccountStatus.SUSPENDED)
 
 
 @router.post("/{account_id}/reopen", response_model=AccountOut)
-def reopen_account(account_id: str, node: NodeDep, _: Operator) -> AccountOut:
+def reopen_account(account_id: AccountId, node: NodeDep, _: Operator) -> AccountOut:
     return _change_status(node, account_id, AccountStatus.OPEN)
 
 
 @router.post("/{account_id}/close", response_model=AccountOut)
-def close_account(account_id: str, node: NodeDep, _: Operator) -> AccountOut:
+def close_account(account_id: AccountId, node: NodeDep, _: Operator) -> AccountOut:
     return _change_status(node, account_id, AccountStatus.CLOSED)
 
 
 @router.get("/{account_id}/holdings", response_model=HoldingsOut)
 def account_holdings(
-    account_id: str,
+    account_id: AccountId,
     node: NodeDep,
     _: Reader,
     cooperative_approach_id: CooperativeApproachId | None = None,
-    vintage: Vintage | None = None,
+    vintage: VintageParam | None = None,
 ) -> HoldingsOut:
     blocks = [
         block

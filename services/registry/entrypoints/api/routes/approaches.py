@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from registry.application import handlers
 from registry.application.commands import RegisterCooperativeApproach
@@ -28,6 +28,10 @@ router = APIRouter(prefix="/cooperative-approaches", tags=["cooperative approach
 # A bilateral approach has two Parties; the largest plurilateral ones a few dozen.
 PARTICIPATING_PARTIES_MAX = 200
 COVERED_ATTRIBUTES_MAX = 500
+# A share is a fraction below one; ten digits say more than any agreement does, and
+# fit the column that stores it.
+OMGE_SHARE_DIGITS_MAX = 10
+OMGE_SHARE_INTEGER_DIGITS_MAX = 2
 
 
 class ApproachIn(RequestModel):
@@ -44,9 +48,18 @@ class ApproachIn(RequestModel):
         default_factory=list, max_length=COVERED_ATTRIBUTES_MAX
     )
     metric: AttributeText = GHG_METRIC
-    metric_higher_is_better: bool = False
-    omge_share: Decimal | None = Field(default=None, description="e.g. 0.02 for 2 %")
+    metric_higher_is_better: StrictBool = False
+    omge_share: Decimal | None = Field(
+        default=None,
+        # Room for a few integer digits, so "1.5" reaches the domain's own refusal.
+        max_digits=OMGE_SHARE_DIGITS_MAX + OMGE_SHARE_INTEGER_DIGITS_MAX,
+        decimal_places=OMGE_SHARE_DIGITS_MAX,
+        description="e.g. 0.02 for 2 %",
+    )
     name: Name = ""
+    tco2e_per_unit: Decimal | None = Field(
+        default=None, description="non-GHG metrics only: tCO2e per unit, the AEF conversion factor"
+    )
 
     def to_domain(self) -> CooperativeApproach:
         return CooperativeApproach(
@@ -62,6 +75,7 @@ class ApproachIn(RequestModel):
             metric_higher_is_better=self.metric_higher_is_better,
             omge_share=self.omge_share,
             name=self.name,
+            tco2e_per_unit=self.tco2e_per_unit,
         )
 
 
@@ -78,6 +92,7 @@ class ApproachOut(BaseModel):
     metric_higher_is_better: bool
     omge_share: Decimal | None
     name: str
+    tco2e_per_unit: Decimal | None = None
 
     @classmethod
     def of(cls, approach: CooperativeApproach) -> ApproachOut:
@@ -94,6 +109,7 @@ class ApproachOut(BaseModel):
             metric_higher_is_better=approach.metric_higher_is_better,
             omge_share=approach.omge_share,
             name=approach.name,
+            tco2e_per_unit=approach.tco2e_per_unit,
         )
 
 
@@ -110,7 +126,9 @@ def list_approaches(node: NodeDep, _: Reader) -> list[ApproachOut]:
 
 
 @router.get("/{cooperative_approach_id}", response_model=ApproachOut)
-def get_approach(cooperative_approach_id: str, node: NodeDep, _: Reader) -> ApproachOut:
+def get_approach(
+    cooperative_approach_id: CooperativeApproachId, node: NodeDep, _: Reader
+) -> ApproachOut:
     for approach in execute(node, handlers.list_cooperative_approaches):
         if approach.cooperative_approach_id == cooperative_approach_id:
             return ApproachOut.of(approach)

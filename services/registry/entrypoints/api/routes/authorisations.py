@@ -8,40 +8,36 @@ them, and they name Parties and entities, not account holders.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from registry.application import handlers
 from registry.application.commands import RecordAuthorisation, RevokeAuthorisation
 from registry.bootstrap import Node
 from registry.domain.authorisations import (
-    AUTHORISATION_ID_LENGTH_MAX,
     Authorisation,
     FirstTransferDefinition,
     Purpose,
 )
 from registry.domain.errors import DomainError, ReasonCode
-from registry.entrypoints.api.auth import Operator, PublicReader
+from registry.entrypoints.api.auth import ANONYMOUS_ALLOWED, Operator, PublicReader
 from registry.entrypoints.api.dependencies import NodeDep, execute
 from registry.entrypoints.api.schemas import (
-    TERMS_LENGTH_MAX_CHARS,
+    AuthorisationId,
     CooperativeApproachId,
     EntityId,
     PartyCode,
     Quantity,
     RequestModel,
+    Terms,
+    Version,
 )
 
 router = APIRouter(prefix="/authorisations", tags=["authorisations"])
 
-# Ids appear in URLs, so they are held to URL-safe characters.
-AUTHORISATION_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{AUTHORISATION_ID_LENGTH_MAX - 1}}}$"
 AUTHORISED_PARTIES_MAX = 200
 AUTHORISED_ENTITIES_MAX = 1_000
-
-AuthorisationId = Annotated[str, StringConstraints(pattern=AUTHORISATION_ID_PATTERN)]
 
 
 class AuthorisationTerms(RequestModel):
@@ -59,7 +55,7 @@ class AuthorisationTerms(RequestModel):
     mitigation_to: date | None = None
     use_from: date | None = None
     use_to: date | None = None
-    terms: str = Field(default="", max_length=TERMS_LENGTH_MAX_CHARS)
+    terms: Terms = ""
     oimp_first_transfer: FirstTransferDefinition | None = None
 
     def to_domain(self, authorisation_id: str, version: int, party: str) -> Authorisation:
@@ -87,7 +83,7 @@ class NewAuthorisationIn(AuthorisationTerms):
 
 
 class NewVersionIn(AuthorisationTerms):
-    version: int = Field(
+    version: Version = Field(
         ge=2, description="the current version plus one; a stale number is refused (409)"
     )
 
@@ -162,20 +158,24 @@ def revoke_authorisation(
     return AuthorisationOut.of(execute(node, handlers.revoke_authorisation, command))
 
 
-@router.get("", response_model=list[AuthorisationOut])
+@router.get("", response_model=list[AuthorisationOut], openapi_extra=ANONYMOUS_ALLOWED)
 def list_current(node: NodeDep, _: PublicReader) -> list[AuthorisationOut]:
     """The current version of every LoA of this Party (revoked ones included, marked)."""
     return [AuthorisationOut.of(loa) for loa in execute(node, handlers.current_authorisations)]
 
 
-@router.get("/{authorisation_id}", response_model=AuthorisationOut)
+@router.get("/{authorisation_id}", response_model=AuthorisationOut, openapi_extra=ANONYMOUS_ALLOWED)
 def current_version(
     authorisation_id: AuthorisationId, node: NodeDep, _: PublicReader
 ) -> AuthorisationOut:
     return AuthorisationOut.of(_history(node, authorisation_id)[-1])
 
 
-@router.get("/{authorisation_id}/versions", response_model=list[AuthorisationOut])
+@router.get(
+    "/{authorisation_id}/versions",
+    response_model=list[AuthorisationOut],
+    openapi_extra=ANONYMOUS_ALLOWED,
+)
 def list_versions(
     authorisation_id: AuthorisationId, node: NodeDep, _: PublicReader
 ) -> list[AuthorisationOut]:

@@ -28,6 +28,7 @@ from registry.entrypoints.api.dependencies import NodeDep, execute
 from registry.entrypoints.api.schemas import (
     AccountId,
     AttributeText,
+    AuthorisationId,
     CooperativeApproachId,
     MovementOut,
     Quantity,
@@ -51,7 +52,7 @@ class IssuanceLineIn(RequestModel):
     activity_type: AttributeText
     mitigation_type: AttributeText
     gwp_values: AttributeText = Field(description="e.g. AR5 100-year")
-    authorisation_id: str | None = Field(default=None, min_length=1, max_length=64)
+    authorisation_id: AuthorisationId | None = None
 
     def to_command(self) -> IssuanceLine:
         return IssuanceLine(
@@ -80,15 +81,17 @@ class UseIn(SelectsUnits):
     account_id: AccountId
     purpose: Purpose
     year_of_use: Vintage | None = Field(
-        default=None, description="required for NDC use: the year the adjustment applies to"
+        default=None,
+        description=(
+            "the year the use is for: required for NDC use (the year the adjustment "
+            "applies to); for OIMP use, the current year when left out"
+        ),
     )
 
     @model_validator(mode="after")
     def _year_for_ndc(self) -> Self:
         if self.purpose is Purpose.NDC and self.year_of_use is None:
             raise ValueError("use towards an NDC needs year_of_use")
-        if self.purpose is Purpose.OIMP and self.year_of_use is not None:
-            raise ValueError("year_of_use applies to NDC use only")
         return self
 
 
@@ -119,7 +122,7 @@ def use(body: UseIn, node: NodeDep, _: Operator) -> MovementOut:
     if body.purpose is Purpose.NDC and body.year_of_use is not None:
         ndc = UseTowardsNdc(body.account_id, body.selection(), body.year_of_use)
         return MovementOut.of(execute(node, handlers.use_towards_ndc, ndc))
-    oimp = UseForOimp(body.account_id, body.selection())
+    oimp = UseForOimp(body.account_id, body.selection(), body.year_of_use)
     return MovementOut.of(execute(node, handlers.use_for_oimp, oimp))
 
 

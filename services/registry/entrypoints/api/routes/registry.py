@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from registry.application import handlers
 from registry.application.commands import SetTransferFreeze
 from registry.domain.registry_node import RegistryNode
 from registry.entrypoints.api.auth import Operator, Reader
 from registry.entrypoints.api.dependencies import NodeDep, execute
-from registry.entrypoints.api.schemas import REASON_LENGTH_MAX_CHARS, RequestModel
+from registry.entrypoints.api.schemas import Reason, RequestModel
 
 router = APIRouter(prefix="/registry", tags=["registry"])
 
@@ -32,7 +32,7 @@ class RegistryOut(BaseModel):
 
 
 class FreezeIn(RequestModel):
-    reason: str = Field(min_length=1, max_length=REASON_LENGTH_MAX_CHARS)
+    reason: Reason
 
 
 @router.get("", response_model=RegistryOut)

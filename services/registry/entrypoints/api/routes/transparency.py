@@ -18,10 +18,10 @@ from pydantic import BaseModel
 from registry.application import handlers
 from registry.domain.adjustments import AdjustmentCause, balances_by_year_and_metric
 from registry.domain.ndc import CaSummary
-from registry.entrypoints.api.auth import PublicReader
+from registry.entrypoints.api.auth import ANONYMOUS_ALLOWED, PublicReader
 from registry.entrypoints.api.dependencies import NodeDep, execute
 from registry.entrypoints.api.routes.ndc import NdcOut
-from registry.entrypoints.api.schemas import AttributeText, CooperativeApproachId, Vintage
+from registry.entrypoints.api.schemas import AttributeText, CooperativeApproachId, VintageParam
 
 router = APIRouter(tags=["transparency"])
 
@@ -60,22 +60,24 @@ class LedgerOut(BaseModel):
     entries: list[AdjustmentOut]
 
 
-@router.get("/holdings/totals", response_model=list[HoldingsTotalOut])
+@router.get(
+    "/holdings/totals", response_model=list[HoldingsTotalOut], openapi_extra=ANONYMOUS_ALLOWED
+)
 def holdings_totals(
     node: NodeDep,
     _: PublicReader,
     cooperative_approach_id: CooperativeApproachId | None = None,
-    vintage: Vintage | None = None,
+    vintage: VintageParam | None = None,
 ) -> list[HoldingsTotalOut]:
     totals = execute(node, handlers.holdings_totals, cooperative_approach_id, vintage)
     return [HoldingsTotalOut(**asdict(total)) for total in totals]
 
 
-@router.get("/ca-ledger", response_model=LedgerOut)
+@router.get("/ca-ledger", response_model=LedgerOut, openapi_extra=ANONYMOUS_ALLOWED)
 def corresponding_adjustments(
     node: NodeDep,
     _: PublicReader,
-    year: Vintage | None = None,
+    year: VintageParam | None = None,
     metric: AttributeText | None = None,
 ) -> LedgerOut:
     entries = [
@@ -156,11 +158,11 @@ class CaSummaryOut(BaseModel):
         )
 
 
-@router.get("/ca-ledger/summary", response_model=CaSummaryOut)
+@router.get("/ca-ledger/summary", response_model=CaSummaryOut, openapi_extra=ANONYMOUS_ALLOWED)
 def corresponding_adjustments_summary(
     node: NodeDep,
     _: PublicReader,
-    year: Vintage | None = None,
+    year: VintageParam | None = None,
     metric: AttributeText | None = None,
 ) -> CaSummaryOut:
     """Per year and metric: what the NDC's method makes of the ledger (404 if no NDC is set)."""
