@@ -29,11 +29,14 @@ from registry.adapters.messaging import (
     MessagingConfig,
     MessagingEdge,
     RecordHandler,
+    UnitIndexHandlers,
 )
 from registry.adapters.transfer_unit_of_work import SqlTransferUnitOfWork
+from registry.adapters.unit_index import SqlUnitIndexUnitOfWork, UnitLogPublisher
 from registry.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from registry.application import handlers
 from registry.application.commands import InitialiseRegistry
+from registry.application.custody import UnitIndex
 from registry.application.ports import Clock, UnitOfWork
 from registry.application.transfers import (
     FederationView,
@@ -66,9 +69,17 @@ class TransferMessaging:
     config: MessagingConfig
     directory: FederationDirectory
     engine: Engine
+    # The federation unit log's writer (the ledger's unit of work announces through
+    # it) and this node's unit index (PROTOCOL.md invariant 8).
+    unit_log: UnitLogPublisher | None = None
+    unit_index: UnitIndex | None = None
 
     def build_edge(
-        self, *, handle_inbox: RecordHandler, handle_decision: RecordHandler
+        self,
+        *,
+        handle_inbox: RecordHandler,
+        handle_decision: RecordHandler,
+        unit_index: UnitIndexHandlers | None = None,
     ) -> MessagingEdge:
         return MessagingEdge(
             self.config,
@@ -76,6 +87,7 @@ class TransferMessaging:
             MESSAGING_TABLES,
             handle_inbox=handle_inbox,
             handle_decision=handle_decision,
+            unit_index=unit_index,
         )
 
 
@@ -114,13 +126,14 @@ def build_node(settings: Settings, *, migrate: bool = True, clock: Clock | None 
     if migrate:
         upgrade_database(url)
     engine = make_engine(url)
+    clock = clock or SystemClock()
+    transfers, messaging = build_transfers(settings, engine, clock)
+    unit_log = None if messaging is None else messaging.unit_log
 
     def unit_of_work() -> UnitOfWork:
         # A fresh unit of work per command: each is one transaction on a pooled connection.
-        return SqlAlchemyUnitOfWork(engine)
+        return SqlAlchemyUnitOfWork(engine, unit_log)
 
-    clock = clock or SystemClock()
-    transfers, messaging = build_transfers(settings, engine, clock)
     node = Node(settings, engine, unit_of_work, clock, transfers, messaging)
     if migrate:
         _ensure_identity(node)
@@ -192,14 +205,12 @@ def build_transfers(
         inbox_topic_of=inbox_topic_of or directory_inbox_topic,
         decision_topic=config.decision_topic,
     )
-    transfers = Transfers(
-        transfer_unit_of_work,
-        clock,
-        KeySigner(settings.party, private_key),
-        partial(verify_signature, directory=directory),
-        federation,
-    )
-    return transfers, TransferMessaging(config, directory, engine)
+    signer = KeySigner(settings.party, private_key)
+    verify = partial(verify_signature, directory=directory)
+    transfers = Transfers(transfer_unit_of_work, clock, signer, verify, federation)
+    unit_log = UnitLogPublisher(signer.seal, config.unit_log_topic, clock.now)
+    unit_index = UnitIndex(lambda: SqlUnitIndexUnitOfWork(engine), verify)
+    return transfers, TransferMessaging(config, directory, engine, unit_log, unit_index)
 
 
 def _load_directory(path: Path) -> FederationDirectory:

@@ -5,10 +5,14 @@ whose ``payload`` is one of ``Prepare``, ``Vote``, ``Decision`` or ``Done``,
 told apart by its ``type`` field. Models are frozen and refuse unknown fields,
 so what was signed is exactly what is read back (see ``a6wire.signing``).
 
-A ``Decision`` embeds envelopes (the participants' signed YES votes, and for
-an ABORT written by a participant the coordinator's signed PREPARE), so that
-anyone reading the decision topic can check it without having seen the rest of
-the conversation.
+A ``Decision`` embeds envelopes (the participants' signed YES votes, and the
+coordinator's signed PREPARE: always in a COMMIT, so that the decision topic
+alone tells which serial ranges moved between which Parties, and in an ABORT
+written by a participant), so that anyone reading the decision topic can check
+it without having seen the rest of the conversation.
+
+A ``UnitRecord`` (type ``UNITS``) is a registry's announcement on the federation
+unit log that serial ranges were issued or left circulation.
 """
 
 from __future__ import annotations
@@ -114,6 +118,7 @@ class MessageType(StrEnum):
     DECISION = "DECISION"
     DONE = "DONE"
     FIRST_TRANSFER_NOTICE = "FIRST_TRANSFER_NOTICE"
+    UNITS = "UNITS"
 
 
 class Purpose(StrEnum):
@@ -292,9 +297,10 @@ class Decision(_Frozen):
     """A record on the decision topic; the first valid one per transfer wins.
 
     A COMMIT is written by the coordinator and carries every participant's signed
-    YES vote. An ABORT is written by the coordinator or by a participant; a
-    participant's ABORT carries the coordinator's signed PREPARE so that anyone
-    can check the writer really is a participant of that transfer.
+    YES vote and the coordinator's signed PREPARE they answer (what moved). An
+    ABORT is written by the coordinator or by a participant; a participant's
+    ABORT carries the coordinator's signed PREPARE so that anyone can check the
+    writer really is a participant of that transfer.
     """
 
     type: Literal[MessageType.DECISION] = MessageType.DECISION
@@ -393,8 +399,54 @@ class FirstTransferNotice(_Frozen):
         return self
 
 
+class UnitEvent(StrEnum):
+    """What a unit log record announces about a serial range."""
+
+    ISSUED = "ISSUED"
+    # Leaving circulation: cancelled (voluntarily, OMGE) or used (NDC, OIMP).
+    CANCELLED = "CANCELLED"
+    USED = "USED"
+
+
+class UnitRecord(_Frozen):
+    """A registry's public, Party-level announcement on the federation unit log.
+
+    An issuance is announced by the originating registry; a cancellation or use by
+    the registry of the Party that held the units. No account or holder appears:
+    only what the AEF makes public anyway. ``transfer_id`` is the record's own id
+    (the envelope names every record by it); there is no transfer behind it.
+    """
+
+    type: Literal[MessageType.UNITS] = MessageType.UNITS
+    transfer_id: UUID
+    event: UnitEvent
+    party: PartyCode
+    cooperative_approach_id: CooperativeApproachId
+    originating_registry_id: RegistryId
+    first_serial: int = Field(ge=SERIAL_MIN)
+    last_serial: int = Field(ge=SERIAL_MIN)
+    quantity: int = Field(ge=1)
+    vintage: int = Field(ge=VINTAGE_MIN, le=VINTAGE_MAX)
+    metric: Name
+    authorisation_id: Name | None = None
+    authorisation_version: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> UnitRecord:
+        if self.first_serial > self.last_serial:
+            raise ValueError("first_serial is after last_serial")
+        if self.quantity != self.last_serial - self.first_serial + 1:
+            raise ValueError("quantity is not last - first + 1")
+        if self.event is UnitEvent.ISSUED and registry_party(self.originating_registry_id) != (
+            self.party
+        ):
+            raise ValueError("units are issued by the Party of their originating registry")
+        return self
+
+
 Payload = Annotated[
-    Prepare | Vote | Decision | Done | FirstTransferNotice, Field(discriminator="type")
+    Prepare | Vote | Decision | Done | FirstTransferNotice | UnitRecord,
+    Field(discriminator="type"),
 ]
 
 

@@ -57,9 +57,23 @@ class ReasonCode(StrEnum):
     NOT_THIS_REGISTRY = "NOT_THIS_REGISTRY"
     MALFORMED_PREPARE = "MALFORMED_PREPARE"
     DECISION_ON_INBOX = "DECISION_ON_INBOX"
+    UNIT_RECORD_MISPLACED = "UNIT_RECORD_MISPLACED"
     LEDGER_INVARIANT = "LEDGER_INVARIANT"
     UNDECODABLE = "UNDECODABLE"
     HANDLER_FAILED = "HANDLER_FAILED"
+
+    # -- Custody: what the federation unit index says of a PREPARE's units (registry.domain.custody)
+    # Part of the range was never announced as issued by the registry its
+    # identifier names (or not with the stated vintage and metric, or more than once).
+    UNITS_NOT_ISSUED = "UNITS_NOT_ISSUED"
+    # The sending Party does not hold (all of) the range.
+    UNITS_NOT_HELD_BY_SENDER = "UNITS_NOT_HELD_BY_SENDER"
+    # Another Party also holds (part of) the range: the records contradict each other.
+    UNITS_HELD_ELSEWHERE = "UNITS_HELD_ELSEWHERE"
+    # The range was cancelled or used.
+    UNITS_OUT_OF_CIRCULATION = "UNITS_OUT_OF_CIRCULATION"
+    # The node's index had not read the logs up to their end within the wait.
+    UNIT_INDEX_BEHIND = "UNIT_INDEX_BEHIND"
 
     # -- A node's operator API, for what is not a ledger rule (registry.entrypoints.api)
     MALFORMED_REQUEST = "MALFORMED_REQUEST"
@@ -200,9 +214,19 @@ NODE_REASON_CODES = frozenset(
         ReasonCode.NOT_THIS_REGISTRY,
         ReasonCode.MALFORMED_PREPARE,
         ReasonCode.DECISION_ON_INBOX,
+        ReasonCode.UNIT_RECORD_MISPLACED,
         ReasonCode.LEDGER_INVARIANT,
         ReasonCode.UNDECODABLE,
         ReasonCode.HANDLER_FAILED,
+    }
+)
+CUSTODY_REASON_CODES = frozenset(
+    {
+        ReasonCode.UNITS_NOT_ISSUED,
+        ReasonCode.UNITS_NOT_HELD_BY_SENDER,
+        ReasonCode.UNITS_HELD_ELSEWHERE,
+        ReasonCode.UNITS_OUT_OF_CIRCULATION,
+        ReasonCode.UNIT_INDEX_BEHIND,
     }
 )
 API_REASON_CODES = frozenset(
@@ -225,11 +249,13 @@ LEDGER_REASON_CODES = (
     - WIRE_REASON_CODES
     - PROTOCOL_REASON_CODES
     - NODE_REASON_CODES
+    - CUSTODY_REASON_CODES
     - API_REASON_CODES
 )
 
 __all__ = [
     "API_REASON_CODES",
+    "CUSTODY_REASON_CODES",
     "LEDGER_REASON_CODES",
     "NODE_REASON_CODES",
     "PROTOCOL_REASON_CODES",

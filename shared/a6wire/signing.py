@@ -36,6 +36,7 @@ from a6wire.messages import (
     Envelope,
     FirstTransferNotice,
     Prepare,
+    UnitRecord,
     Vote,
 )
 
@@ -54,14 +55,16 @@ def canonical_bytes(envelope: Envelope) -> bytes:
     return _canonical_json(envelope.model_dump(mode="json", exclude={"signature"}))
 
 
-def payload_digest(payload: Prepare | Vote | Decision | Done | FirstTransferNotice) -> str:
+def payload_digest(
+    payload: Prepare | Vote | Decision | Done | FirstTransferNotice | UnitRecord,
+) -> str:
     """SHA-256 (hex) of a payload's canonical JSON; votes and decisions use the
     PREPARE's digest to say exactly which PREPARE they answer."""
     return hashlib.sha256(_canonical_json(payload.model_dump(mode="json"))).hexdigest()
 
 
 def seal(
-    payload: Prepare | Vote | Decision | Done | FirstTransferNotice,
+    payload: Prepare | Vote | Decision | Done | FirstTransferNotice | UnitRecord,
     *,
     sender_party: str,
     sent_at: datetime,

@@ -3,7 +3,11 @@
 Each node owns one inbox topic that any member may write to and only the owner
 reads; every decision record lands on one shared decision topic, keyed by
 transfer id, so that all records about one transfer share one partition and
-every node reads them in the same order (the order is the arbiter).
+every node reads them in the same order (the order is the arbiter). The
+federation unit log carries each registry's announcements of issuances,
+cancellations and uses, keyed by originating registry, so that one registry's
+announcements about its own serial numbers keep their order; like the decision
+topic it is kept forever, since a node joining late builds its index from it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from a6wire.identifiers import IdentifierError, is_party_code
 INBOX_TOPIC_PREFIX = "a6.node."
 INBOX_TOPIC_SUFFIX = ".inbox"
 DECISION_TOPIC = "a6.decisions"
+UNIT_LOG_TOPIC = "a6.units"
 
 
 def inbox_topic(party: str) -> str:
@@ -26,3 +31,8 @@ def decision_key(transfer_id: str) -> bytes:
     """The Kafka record key on the decision topic: the transfer id, so one partition
     holds every record about one transfer."""
     return transfer_id.encode("ascii")
+
+
+def unit_log_key(originating_registry_id: str) -> bytes:
+    """The Kafka record key on the unit log: the originating registry."""
+    return originating_registry_id.encode("ascii")

@@ -31,6 +31,8 @@ from a6wire.messages import (
     Envelope,
     FirstTransferNotice,
     Prepare,
+    UnitEvent,
+    UnitRecord,
     Vote,
 )
 from a6wire.signing import signature_is_valid
@@ -91,6 +93,14 @@ def verify_envelope(envelope: Envelope, directory: FederationDirectory) -> Envel
         directory.member(sender).registry_id != payload.noticing_registry_id
     ):
         raise WrongRoleError("a FIRST_TRANSFER_NOTICE comes from the registry it names")
+    elif isinstance(payload, UnitRecord):
+        if sender != payload.party:
+            raise WrongRoleError("a unit record is announced by the Party it names")
+        if (
+            payload.event is UnitEvent.ISSUED
+            and directory.member(sender).registry_id != payload.originating_registry_id
+        ):
+            raise WrongRoleError("an issuance is announced by the originating registry")
     return envelope
 
 
@@ -102,6 +112,8 @@ def check_sender_role(
     sender = envelope.sender_party
     if isinstance(payload, FirstTransferNotice):
         raise WrongRoleError("a FIRST_TRANSFER_NOTICE belongs to no transfer")
+    if isinstance(payload, UnitRecord):
+        raise WrongRoleError("a unit record belongs to no transfer")
     if payload.coordinator_party != coordinator_party:
         raise WrongRoleError("the message names another coordinator")
     if isinstance(payload, Prepare):

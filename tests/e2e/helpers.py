@@ -62,6 +62,9 @@ KAFKA_POLL_TIMEOUT_MS = 200
 CONSUMED_TIMEOUT_S = 60.0
 KAFKA_REQUEST_TIMEOUT_MS = 30_000
 KAFKA_NO_ERROR = 0
+# Until every node's unit index has read the unit log and the decision topic to the
+# point the ledgers are at (a quiescent federation: nothing more is coming).
+UNIT_INDEX_CATCH_UP_TIMEOUT_S = 30.0
 # The inbox a member that runs no node gets from the tests: what a local node makes its own
 # (registry.adapters.messaging.config: INBOX_TOPIC_PARTITIONS_DEFAULT, local replication).
 INBOX_TOPIC_PARTITIONS = 3
@@ -562,9 +565,93 @@ def assert_no_double_holding(world: World) -> None:
             furthest[key] = current
 
 
+# (originating registry, approach, Party, first serial, last serial)
+PartyRange = tuple[str, str, str, int, int]
+
+
+def _joined(ranges: Iterable[PartyRange]) -> list[PartyRange]:
+    """(registry, approach, Party, first, last), sorted, adjacent ranges of one Party joined."""
+    out: list[PartyRange] = []
+    for current in sorted(ranges, key=lambda r: (r[0], r[1], r[3])):
+        if out and out[-1][:3] == current[:3] and out[-1][4] + 1 == current[3]:
+            out[-1] = (*out[-1][:4], current[4])
+        else:
+            out.append(current)
+    return out
+
+
+def ledger_holdings(world: World) -> list[PartyRange]:
+    """Every serial range held (HELD) in any account of any node, by Party."""
+    return _joined(
+        (registry, approach, where.split("/", 1)[0], first, last)
+        for party in world.parties
+        for registry, approach, first, last, where in _present_ranges(world, party)
+    )
+
+
+def index_holdings(world: World, party: str) -> tuple[list[PartyRange], list[dict[str, Any]]]:
+    """What ``party``'s unit index says every Party holds, and its segments in no clear state.
+
+    A segment is clear when exactly one Party holds it (issued once, in circulation),
+    or when it was issued once and left circulation once with no Party holding it.
+    """
+    segments = call(world.node(party), "GET", "/v1/unit-index", token=None)
+    held: list[PartyRange] = []
+    unclear: list[dict[str, Any]] = []
+    for segment in segments:
+        if segment["holder"] is not None:
+            held.append(
+                (
+                    segment["originating_registry_id"],
+                    segment["cooperative_approach_id"],
+                    segment["holder"],
+                    int(segment["first_serial"]),
+                    int(segment["last_serial"]),
+                )
+            )
+        elif not (
+            segment["issued"] == 1 and segment["left_circulation"] == 1 and not segment["holdings"]
+        ):
+            unclear.append(segment)
+    return _joined(held), unclear
+
+
+def assert_unit_index_matches_ledgers(world: World) -> None:
+    """Invariant 8: at a quiescent point, every node's unit index (built from the unit
+    log and the decision topic only) says exactly what the nodes' own ledgers hold,
+    Party by Party, range by range. Waits (bounded) for the indexes to catch up."""
+    expected = ledger_holdings(world)
+    last: dict[str, Any] = {}
+
+    def probe() -> bool | None:
+        for party in world.parties:
+            held, unclear = index_holdings(world, party)
+            last[party] = (held, unclear)
+            if held != expected or unclear:
+                return None
+        return True
+
+    try:
+        wait_until(probe, timeout_s=UNIT_INDEX_CATCH_UP_TIMEOUT_S, what="the unit indexes")
+    except AssertionError:
+        problems = []
+        for party, (held, unclear) in last.items():
+            missing = sorted(set(expected) - set(held))
+            extra = sorted(set(held) - set(expected))
+            if missing or extra or unclear:
+                problems.append(
+                    f"{party}'s unit index: missing {missing[:10]}, not in any ledger "
+                    f"{extra[:10]}, unclear segments {unclear[:10]}"
+                )
+        raise AssertionError(
+            "the unit index is not the union of the ledgers:\n" + "\n".join(problems)
+        ) from None
+
+
 def assert_federation_invariants(world: World) -> None:
     assert_conservation(world)
     assert_no_double_holding(world)
+    assert_unit_index_matches_ledgers(world)
 
 
 def transfer_records(world: World, party: str) -> dict[tuple[str, str], dict[str, Any]]:

@@ -46,6 +46,7 @@ from tests.e2e.helpers import (
     assert_conservation,
     assert_no_double_holding,
     assert_transfers_atomic,
+    assert_unit_index_matches_ledgers,
     ca_entries,
     create_inbox_topic,
     end_offsets,
@@ -166,6 +167,8 @@ class HostileMember:
             participants=prepare.participants,
             prepare_digest=payload_digest(prepare),
             yes_votes=yes_votes,
+            # Its own signed PREPARE, as a COMMIT must carry: only the transfer key is wrong.
+            prepare=self.seal(prepare),
         )
 
     async def send(self, topic: str, payload: Prepare | Decision) -> RawRecord:
@@ -224,7 +227,12 @@ class Findings:
             self.failures.append(f"{check.__name__}: {error}")
 
     def federation_whole(self, world: World) -> None:
-        for check in (assert_transfers_atomic, assert_no_double_holding, assert_conservation):
+        for check in (
+            assert_transfers_atomic,
+            assert_no_double_holding,
+            assert_conservation,
+            assert_unit_index_matches_ledgers,
+        ):
             self.run(check, world)
 
     def assert_none(self) -> None:

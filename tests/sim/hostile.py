@@ -158,6 +158,8 @@ def _decide(
         participants=prepare.participants,
         prepare_digest=payload_digest(prepare),
         yes_votes=yes_votes if outcome is Outcome.COMMIT else (),
+        # Well formed, as a COMMIT must be to count: it carries its signed PREPARE.
+        prepare=prepare_envelope,
     )
     delay = sim.rng.randint(1, HOSTILE_DECISION_DELAY_MAX_MS)
     _append(sim, _seal(sim, decision, attacker, _own_key(attacker)), delay)

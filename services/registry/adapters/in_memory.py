@@ -25,6 +25,7 @@ from registry.domain.approaches import CooperativeApproach
 from registry.domain.audit import AuditAction, AuditEntry
 from registry.domain.authorisations import Authorisation
 from registry.domain.blocks import PRESENT_STATUSES, BlockStatus, SerialBlock
+from registry.domain.custody import UnitAnnouncement
 from registry.domain.errors import DomainError, ReasonCode
 from registry.domain.ndc import NdcRecord
 from registry.domain.registry_node import RegistryNode
@@ -49,6 +50,8 @@ class InMemoryStore:
     audit: list[AuditEntry] = field(default_factory=list)
     reservations: dict[str, Reservation] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+    # What the ledger announced on the federation unit log, in order.
+    unit_announcements: list[UnitAnnouncement] = field(default_factory=list)
     ndc_records: list[NdcRecord] = field(default_factory=list)
 
 
@@ -415,6 +418,7 @@ class InMemoryUnitOfWork:
         self.audit = InMemoryAuditRepository(self)
         self.reservations = InMemoryReservationRepository(self)
         self.idempotency = InMemoryIdempotencyRepository(self)
+        self.unit_log = InMemoryUnitLog(self)
         self.ndc = InMemoryNdcRepository(self)
 
     def __enter__(self) -> Self:
@@ -440,6 +444,11 @@ class InMemoryUnitOfWork:
         self.working = _copy_store(self.store)
 
 
+class InMemoryUnitLog(_Repository):
+    def announce(self, announcements: Sequence[UnitAnnouncement]) -> None:
+        self._store.unit_announcements.extend(announcements)
+
+
 def _copy_store(store: InMemoryStore) -> InMemoryStore:
     return InMemoryStore(
         node=store.node,
@@ -454,5 +463,6 @@ def _copy_store(store: InMemoryStore) -> InMemoryStore:
         audit=list(store.audit),
         reservations=dict(store.reservations),
         idempotency=dict(store.idempotency),
+        unit_announcements=list(store.unit_announcements),
         ndc_records=list(store.ndc_records),
     )

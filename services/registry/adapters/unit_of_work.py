@@ -19,6 +19,7 @@ from registry.adapters.sql_repositories import (
     SqlRegistryNodeRepository,
     SqlReservationRepository,
 )
+from registry.adapters.unit_index import SqlUnitLog, UnitLogPublisher
 
 
 class SqlAlchemyUnitOfWork:
@@ -36,10 +37,13 @@ class SqlAlchemyUnitOfWork:
     audit: SqlAuditRepository
     reservations: SqlReservationRepository
     idempotency: SqlIdempotencyRepository
+    unit_log: SqlUnitLog
     ndc: SqlNdcRepository
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, unit_log: UnitLogPublisher | None = None) -> None:
         self._engine = engine
+        # Announcements to the federation unit log; None in API-only mode.
+        self._publisher = unit_log
         self._connection: Connection | None = None
         self._transaction: RootTransaction | None = None
 
@@ -58,6 +62,7 @@ class SqlAlchemyUnitOfWork:
         self.audit = SqlAuditRepository(connection)
         self.reservations = SqlReservationRepository(connection)
         self.idempotency = SqlIdempotencyRepository(connection)
+        self.unit_log = SqlUnitLog(connection, self._publisher)
         self.ndc = SqlNdcRepository(connection)
         return self
 
@@ -80,6 +85,9 @@ class SqlAlchemyUnitOfWork:
         if self._transaction is None:
             raise RuntimeError("commit outside a unit of work")
         self._transaction.commit()
+        if self._publisher is not None and self.unit_log.wrote:
+            self.unit_log.wrote = False
+            self._publisher.committed()
 
     def rollback(self) -> None:
         if self._transaction is None:

@@ -31,6 +31,7 @@ from registry.domain.adjustments import CorrespondingAdjustment, use_adjustment_
 from registry.domain.audit import AuditAction, AuditEntry, audit_entry
 from registry.domain.authorisations import Authorisation, Purpose
 from registry.domain.blocks import BlockAttributes, BlockStatus, SerialBlock
+from registry.domain.custody import UnitEventKind, announcements
 from registry.domain.errors import DomainError, ReasonCode, refuse_if_any
 from registry.domain.first_transfer import (
     FirstTransferAt,
@@ -103,6 +104,8 @@ def issue_units(uow: UnitOfWork, clock: Clock, command: IssueUnits) -> MovementR
         uow.blocks.add_many(blocks)
         uow.adjustments.add_many(adjustments)
         uow.audit.append_many(audit)
+        # Public, Party level, in this transaction: every node's unit index learns of it.
+        uow.unit_log.announce(announcements(UnitEventKind.ISSUED, node.party, blocks))
         uow.commit()
     return MovementResult(sum(b.quantity for b in blocks), tuple(b.to_spec() for b in blocks))
 
@@ -391,12 +394,25 @@ def _retire(
         changes.write(uow)
         uow.adjustments.add_many(records.adjustments)
         uow.audit.append_many(records.audit)
+        # Public, Party level, in this transaction: units leaving circulation.
+        uow.unit_log.announce(
+            announcements(_UNIT_EVENTS[retirement.kind], node.party, records.moved)
+        )
         uow.commit()
     return MovementResult(
         pick.quantity,
         tuple(block.to_spec() for block in records.moved),
         first_transfer_notices=notices,
     )
+
+
+# How the federation unit log names units leaving circulation.
+_UNIT_EVENTS = {
+    AccountKind.NDC_USE: UnitEventKind.USED,
+    AccountKind.OIMP_USE: UnitEventKind.USED,
+    AccountKind.VOLUNTARY_CANCELLATION: UnitEventKind.CANCELLED,
+    AccountKind.OMGE_CANCELLATION: UnitEventKind.CANCELLED,
+}
 
 
 def _ndc_period(uow: UnitOfWork, party: str) -> NdcPeriod | None:

@@ -19,6 +19,7 @@ from registry.domain.approaches import CooperativeApproach
 from registry.domain.audit import AuditAction, AuditEntry
 from registry.domain.authorisations import Authorisation
 from registry.domain.blocks import BlockStatus, SerialBlock
+from registry.domain.custody import UnitAnnouncement
 from registry.domain.ndc import NdcRecord
 from registry.domain.registry_node import RegistryNode
 from registry.domain.transfers import Reservation, ReservationState, TransferDirection
@@ -282,6 +283,15 @@ class IdempotencyRepository(Protocol):
         ...
 
 
+class UnitLogPort(Protocol):
+    """The federation unit log, written in the unit of work's transaction (an outbox).
+
+    A node without a key and directory (API-only) announces nothing.
+    """
+
+    def announce(self, announcements: Sequence[UnitAnnouncement]) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One database transaction. ``with uow:`` begins it; leaving without commit rolls back.
 
@@ -315,6 +325,9 @@ class UnitOfWork(Protocol):
 
     @property
     def reservations(self) -> ReservationRepository: ...
+
+    @property
+    def unit_log(self) -> UnitLogPort: ...
 
     @property
     def idempotency(self) -> IdempotencyRepository: ...

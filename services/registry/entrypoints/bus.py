@@ -35,10 +35,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from a6wire.directory import FederationDirectory
 from a6wire.errors import WireError
-from a6wire.messages import Decision, Envelope
+from a6wire.messages import Decision, Envelope, Prepare, UnitRecord
 from a6wire.reasons import ReasonCode
 from a6wire.verification import decode_envelope, verify_envelope, verify_signature
 from registry.adapters.messaging import DuplicateMessageError, RawKafkaRecord, RefusedRecord
+from registry.application.custody import UnitIndex
 from registry.application.ports import StorageUnavailableError
 from registry.application.transfers import (
     LedgerInvariantError,
@@ -73,6 +74,7 @@ class TopicKind(StrEnum):
 
     INBOX = "inbox"
     DECISION = "decision"
+    UNIT_LOG = "unit_log"
 
 
 class QuarantineSink(Protocol):
@@ -111,6 +113,9 @@ class TransferBus:
         self._quarantine = quarantine
         self._verify_signature = partial(verify_signature, directory=directory)
         self.on_quarantined = on_quarantined
+        # Set when this node runs the federation unit index: waits (bounded) until
+        # the index has read the logs to their end, and says whether it did.
+        self.custody_gate: CustodyGate | None = None
 
     @property
     def party(self) -> str:
@@ -123,6 +128,10 @@ class TransferBus:
             raise _Refusal(error.reason_code, str(error)) from error
         if isinstance(envelope.payload, Decision):
             raise _Refusal(ReasonCode.DECISION_ON_INBOX, "a DECISION belongs on the decision topic")
+        if isinstance(envelope.payload, UnitRecord):
+            raise _Refusal(
+                ReasonCode.UNIT_RECORD_MISPLACED, "a UNITS record belongs on the unit log"
+            )
 
     def _check_decision(self, envelope: Envelope) -> None:
         # The arbiter's own rule: a record it refuses can never win, for any Party,
@@ -132,10 +141,14 @@ class TransferBus:
             raise _Refusal(refusal, "the record does not count as a decision")
 
     def handle_inbox_bytes(
-        self, data: bytes, position: MessagePosition, key: bytes | None = None
+        self,
+        data: bytes,
+        position: MessagePosition,
+        key: bytes | None = None,
+        custody_current: bool | None = None,
     ) -> None:
         """Synchronous core of the inbox subscriber (also what the unit tests drive)."""
-        self._handle(TopicKind.INBOX, data, position, key)
+        self._handle(TopicKind.INBOX, data, position, key, custody_current)
 
     def handle_decision_bytes(
         self, data: bytes, position: MessagePosition, key: bytes | None = None
@@ -143,14 +156,26 @@ class TransferBus:
         self._handle(TopicKind.DECISION, data, position, key)
 
     def _handle(
-        self, kind: TopicKind, data: bytes, position: MessagePosition, key: bytes | None
+        self,
+        kind: TopicKind,
+        data: bytes,
+        position: MessagePosition,
+        key: bytes | None,
+        custody_current: bool | None = None,
     ) -> None:
         envelope: Envelope | None = None
         try:
             envelope = _decoded(data)
             if kind is TopicKind.INBOX:
                 self._check_inbox(envelope)
-                self._guarded(self._transfers.handle_inbox_envelope, envelope, position)
+                handler: Callable[[Envelope, MessagePosition], None] = (
+                    self._transfers.handle_inbox_envelope
+                    if custody_current is None
+                    else partial(
+                        self._transfers.handle_inbox_envelope, custody_current=custody_current
+                    )
+                )
+                self._guarded(handler, envelope, position)
             else:
                 self._check_decision(envelope)
                 self._guarded(self._transfers.handle_decision_record, envelope, position)
@@ -200,45 +225,200 @@ class TransferBus:
         envelope: Envelope | None,
         refusal: _Refusal,
     ) -> None:
-        transfer_id = None if envelope is None else str(envelope.transfer_id)
-        refused = RefusedRecord(
-            topic=position.topic,
-            partition=position.partition,
-            offset=position.offset,
-            key=key,
-            value=data,
-            reason_code=refusal.reason_code,
-            detail=refusal.detail,
-            transfer_id=transfer_id,
+        _quarantine(
+            self._quarantine,
+            self.on_quarantined,
+            self.party,
+            kind,
+            data,
+            position,
+            key,
+            envelope,
+            refusal,
         )
-        # Raises StorageUnavailableError if the row cannot be written: the record
-        # is then redelivered rather than committed past unrecorded.
-        if not self._quarantine.record(refused):
-            return  # a redelivery of a record already quarantined, logged and counted
-        log_line = _log.error if refusal.logged_with_trace else _log.warning
-        log_line(
-            "record refused and quarantined",
-            topic_kind=kind.value,
-            topic=position.topic,
-            partition=position.partition,
-            offset=position.offset,
-            reason_code=refusal.reason_code,
-            detail=refusal.detail[:LOG_DETAIL_LENGTH_MAX_CHARS],
-            size_bytes=len(data),
-            transfer_id=transfer_id,
-            party=self.party,
-            message_type=None if envelope is None else envelope.message_type.value,
-        )
-        if self.on_quarantined is not None:
-            self.on_quarantined(kind.value, refusal.reason_code)
 
     async def on_inbox(self, record: RawKafkaRecord) -> None:
         position = MessagePosition(record.topic, record.partition, record.offset)
-        await asyncio.to_thread(self.handle_inbox_bytes, record.value, position, record.key)
+        custody_current: bool | None = None
+        if self.custody_gate is not None and await asyncio.to_thread(_is_prepare, record.value):
+            # Here, on the event loop and outside any transaction: the handler's
+            # worker thread opens its transaction only once the wait is over.
+            custody_current = await self.custody_gate.wait_until_current()
+        await asyncio.to_thread(
+            self.handle_inbox_bytes, record.value, position, record.key, custody_current
+        )
 
     async def on_decision(self, record: RawKafkaRecord) -> None:
         position = MessagePosition(record.topic, record.partition, record.offset)
         await asyncio.to_thread(self.handle_decision_bytes, record.value, position, record.key)
+
+
+def _quarantine(
+    quarantine: QuarantineSink,
+    on_quarantined: QuarantineObserver | None,
+    party: str,
+    kind: TopicKind,
+    data: bytes,
+    position: MessagePosition,
+    key: bytes | None,
+    envelope: Envelope | None,
+    refusal: _Refusal,
+) -> None:
+    transfer_id = None if envelope is None else str(envelope.transfer_id)
+    refused = RefusedRecord(
+        topic=position.topic,
+        partition=position.partition,
+        offset=position.offset,
+        key=key,
+        value=data,
+        reason_code=refusal.reason_code,
+        detail=refusal.detail,
+        transfer_id=transfer_id,
+    )
+    # Raises StorageUnavailableError if the row cannot be written: the record
+    # is then redelivered rather than committed past unrecorded.
+    if not quarantine.record(refused):
+        return  # a redelivery of a record already quarantined, logged and counted
+    log_line = _log.error if refusal.logged_with_trace else _log.warning
+    log_line(
+        "record refused and quarantined",
+        topic_kind=kind.value,
+        topic=position.topic,
+        partition=position.partition,
+        offset=position.offset,
+        reason_code=refusal.reason_code,
+        detail=refusal.detail[:LOG_DETAIL_LENGTH_MAX_CHARS],
+        size_bytes=len(data),
+        transfer_id=transfer_id,
+        party=party,
+        message_type=None if envelope is None else envelope.message_type.value,
+    )
+    if on_quarantined is not None:
+        on_quarantined(kind.value, refusal.reason_code)
+
+
+class UnitIndexBus:
+    """The unit index's two subscribers: the unit log and (again) the decision topic.
+
+    A unit record that does not decode or verify (unknown sender, bad signature, a
+    Party announcing for another, an issuance not from the originating registry,
+    anything but a UNITS record) is quarantined and the index moves past it. On the
+    decision topic the decision subscriber already quarantines what does not count;
+    here the index folds in the winners and moves past everything else.
+    """
+
+    def __init__(
+        self,
+        index: UnitIndex,
+        directory: FederationDirectory,
+        quarantine: QuarantineSink,
+        *,
+        party: str,
+        on_quarantined: QuarantineObserver | None = None,
+    ) -> None:
+        self._index = index
+        self._directory = directory
+        self._quarantine = quarantine
+        self.party = party
+        self.on_quarantined = on_quarantined
+
+    def handle_unit_bytes(
+        self, data: bytes, position: MessagePosition, key: bytes | None = None
+    ) -> None:
+        envelope: Envelope | None = None
+        try:
+            envelope = _decoded(data)
+            try:
+                verify_envelope(envelope, self._directory)
+            except WireError as error:
+                raise _Refusal(error.reason_code, str(error)) from error
+            if not isinstance(envelope.payload, UnitRecord):
+                raise _Refusal(
+                    ReasonCode.UNIT_RECORD_MISPLACED, "only UNITS records belong on the unit log"
+                )
+            self._folded(self._index.handle_unit_record, envelope, position)
+        except _Refusal as refusal:
+            _quarantine(
+                self._quarantine,
+                self.on_quarantined,
+                self.party,
+                TopicKind.UNIT_LOG,
+                data,
+                position,
+                key,
+                envelope,
+                refusal,
+            )
+            self._index.skip(position)
+
+    def _folded(
+        self,
+        fold: Callable[[Envelope, MessagePosition], bool],
+        envelope: Envelope,
+        position: MessagePosition,
+    ) -> None:
+        try:
+            fold(envelope, position)
+        except TRANSIENT_ERRORS:
+            raise  # the node's own database: redelivered after a backoff
+        except Exception as error:
+            # A bug in the fold: redelivering would hit it forever and hold the log.
+            _log.exception(
+                "the unit index failed on a record; it is quarantined",
+                party=self.party,
+                message_type=envelope.message_type.value,
+                message_id=str(envelope.message_id),
+            )
+            raise _Refusal(
+                ReasonCode.HANDLER_FAILED,
+                f"{type(error).__name__}: {error}",
+                logged_with_trace=True,
+            ) from error
+
+    def handle_decision_bytes(
+        self, data: bytes, position: MessagePosition, key: bytes | None = None
+    ) -> None:
+        envelope: Envelope | None = None
+        try:
+            envelope = _decoded(data)
+            self._folded(self._index.handle_decision_record, envelope, position)
+        except _Refusal as refusal:
+            if envelope is not None:
+                # Decoded, yet the fold failed: only this subscriber knows of it.
+                _quarantine(
+                    self._quarantine,
+                    self.on_quarantined,
+                    self.party,
+                    TopicKind.DECISION,
+                    data,
+                    position,
+                    key,
+                    envelope,
+                    refusal,
+                )
+            # Undecodable: the decision subscriber quarantines it.
+            self._index.skip(position)
+
+    async def on_unit_record(self, record: RawKafkaRecord) -> None:
+        position = MessagePosition(record.topic, record.partition, record.offset)
+        await asyncio.to_thread(self.handle_unit_bytes, record.value, position, record.key)
+
+    async def on_decision(self, record: RawKafkaRecord) -> None:
+        position = MessagePosition(record.topic, record.partition, record.offset)
+        await asyncio.to_thread(self.handle_decision_bytes, record.value, position, record.key)
+
+
+def _is_prepare(data: bytes) -> bool:
+    try:
+        return isinstance(decode_envelope(data).payload, Prepare)
+    except Exception:
+        return False  # refused by the handler, which decodes it again
+
+
+class CustodyGate(Protocol):
+    async def wait_until_current(self) -> bool:
+        """Wait (bounded) until the unit index has read the logs to their current end."""
+        ...
 
 
 def _decoded(data: bytes) -> Envelope:

@@ -32,7 +32,7 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -220,6 +220,13 @@ class Metrics:
                 self._transfers_finished.labels(role=role, outcome=outcome)
         self._consumer_lag_source: ConsumerLagSource | None = None
         self._lag_snapshot: list[PartitionLag] | None = None
+        self._unit_index_lag = Gauge(
+            f"{METRIC_PREFIX}_unit_index_lag_records",
+            "Records of the unit log and decision topic the federation unit index has "
+            "not read yet, by topic and partition",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
         self.registry.register(_LedgerCollector(engine, lambda: self._lag_snapshot))
 
     def transfer_finished(
@@ -268,6 +275,21 @@ class Metrics:
             # the lag series go missing, which an alert on absent() can catch.
             log.warning("metrics: consumer lag unavailable", exc_info=True)
             self._lag_snapshot = None
+
+    async def refresh_unit_index_lag(self, source: ConsumerLagSource | None) -> None:
+        """Read the unit index's lag once per scrape (no samples when unknown)."""
+        self._unit_index_lag.clear()
+        if source is None:
+            return
+        try:
+            lags = await asyncio.wait_for(source(), CONSUMER_LAG_TIMEOUT_S)
+        except Exception:
+            log.warning("metrics: unit index lag unavailable", exc_info=True)
+            return
+        for partition in lags or ():
+            self._unit_index_lag.labels(
+                topic=partition.topic, partition=str(partition.partition)
+            ).set(partition.lag)
 
     def exposition(self) -> bytes:
         """The text exposition format; reads the database, so call it off the event loop."""
@@ -327,6 +349,8 @@ async def metrics_endpoint(request: Request) -> Response:
         # The app's lifespan put the messaging edge here: watch it once it has connected.
         metrics.watch_messaging(edge.consumer_lag)
     await metrics.refresh_consumer_lag()
+    catch_up = getattr(request.app.state, "unit_index_catch_up", None)
+    await metrics.refresh_unit_index_lag(None if catch_up is None else catch_up.lag)
     body = await run_in_threadpool(metrics.exposition)
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)
 

@@ -6,6 +6,9 @@ from alembic import context
 
 # The transfer protocol's tables (revision 0004) go on the same metadata this way.
 from registry.adapters import transfer_tables as _transfer_tables  # noqa: F401
+
+# The federation unit index (revision 0009).
+from registry.adapters import unit_index as _unit_index  # noqa: F401
 from registry.adapters.database import make_engine
 
 # Importing the messaging tables puts the outbox and inbox (revision 0002) on

@@ -24,6 +24,7 @@ from a6wire.messages import (
     FirstTransferNotice,
     Outcome,
     Prepare,
+    UnitRecord,
     Vote,
     VoteChoice,
 )
@@ -44,6 +45,8 @@ class TransferKey(NamedTuple):
 
 def transfer_key(record: Envelope) -> TransferKey:
     payload = record.payload
+    if isinstance(payload, UnitRecord):
+        raise TypeError("a unit record belongs to no transfer")
     # A notice belongs to no transfer; its sender is the only party it names.
     coordinator = (
         record.sender_party
@@ -80,6 +83,11 @@ def _vote_refusal(decision: Decision, verify: EnvelopeVerifier) -> str | None:
 
 
 def _prepare_refusal(decision: Decision, verify: EnvelopeVerifier) -> str | None:
+    """The embedded PREPARE is the coordinator's, signed, and the one the digest names.
+
+    A participant's ABORT carries it to show its writer is a participant; a
+    COMMIT carries it so that the decision topic alone says what moved.
+    """
     prepare_envelope = decision.prepare
     if prepare_envelope is None:
         return ReasonCode.INVALID_PREPARE_EVIDENCE
@@ -90,7 +98,7 @@ def _prepare_refusal(decision: Decision, verify: EnvelopeVerifier) -> str | None
         and prepare.transfer_id == decision.transfer_id
         and prepare.coordinator_party == decision.coordinator_party
         and sorted(prepare.participants) == sorted(decision.participants)
-        and decision.decided_by in prepare.participants
+        and decision.decided_by in (decision.coordinator_party, *prepare.participants)
         and payload_digest(prepare) == decision.prepare_digest
         and _verifies(prepare_envelope, verify)
     ):
@@ -102,7 +110,8 @@ def decision_refusal(record: Envelope, verify: EnvelopeVerifier) -> str | None:
     """None if the record counts as a decision, else why it does not.
 
     A COMMIT counts only if signed by the transfer's coordinator and carrying
-    every participant's signed YES for this very PREPARE; an ABORT counts if
+    every participant's signed YES for this very PREPARE, and that PREPARE
+    itself, signed by the coordinator (its digest is the one the votes name); an ABORT counts if
     signed by the coordinator, or by a participant that shows the coordinator's
     signed PREPARE naming it.
     """
@@ -118,7 +127,7 @@ def decision_refusal(record: Envelope, verify: EnvelopeVerifier) -> str | None:
     if decision.outcome is Outcome.COMMIT:
         if decision.decided_by != decision.coordinator_party:
             return ReasonCode.WRONG_ROLE
-        return _vote_refusal(decision, verify)
+        return _vote_refusal(decision, verify) or _prepare_refusal(decision, verify)
     if decision.decided_by == decision.coordinator_party:
         return None
     return _prepare_refusal(decision, verify)

@@ -190,7 +190,11 @@ def _append(state: CoordinatorState, outcome: Outcome, abort_reasons: tuple[str,
         else CoordinatorPhase.ABORT_APPENDED
     )
     new_state = state.model_copy(update={"phase": phase, "abort_reasons": abort_reasons})
-    return new_state, [AppendDecision(decision), Report(state.transfer_id, ROLE, phase)]
+    evidence = state.prepare if outcome is Outcome.COMMIT else None
+    return new_state, [
+        AppendDecision(decision, evidence),
+        Report(state.transfer_id, ROLE, phase),
+    ]
 
 
 def _on_vote(state: CoordinatorState, envelope: Envelope, now: datetime) -> Step:

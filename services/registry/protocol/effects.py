@@ -30,9 +30,15 @@ class SendToInbox:
 
 @dataclass(frozen=True, slots=True)
 class AppendDecision:
-    """Sign the decision and append it to the decision topic (via the outbox)."""
+    """Sign the decision and append it to the decision topic (via the outbox).
+
+    ``evidence`` is the coordinator's PREPARE, for a COMMIT the coordinator writes:
+    the edge signs it and embeds it in the decision (``Decision.prepare``), so that
+    the decision topic alone tells which serial ranges moved between which Parties.
+    """
 
     decision: Decision
+    evidence: Prepare | None = None
 
 
 @dataclass(frozen=True, slots=True)

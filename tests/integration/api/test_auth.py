@@ -22,6 +22,7 @@ PUBLIC_READS = [
     f"/v1/authorisations/{LOA_ID}",
     f"/v1/authorisations/{LOA_ID}/versions",
     "/v1/health",
+    "/v1/unit-index",
 ]
 WRITES = [
     ("/v1/accounts", {"account_id": "THA-NEW-1"}),

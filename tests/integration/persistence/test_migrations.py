@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
+from registry.adapters import unit_index as _unit_index  # noqa: F401 - its tables join the metadata
 from registry.adapters.database import make_engine, upgrade_database
 from registry.adapters.messaging.tables import MESSAGING_TABLES
 from registry.adapters.tables import metadata

@@ -201,6 +201,58 @@ def test_a_first_transfer_commits_at_both_nodes(federation: dict[str, RunningNod
         assert samples[latency] == 1
 
 
+def _until(probe: Any, what: str) -> Any:
+    deadline = time.monotonic() + FINAL_WAIT_S
+    while (found := probe()) is None:
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(POLL_INTERVAL_S)
+    return found
+
+
+def test_each_index_follows_the_transfer_and_its_lag_is_in_metrics(
+    federation: dict[str, RunningNode],
+) -> None:
+    """Both nodes fold the issuance and the COMMIT into their unit index (PROTOCOL.md
+    invariant 8), serve it at /v1/unit-index, and report its lag in /metrics."""
+    sender = federation[PARTY]
+    response = sender.client.post("/v1/transfers?wait_s=30", json=_body())
+    transfer_id = response.json()["transfer_id"]
+    assert sender.wait_final(transfer_id, completed=True)["status"] == "COMMITTED"
+    held = {
+        party: [
+            (block["first_serial"], block["last_serial"], party)
+            for block in node.client.get(f"/v1/accounts/{account}/holdings").json()["blocks"]
+        ]
+        for (party, node), account in zip(
+            federation.items(), (SENDER_ACCOUNT, RECEIVER_ACCOUNT), strict=True
+        )
+    }
+    expected = sorted(held[PARTY] + held[PARTNER])
+    assert sum(last - first + 1 for first, last, _ in held[PARTNER]) == 40
+    for node in federation.values():
+
+        def holders(node: RunningNode = node) -> list[tuple[int, int, str]] | None:
+            found = [
+                (segment["first_serial"], segment["last_serial"], segment["holder"])
+                for segment in node.client.get("/v1/unit-index").json()
+                if segment["originating_registry_id"] == REGISTRY_ID
+            ]
+            return found if found == expected else None
+
+        _until(holders, f"{node.node.settings.party}'s index to show {expected}")
+
+        def caught_up(node: RunningNode = node) -> dict[str, float] | None:
+            lags = {
+                dict(labels)["topic"] + "/" + dict(labels)["partition"]: value
+                for (name, labels), value in _metric_samples(node).items()
+                if name == "registry_unit_index_lag_records"
+            }
+            return lags if lags and not any(lags.values()) else None
+
+        lags = _until(caught_up, "the unit index lag to reach 0")
+        assert any(topic.startswith("a6.units/") for topic in lags), lags
+
+
 def test_an_aborted_transfer_is_counted_and_not_timed_as_a_commit(
     federation: dict[str, RunningNode],
 ) -> None:

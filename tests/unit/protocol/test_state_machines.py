@@ -80,7 +80,9 @@ def decision_read(decision: Decision, sender: str, key_party: str | None = None)
     return read_decision(signed(decision, sender, key_party), VERIFY)
 
 
-def commit_decision(votes: tuple[Envelope, ...]) -> Decision:
+def commit_decision(
+    votes: tuple[Envelope, ...], prepare: Envelope | str | None = "signed"
+) -> Decision:
     return Decision(
         transfer_id=TRANSFER_ID,
         outcome=Outcome.COMMIT,
@@ -89,6 +91,8 @@ def commit_decision(votes: tuple[Envelope, ...]) -> Decision:
         participants=("GHA", "JPN"),
         prepare_digest=DIGEST,
         yes_votes=votes,
+        # A COMMIT carries the coordinator's signed PREPARE: what moved, for every index.
+        prepare=signed(PREPARE, "CHE") if prepare == "signed" else prepare,
     )
 
 
@@ -323,6 +327,22 @@ def test_a_commit_signed_by_someone_else_does_not_count() -> None:
     read = decision_read(commit_decision((vote("GHA"), vote("JPN"))), "CHE", key_party="SGP")
     assert read.refusal == "BAD_SIGNATURE"
     assert decide(None, read) is None
+
+
+def test_a_commit_without_its_signed_prepare_does_not_count() -> None:
+    votes = (vote("GHA"), vote("JPN"))
+    assert decision_read(commit_decision(votes), "CHE").refusal is None
+    missing = decision_read(commit_decision(votes, prepare=None), "CHE")
+    assert missing.refusal == ReasonCode.INVALID_PREPARE_EVIDENCE
+    # Signed by another member, or another PREPARE than the one the votes answer.
+    forged = decision_read(commit_decision(votes, prepare=signed(PREPARE, "SGP")), "CHE")
+    assert forged.refusal == ReasonCode.INVALID_PREPARE_EVIDENCE
+    other = factories.prepare(
+        TRANSFER_ID, "CHE", ["GHA", "JPN"], [factories.block(1, 11)], factories.at(DEADLINE_MS)
+    )
+    mismatched = decision_read(commit_decision(votes, prepare=signed(other, "CHE")), "CHE")
+    assert mismatched.refusal == ReasonCode.INVALID_PREPARE_EVIDENCE
+    assert decide(None, missing) is None
 
 
 def test_an_abort_by_a_non_participant_does_not_count() -> None:

@@ -32,7 +32,7 @@ from .broker import (
     subscribe_records,
 )
 from .config import DECISION_TOPIC, MessagingConfig, inbox_topic, tls_from_settings
-from .edge import MessagingEdge, PartitionLag
+from .edge import MessagingEdge, PartitionLag, UnitIndexHandlers
 from .errors import (
     BrokerUnavailableError,
     DuplicateMessageError,
@@ -98,6 +98,7 @@ __all__ = [
     "SqlQuarantine",
     "TopicSetupError",
     "TopicSpec",
+    "UnitIndexHandlers",
     "build_broker",
     "build_node_broker",
     "check_manual_commit",

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
@@ -200,7 +200,12 @@ def build_broker(config: MessagingConfig, *, client_id: str | None = None) -> Ka
 
 
 def subscribe_records(
-    broker: KafkaBroker, *, topic: str, group_id: str, handle: RecordHandler
+    broker: KafkaBroker,
+    *,
+    topic: str,
+    group_id: str,
+    handle: RecordHandler,
+    listener: ConsumerRebalanceListener | None = None,
 ) -> DefaultSubscriber:
     """Feed every record of ``topic`` to ``handle``, committing only after it returns.
 
@@ -227,6 +232,8 @@ def subscribe_records(
         no_reply=True,
         parser=_parse_any_headers,
         decoder=_body_untouched,
+        # A consumer that keeps its own offsets (the unit index) seeks to them here.
+        listener=listener,
     )
     # Consecutive failures per partition, for the backoff; reset by a success.
     failures: dict[tuple[str, int], int] = {}

@@ -21,6 +21,15 @@ DECISION_TOPIC = "a6.decisions"
 INBOX_TOPIC_TEMPLATE = "a6.node.{party}.inbox"
 INBOX_GROUP_ID_TEMPLATE = "a6-node-{party}"
 DECISION_GROUP_ID_TEMPLATE = "a6-node-{party}-decisions"
+# The federation unit log (a6wire.topics.UNIT_LOG_TOPIC) and the two groups of the
+# node's unit index: one reads the unit log, one the decision topic again (the
+# transfer protocol's decision group commits its own offsets, at its own pace).
+UNIT_LOG_TOPIC = "a6.units"
+# Derived from the node's own groups, so whatever makes those unique (a test's
+# names) makes these unique too: a6-node-<PARTY>-unit-index, and
+# a6-node-<PARTY>-decisions-unit-index.
+UNIT_INDEX_GROUP_SUFFIX = "-unit-index"
+UNIT_LOG_TOPIC_PARTITIONS_DEFAULT = 3
 
 # A developer's single local broker cannot hold more than one replica; a
 # production cluster keeps three and refuses writes with fewer than two in
@@ -64,6 +73,16 @@ class MessagingConfig:
     # False on an ACL'd federation cluster, where only the federation admin creates
     # topics (deploy/kafka/acls.py): the node then checks that its topics exist.
     create_topics: bool = True
+    unit_log_topic: str = UNIT_LOG_TOPIC
+    unit_log_topic_partitions: int = UNIT_LOG_TOPIC_PARTITIONS_DEFAULT
+
+    @property
+    def unit_index_groups(self) -> tuple[str, str]:
+        """The unit index's consumer groups: (unit log, decision topic)."""
+        return (
+            self.inbox_group_id + UNIT_INDEX_GROUP_SUFFIX,
+            self.decision_group_id + UNIT_INDEX_GROUP_SUFFIX,
+        )
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -74,7 +93,11 @@ class MessagingConfig:
                 f"min_insync_replicas {self.min_insync_replicas} must be between 1 and "
                 f"the replication factor {self.replication_factor}"
             )
-        if self.decision_topic_partitions < 1 or self.inbox_topic_partitions < 1:
+        if (
+            self.decision_topic_partitions < 1
+            or self.inbox_topic_partitions < 1
+            or self.unit_log_topic_partitions < 1
+        ):
             problems.append("topic partition counts must be at least 1")
         if problems:
             raise ValueError("invalid messaging config: " + "; ".join(problems))

@@ -16,16 +16,23 @@ whether it has succeeded, for the health check.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from sqlalchemy import Engine
 
-from .broker import ProducerSender, RecordHandler, build_node_broker, check_manual_commit
+from .broker import (
+    ProducerSender,
+    RecordHandler,
+    build_node_broker,
+    check_manual_commit,
+    subscribe_records,
+)
 from .config import MessagingConfig
 from .errors import BrokerUnavailableError, EdgeNotStartedError, MessagingError, TopicSetupError
 from .inbox import Inbox
@@ -64,6 +71,44 @@ class PartitionLag:
         return max(self.end_offset - (self.committed_offset or 0), 0)
 
 
+@dataclass(frozen=True, slots=True)
+class UnitIndexHandlers:
+    """The unit index's two record handlers (``registry.entrypoints.bus.UnitIndexBus``)."""
+
+    handle_unit_record: RecordHandler
+    handle_decision: RecordHandler
+    # The next offset the index reads per (topic, partition), from its own tables.
+    stored_offsets: Callable[[], Awaitable[dict[tuple[str, int], int]]]
+
+
+class _ResumeFromOwnOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, seek to the offsets the unit index committed with its rows.
+
+    The index's database, not the consumer group, says what it has read: a node
+    whose database is new (or restored from a backup) must read the logs again
+    from where its rows stop, even if a group of the same name committed further.
+    """
+
+    def __init__(self, stored_offsets: Callable[[], Awaitable[dict[tuple[str, int], int]]]):
+        self._stored_offsets = stored_offsets
+        self.subscriber: DefaultSubscriber | None = None
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = None if self.subscriber is None else self.subscriber.consumer
+        if consumer is None or not assigned:
+            return
+        stored = await self._stored_offsets()
+        for partition in assigned:
+            offset = stored.get((partition.topic, partition.partition))
+            if offset is None:
+                await consumer.seek_to_beginning(partition)
+            else:
+                consumer.seek(partition, offset)
+
+
 class MessagingEdge:
     """Owns the node's broker, subscribers and relay; see the module docstring."""
 
@@ -75,6 +120,7 @@ class MessagingEdge:
         *,
         handle_inbox: RecordHandler,
         handle_decision: RecordHandler,
+        unit_index: UnitIndexHandlers | None = None,
     ) -> None:
         self.config = config
         self.outbox = Outbox(tables.outbox)
@@ -84,6 +130,22 @@ class MessagingEdge:
         )
         self.broker: KafkaBroker = broker
         self._subscribers: tuple[DefaultSubscriber, ...] = (inbox_subscriber, decision_subscriber)
+        # The federation unit index's subscribers (a third and fourth group): their
+        # progress is the index's own, kept in its tables (``unit_index_end_offsets``).
+        self._index_subscribers: tuple[DefaultSubscriber, ...] = ()
+        if unit_index is not None:
+            unit_group, decision_group = config.unit_index_groups
+            subscribers = []
+            for topic, group, handle in (
+                (config.unit_log_topic, unit_group, unit_index.handle_unit_record),
+                (config.decision_topic, decision_group, unit_index.handle_decision),
+            ):
+                listener = _ResumeFromOwnOffsets(unit_index.stored_offsets)
+                listener.subscriber = subscribe_records(
+                    broker, topic=topic, group_id=group, handle=handle, listener=listener
+                )
+                subscribers.append(listener.subscriber)
+            self._index_subscribers = tuple(subscribers)
         # The relay publishes through a producer of its own, which it can rebuild
         # when a broker outage leaves it broken (see ProducerSender).
         self.sender = ProducerSender(config)
@@ -108,7 +170,7 @@ class MessagingEdge:
                 f"broker at {self.config.bootstrap_servers} did not start: {error!r}"
             ) from error
         try:
-            for subscriber in self._subscribers:
+            for subscriber in (*self._subscribers, *self._index_subscribers):
                 check_manual_commit(subscriber)
         except MessagingError:
             await self.broker.stop()
@@ -159,7 +221,7 @@ class MessagingEdge:
     async def stop(self) -> None:
         self._started = False
         try:
-            for subscriber in self._subscribers:
+            for subscriber in (*self._subscribers, *self._index_subscribers):
                 await subscriber.stop()
             await self.relay.stop(drain=True)
         finally:
@@ -197,3 +259,23 @@ class MessagingEdge:
                     )
                 )
         return lags
+
+    async def unit_index_end_offsets(self) -> dict[tuple[str, int], int] | None:
+        """The end offset of every partition the unit index reads, None until all are assigned.
+
+        What the index must have read (its own offsets, in its tables) to be current.
+        """
+        if not self._started or not self._index_subscribers:
+            return None
+        ends: dict[tuple[str, int], int] = {}
+        for subscriber in self._index_subscribers:
+            consumer = subscriber.consumer
+            if consumer is None:
+                return None
+            assigned: list[TopicPartition] = sorted(consumer.assignment())
+            if not assigned:
+                return None
+            end_offsets = await consumer.end_offsets(assigned)
+            for partition in assigned:
+                ends[(partition.topic, partition.partition)] = int(end_offsets[partition])
+        return ends

@@ -57,7 +57,7 @@ class TopicSpec:
 
 
 def node_topic_specs(config: MessagingConfig) -> list[TopicSpec]:
-    """The node's inbox and the shared decision log, with explicit retention and replication."""
+    """The node's inbox, the shared decision log and unit log, with retention and replication."""
     min_insync = str(config.min_insync_replicas)
     return [
         TopicSpec(
@@ -84,6 +84,19 @@ def node_topic_specs(config: MessagingConfig) -> list[TopicSpec]:
                 "min.insync.replicas": min_insync,
                 # A replica that missed acknowledged decisions never becomes leader.
                 "unclean.leader.election.enable": "false",
+            },
+        ),
+        TopicSpec(
+            name=config.unit_log_topic,
+            partitions=config.unit_log_topic_partitions,
+            replication_factor=config.replication_factor,
+            configs={
+                # Kept forever like the decision log: a Party joining late builds
+                # its unit index from the first record.
+                "cleanup.policy": "delete",
+                "retention.ms": "-1",
+                "retention.bytes": "-1",
+                "min.insync.replicas": min_insync,
             },
         ),
     ]

@@ -35,6 +35,7 @@ from a6wire.messages import (
     FirstTransferNotice,
     MessageType,
     Prepare,
+    UnitRecord,
     Vote,
 )
 from a6wire.signing import seal
@@ -144,7 +145,9 @@ class KeySigner:
         return self._party
 
     def seal(
-        self, payload: Prepare | Vote | Decision | Done | FirstTransferNotice, sent_at: datetime
+        self,
+        payload: Prepare | Vote | Decision | Done | FirstTransferNotice | UnitRecord,
+        sent_at: datetime,
     ) -> Envelope:
         return seal(
             payload,
@@ -253,6 +256,9 @@ class Transfers:
         # Set by the entrypoint that keeps metrics; told after each commit of a transfer
         # that reached its outcome (COMMITTED or ABORTED) at this node.
         self.on_transfer_finished: TransferFinishedObserver | None = None
+        # Set by the entrypoint that runs the federation unit index: the custody
+        # refusals of a PREPARE (registry.application.custody.UnitIndex.custody_refusals).
+        self.custody_check: Callable[[Prepare], tuple[str, ...]] | None = None
 
     @property
     def party(self) -> str:
@@ -412,9 +418,23 @@ class Transfers:
 
     # -- the inbox: PREPARE, VOTE, DONE ----------------------------------------------------
 
-    def handle_inbox_envelope(self, envelope: Envelope, position: MessagePosition) -> None:
-        """Apply one verified inbox message; a duplicate (by message id) changes nothing."""
+    def handle_inbox_envelope(
+        self,
+        envelope: Envelope,
+        position: MessagePosition,
+        custody_current: bool | None = None,
+    ) -> None:
+        """Apply one verified inbox message; a duplicate (by message id) changes nothing.
+
+        ``custody_current`` says whether this node's unit index had read the unit
+        log and the decision topic to their end (within a bounded wait, before this
+        call) when a PREPARE came: True, the PREPARE's ranges are checked against it;
+        False, the vote is NO with ``UNIT_INDEX_BEHIND``; None, this node keeps no
+        index (``custody_check`` unset) and checks nothing beyond its own ledger.
+        """
         payload = envelope.payload
+        if isinstance(payload, UnitRecord):
+            raise TypeError("a unit record is not an inbox message")
         log = self._logger(envelope.transfer_id, envelope.message_type).bind(
             sender_party=envelope.sender_party, message_id=str(envelope.message_id)
         )
@@ -426,6 +446,10 @@ class Transfers:
             return
         now = self._clock.now()
         key = TransferKey(envelope.transfer_id, payload.coordinator_party)
+        custody: tuple[str, ...] = ()
+        if isinstance(payload, Prepare):
+            # Read before the transfer's transaction opens, in a short one of its own.
+            custody = self._custody_refusals(payload, custody_current)
         transaction = _Transaction()
         uow = self._unit_of_work()
         with uow:
@@ -436,7 +460,7 @@ class Transfers:
             uow.inbox.record(inbox_id, position.topic, position.partition, position.offset)
             record = uow.transfers.get(key)
             if isinstance(payload, Prepare):
-                self._on_prepare(uow, envelope, key, record, now, transaction, log)
+                self._on_prepare(uow, envelope, key, record, now, transaction, log, custody)
             else:
                 self._on_answer(uow, envelope, record, now, transaction, log)
             self._commit(uow, transaction)
@@ -525,6 +549,7 @@ class Transfers:
         now: datetime,
         transaction: _Transaction,
         log: structlog.BoundLogger,
+        custody: tuple[str, ...] = (),
     ) -> None:
         if key.coordinator_party == self.party or (
             record is not None and not isinstance(record.state, ParticipantState)
@@ -542,8 +567,14 @@ class Transfers:
         refusals: tuple[str, ...] = ()
         if current.phase is ParticipantPhase.UNKNOWN:
             refusals = _codes(
-                (*self._claim_refusals(uow, key), *self._incoming_refusals(uow, envelope))
+                (
+                    *self._claim_refusals(uow, key),
+                    *self._incoming_refusals(uow, envelope),
+                    *custody,
+                )
             )
+            if custody:
+                log.warning("custody check refused the PREPARE", reason_codes=list(custody))
         state, effects = participant.step(current, PrepareReceived(envelope, refusals), now)
         if any(isinstance(effect, HoldIncoming) for effect in effects):
             try:
@@ -556,6 +587,14 @@ class Transfers:
                 )
         self._perform(uow, Role.PARTICIPANT, effects, now, transaction, log)
         self._save(uow, state, now, record, transaction)
+
+    def _custody_refusals(self, prepare: Prepare, current: bool | None) -> tuple[str, ...]:
+        """PROTOCOL.md invariant 8: the sender's custody, from the federation's records."""
+        if current is None or self.custody_check is None:
+            return ()
+        if not current:
+            return (ReasonCode.UNIT_INDEX_BEHIND.value,)
+        return self.custody_check(prepare)
 
     def _claim_refusals(self, uow: TransferUnitOfWork, key: TransferKey) -> list[ReasonCode]:
         """NO to a PREPARE whose id this node knows under another coordinator.
@@ -810,7 +849,9 @@ class Transfers:
                 transaction.wrote_outbox = True
                 log.info("message queued", to_party=effect.party, sent_type=effect.payload.type)
             elif isinstance(effect, AppendDecision):
-                self._send(uow, self.federation.decision_topic, effect.decision, now)
+                self._send(
+                    uow, self.federation.decision_topic, self._with_evidence(effect, now), now
+                )
                 transaction.wrote_outbox = True
                 log.info("decision queued", outcome=effect.decision.outcome.value)
             elif isinstance(effect, HoldOutgoing | HoldIncoming):
@@ -825,6 +866,15 @@ class Transfers:
                 log.info("transfer phase", phase=effect.phase, role=effect.role.value)
             elif isinstance(effect, Ignored):
                 log.info("message ignored", reason_code=effect.reason_code, detail=effect.detail)
+
+    def _with_evidence(self, effect: AppendDecision, now: datetime) -> Decision:
+        """The decision with the coordinator's signed PREPARE embedded, for a COMMIT."""
+        if effect.evidence is None or effect.decision.prepare is not None:
+            return effect.decision
+        if self._signer is None:
+            raise MessagingDisabledError("this node has no key and directory: it cannot send")
+        prepare = self._signer.seal(effect.evidence, now)
+        return effect.decision.model_copy(update={"prepare": prepare})
 
     def _apply(self, uow: TransferUnitOfWork, effect: ApplyCommit | ApplyAbort) -> None:
         """Finalise or release this node's side; the ledger handlers are idempotent.

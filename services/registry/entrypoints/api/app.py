@@ -10,7 +10,7 @@ from uuid import UUID
 import structlog
 from fastapi import APIRouter, FastAPI
 
-from registry.adapters.messaging import SqlQuarantine
+from registry.adapters.messaging import SqlQuarantine, UnitIndexHandlers
 from registry.application.transfers import Transfers
 from registry.bootstrap import Node
 from registry.entrypoints.api import transfers as transfer_routes
@@ -29,8 +29,10 @@ from registry.entrypoints.api.routes import (
     registry,
     transparency,
 )
-from registry.entrypoints.bus import TransferBus
-from registry.entrypoints.metrics import install_metrics
+from registry.entrypoints.api.routes import custody as custody_routes
+from registry.entrypoints.bus import TransferBus, UnitIndexBus
+from registry.entrypoints.custody import IndexCatchUp
+from registry.entrypoints.metrics import Metrics, install_metrics
 from registry.entrypoints.public import router as public_router
 
 log = structlog.get_logger(__name__)
@@ -84,6 +86,7 @@ def create_app(node: Node) -> FastAPI:
     ):
         version_1.include_router(family.router)
     version_1.include_router(reports_router)
+    version_1.include_router(custody_routes.router)
     app.include_router(version_1)
     app.include_router(public_router)
     # Last, so request counting wraps every other middleware and sees every answer.
@@ -115,7 +118,10 @@ def _transfer_lifespan(
             SqlQuarantine(messaging.engine),
             on_quarantined=metrics.record_quarantined,
         )
-        edge = messaging.build_edge(handle_inbox=bus.on_inbox, handle_decision=bus.on_decision)
+        index_handlers, catch_up = _unit_index_wiring(node, bus, metrics)
+        edge = messaging.build_edge(
+            handle_inbox=bus.on_inbox, handle_decision=bus.on_decision, unit_index=index_handlers
+        )
         loop = asyncio.get_running_loop()
 
         def notify_relay() -> None:
@@ -128,6 +134,12 @@ def _transfer_lifespan(
 
         transfers.on_outbox_commit = notify_relay
         transfers.on_transfer_finished = transfer_finished
+        if messaging.unit_log is not None:
+            messaging.unit_log.on_commit = notify_relay
+        if catch_up is not None:
+            catch_up.bind(edge.unit_index_end_offsets)
+            await catch_up.load()
+            app.state.unit_index_catch_up = catch_up
         # The API serves whether or not the broker answers yet: transfers started
         # meanwhile wait in the outbox, and /v1/health reports the node degraded
         # until the edge has connected (it retries in the background).
@@ -154,9 +166,38 @@ def _transfer_lifespan(
                     await task
             transfers.on_outbox_commit = None
             transfers.on_transfer_finished = None
+            if messaging.unit_log is not None:
+                messaging.unit_log.on_commit = None
             await edge.stop()
 
     return lifespan
+
+
+def _unit_index_wiring(
+    node: Node, bus: TransferBus, metrics: Metrics
+) -> tuple[UnitIndexHandlers | None, IndexCatchUp | None]:
+    """The federation unit index's subscribers, and the custody check before each vote."""
+    messaging, transfers = node.messaging, node.transfers
+    if messaging is None or messaging.unit_index is None:
+        return None, None
+    index = messaging.unit_index
+    index_bus = UnitIndexBus(
+        index,
+        messaging.directory,
+        SqlQuarantine(messaging.engine),
+        party=node.settings.party,
+        on_quarantined=metrics.record_quarantined,
+    )
+    catch_up = IndexCatchUp(index)
+    index.on_advanced = catch_up.advanced
+    bus.custody_gate = catch_up
+    transfers.custody_check = index.custody_refusals
+    handlers = UnitIndexHandlers(
+        index_bus.on_unit_record,
+        index_bus.on_decision,
+        stored_offsets=lambda: asyncio.to_thread(index.offsets),
+    )
+    return handlers, catch_up
 
 
 async def _tick_forever(transfers: Transfers) -> None:
