@@ -173,9 +173,6 @@ def build_transfers(
     topic names; production derives both from the federation's standard names.
     """
 
-    def transfer_unit_of_work() -> TransferUnitOfWork:
-        return SqlTransferUnitOfWork(engine)
-
     directory_path = settings.directory_path
     if directory_path is None:
         # No federation configured: an API-only node (transfers can be read, not started).
@@ -183,7 +180,9 @@ def build_transfers(
             settings.party, settings.registry_id, lambda _: None, inbox_topic, ""
         )
         verify = partial(verify_signature, directory=FederationDirectory(members=()))
-        return Transfers(transfer_unit_of_work, clock, None, verify, federation), None
+        return Transfers(
+            lambda: SqlTransferUnitOfWork(engine), clock, None, verify, federation
+        ), None
     # A configured directory means the operator wants transfers: a node that cannot
     # sign or verify would accept transfers it can never complete, so it refuses to start.
     directory = _load_directory(directory_path)
@@ -207,8 +206,14 @@ def build_transfers(
     )
     signer = KeySigner(settings.party, private_key)
     verify = partial(verify_signature, directory=directory)
-    transfers = Transfers(transfer_unit_of_work, clock, signer, verify, federation)
     unit_log = UnitLogPublisher(signer.seal, config.unit_log_topic, clock.now)
+
+    def transfer_unit_of_work() -> TransferUnitOfWork:
+        # Uses and cancellations also go through the transfer handlers (first-transfer
+        # notices): their unit-log announcements must join the same transaction.
+        return SqlTransferUnitOfWork(engine, unit_log)
+
+    transfers = Transfers(transfer_unit_of_work, clock, signer, verify, federation)
     unit_index = UnitIndex(lambda: SqlUnitIndexUnitOfWork(engine), verify)
     return transfers, TransferMessaging(config, directory, engine, unit_log, unit_index)
 

@@ -29,6 +29,7 @@ from registry.adapters.transfer_repositories import (
     SqlOutboxPort,
     SqlTransferStateRepository,
 )
+from registry.adapters.unit_index import UnitLogPublisher
 from registry.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from registry.application.ports import StorageUnavailableError
 from registry.application.transfers.ports import TransferRecord, TransferStatus
@@ -43,8 +44,8 @@ class SqlTransferUnitOfWork(SqlAlchemyUnitOfWork):
     outbox: SqlOutboxPort
     inbox: SqlInboxPort
 
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
+    def __init__(self, engine: Engine, unit_log: UnitLogPublisher | None = None) -> None:
+        super().__init__(engine, unit_log)
         self._savepoints: list[NestedTransaction] = []
         self._depth = 0
 
