@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,8 @@ from tests.conftest import REPO_ROOT, _load_script
 pytestmark = pytest.mark.unit
 
 STRONG_TOKEN = "k3Y-9f0aQ2mX7pL1zR8w"
+# The unprivileged user of Debian and most Linux systems.
+NOBODY_ID = 65534
 
 
 @pytest.fixture(autouse=True)
@@ -87,16 +92,60 @@ def test_a_wrong_path_and_a_directory_are_one_sentence_each(pki: Any, tmp_path: 
     ]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file whatever its mode")
+def _as_unprivileged_user(function: Any) -> Any:
+    """``function()``'s JSON result, computed in a forked child that is not root.
+
+    Root reads every file whatever its mode, and the tests run as root in CI, so the
+    child gives up root (as the node's own user would never have had it).
+    """
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        status = 1
+        try:
+            os.close(read_end)
+            os.setgid(NOBODY_ID)
+            os.setuid(NOBODY_ID)
+            os.write(write_end, json.dumps(function()).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        data = reader.read()
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the unprivileged check failed"
+    return json.loads(data)
+
+
 def test_an_unreadable_key_is_named(pki: Any) -> None:
     identity = pki.parties["CHE"]
-    identity.key_path.chmod(0)
-    problems = _problems(
-        kafka_security_protocol="SSL",
-        kafka_ssl_ca_path=identity.ca_path,
-        kafka_ssl_cert_path=identity.cert_path,
-        kafka_ssl_key_path=identity.key_path,
-    )
+    # A directory the unprivileged user may enter, with the CA and certificate it may
+    # read and a key only root may.
+    shared = Path(tempfile.mkdtemp(prefix="a6-tls-"))
+    try:
+        shared.chmod(0o755)
+        paths = {}
+        for name, source, mode in (
+            ("ca", identity.ca_path, 0o644),
+            ("cert", identity.cert_path, 0o644),
+            ("key", identity.key_path, 0o000),
+        ):
+            paths[name] = shared / source.name
+            shutil.copyfile(source, paths[name])
+            paths[name].chmod(mode)
+        values = {
+            "kafka_security_protocol": "SSL",
+            "kafka_ssl_ca_path": paths["ca"],
+            "kafka_ssl_cert_path": paths["cert"],
+            "kafka_ssl_key_path": paths["key"],
+        }
+        if os.geteuid() == 0:
+            problems = _as_unprivileged_user(lambda: _problems(**values))
+        else:
+            problems = _problems(**values)
+    finally:
+        shutil.rmtree(shared)
     assert len(problems) == 1
     assert "REGISTRY_KAFKA_SSL_KEY_PATH" in problems[0]
     assert "cannot be read" in problems[0]
