@@ -182,7 +182,9 @@ class ContainerFederation:
 
     def restart(self, party: str) -> None:
         """Remove the killed container and start a new one on the same volume."""
-        self._running.pop(party).stop()
+        killed = self._running.pop(party)
+        killed.stop()
+        self._all.remove(killed)
         container = self._make(party)
         self._all.append(container)
         self._running[party] = _started(container)
