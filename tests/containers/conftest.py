@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 NODE_IMAGE = "a6-registry-node:local"
 KAFKA_IMAGE = "a6-kafka:local"
 KAFKA_PORT = 29192  # its KRaft controller takes 29193
-NODE_PORTS = {"GHA": 28111, "CHE": 28112}
+NODE_PORTS = {"GHA": 28111, "CHE": 28112, "THA": 28113}
 LABEL = {"a6-tests": "containers"}
 # A cold JVM broker, or a node migrating its database, on a loaded 2-core host.
 HEALTHY_TIMEOUT_S = 180
@@ -145,10 +146,61 @@ def _init_node(client: Any, party: str, volume: str) -> dict[str, str]:
     return config
 
 
+@dataclass
+class ContainerFederation:
+    """The running node containers, their clients, and what a test may do to a node's
+    container: pause it (the cgroup freezer), ``docker kill`` it, start it anew from
+    the same volume. It is a :class:`deploy.federation.demo.Nodes` too."""
+
+    kafka_bootstrap: str
+    nodes: dict[str, NodeClient]
+    _make: Callable[[str], Any]
+    _running: dict[str, Any]
+    _all: list[Any] = field(default_factory=list)
+
+    def node(self, party: str) -> NodeClient:
+        return self.nodes[party]
+
+    def _wrapped(self, party: str) -> Any:
+        return self._running[party].get_wrapped_container()
+
+    def pause(self, party: str) -> None:
+        self._wrapped(party).pause()
+
+    def unpause(self, party: str) -> None:
+        wrapped = self._wrapped(party)
+        wrapped.reload()
+        if wrapped.status == "paused":
+            wrapped.unpause()
+
+    def kill(self, party: str) -> None:
+        """``docker kill`` (SIGKILL): no shutdown hook of the node runs."""
+        wrapped = self._wrapped(party)
+        wrapped.kill()
+        wrapped.reload()
+        assert wrapped.status == "exited", f"{party}'s container is {wrapped.status} after kill"
+
+    def restart(self, party: str) -> None:
+        """Remove the killed container and start a new one on the same volume."""
+        killed = self._running.pop(party)
+        killed.stop()
+        self._all.remove(killed)
+        container = self._make(party)
+        self._all.append(container)
+        self._running[party] = _started(container)
+
+    def close(self) -> None:
+        for container in reversed(self._all):
+            try:
+                container.stop()  # force-removes, paused or not
+            except Exception as exc:  # already removed by restart()
+                print(f"container {container.image}: {exc}")
+
+
 @pytest.fixture(scope="module")
 def container_federation(
     container_engine: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, NodeClient]]:
+) -> Iterator[ContainerFederation]:
     """A KRaft broker and one node per Party of ``NODE_PORTS``, each in its container."""
     from testcontainers.core.container import DockerContainer
 
@@ -159,6 +211,25 @@ def container_federation(
     directory_dir = tmp_path_factory.mktemp("container-federation")
     # The node runs as an unprivileged user: the bind-mounted directory must be readable.
     directory_dir.chmod(0o755)
+
+    def node_container(party: str) -> Any:
+        return (
+            DockerContainer(NODE_IMAGE)
+            .with_command(["serve", "--env-file", "/data/registry.env"])
+            .with_env("REGISTRY_DIRECTORY_PATH", f"{DIRECTORY_MOUNT}/directory.json")
+            .with_volume_mapping(volumes[party], "/data", "rw")
+            .with_volume_mapping(str(directory_dir), DIRECTORY_MOUNT, "ro")
+            .with_name(f"a6-tests-node-{party.lower()}-{run_id}")
+            .with_kwargs(network_mode="host", labels=LABEL)
+        )
+
+    federation = ContainerFederation(
+        kafka_bootstrap=f"127.0.0.1:{KAFKA_PORT}",
+        nodes={},
+        _make=node_container,
+        _running={},
+        _all=containers,
+    )
     try:
         for name in volumes.values():
             client.volumes.create(name, labels=LABEL)
@@ -185,37 +256,31 @@ def container_federation(
         directory_file = directory_dir / "directory.json"
         directory_file.write_text(directory.model_dump_json(indent=2) + "\n")
         directory_file.chmod(0o644)
-        nodes: dict[str, NodeClient] = {}
         for party, config in configs.items():
-            node = (
-                DockerContainer(NODE_IMAGE)
-                .with_command(["serve", "--env-file", "/data/registry.env"])
-                .with_env("REGISTRY_DIRECTORY_PATH", f"{DIRECTORY_MOUNT}/directory.json")
-                .with_volume_mapping(volumes[party], "/data", "rw")
-                .with_volume_mapping(str(directory_dir), DIRECTORY_MOUNT, "ro")
-                .with_name(f"a6-tests-node-{party.lower()}-{run_id}")
-                .with_kwargs(network_mode="host", labels=LABEL)
-            )
+            node = node_container(party)
             containers.append(node)
-            _started(node)
-            nodes[party] = NodeClient(
-                party=party,
-                registry_id=config["REGISTRY_REGISTRY_ID"],
-                api_url=f"http://127.0.0.1:{NODE_PORTS[party]}",
-                operator_token=config["REGISTRY_OPERATOR_TOKENS"].split(",")[0],
-                auditor_token=config["REGISTRY_AUDITOR_TOKENS"].split(",")[0],
-                public_key_base64=config["PUBLIC_KEY"],
-                data_dir=Path("/data"),
-                env_file=Path("/data/registry.env"),
-                database_url=config["REGISTRY_DATABASE_URL"],
-                log_path=Path("/proc/1/fd/1"),
-            )
-        yield nodes
+            federation._running[party] = _started(node)
+            federation.nodes[party] = _client(party, config)
+        yield federation
     finally:
-        for container in reversed(containers):
-            container.stop()
+        federation.close()
         for name in volumes.values():
             try:
                 client.volumes.get(name).remove(force=True)
             except Exception as exc:  # a volume never created, or already gone
                 print(f"volume {name}: {exc}")
+
+
+def _client(party: str, config: Mapping[str, str]) -> NodeClient:
+    return NodeClient(
+        party=party,
+        registry_id=config["REGISTRY_REGISTRY_ID"],
+        api_url=f"http://127.0.0.1:{NODE_PORTS[party]}",
+        operator_token=config["REGISTRY_OPERATOR_TOKENS"].split(",")[0],
+        auditor_token=config["REGISTRY_AUDITOR_TOKENS"].split(",")[0],
+        public_key_base64=config["PUBLIC_KEY"],
+        data_dir=Path("/data"),
+        env_file=Path("/data/registry.env"),
+        database_url=config["REGISTRY_DATABASE_URL"],
+        log_path=Path("/proc/1/fd/1"),
+    )
