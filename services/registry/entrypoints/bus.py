@@ -237,10 +237,27 @@ class TransferBus:
             refusal,
         )
 
+    def _is_new_prepare(self, data: bytes) -> bool:
+        """A PREPARE this node has not answered yet: only its vote depends on custody.
+
+        A coordinator re-sends its PREPARE until it hears back; the copies are
+        answered from what this node already decided, so waiting for the index on
+        each would only slow the inbox (after a broker outage, to a crawl).
+        """
+        try:
+            payload = decode_envelope(data).payload
+        except Exception:
+            return False  # refused by the handler, which decodes it again
+        if not isinstance(payload, Prepare):
+            return False
+        return not self._transfers.knows_transfer(payload.transfer_id, payload.coordinator_party)
+
     async def on_inbox(self, record: RawKafkaRecord) -> None:
         position = MessagePosition(record.topic, record.partition, record.offset)
         custody_current: bool | None = None
-        if self.custody_gate is not None and await asyncio.to_thread(_is_prepare, record.value):
+        if self.custody_gate is not None and await asyncio.to_thread(
+            self._is_new_prepare, record.value
+        ):
             # Here, on the event loop and outside any transaction: the handler's
             # worker thread opens its transaction only once the wait is over.
             custody_current = await self.custody_gate.wait_until_current()
@@ -406,13 +423,6 @@ class UnitIndexBus:
     async def on_decision(self, record: RawKafkaRecord) -> None:
         position = MessagePosition(record.topic, record.partition, record.offset)
         await asyncio.to_thread(self.handle_decision_bytes, record.value, position, record.key)
-
-
-def _is_prepare(data: bytes) -> bool:
-    try:
-        return isinstance(decode_envelope(data).payload, Prepare)
-    except Exception:
-        return False  # refused by the handler, which decodes it again
 
 
 class CustodyGate(Protocol):

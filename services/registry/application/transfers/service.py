@@ -590,9 +590,10 @@ class Transfers:
 
     def _custody_refusals(self, prepare: Prepare, current: bool | None) -> tuple[str, ...]:
         """PROTOCOL.md invariant 8: the sender's custody, from the federation's records."""
-        if current is None or self.custody_check is None:
+        if self.custody_check is None:
             return ()
         if not current:
+            # Not waited for (None) counts as behind: the vote never skips custody.
             return (ReasonCode.UNIT_INDEX_BEHIND.value,)
         return self.custody_check(prepare)
 
@@ -782,6 +783,12 @@ class Transfers:
             self._save(uow, new_state, now, record, transaction)
             self._commit(uow, transaction)
         return changed
+
+    def knows_transfer(self, transfer_id: UUID, coordinator_party: str) -> bool:
+        """Whether this node keeps a record of the transfer (it has voted or seen it decided)."""
+        uow = self._unit_of_work()
+        with uow:
+            return uow.transfers.get(TransferKey(transfer_id, coordinator_party)) is not None
 
     def unfinished_count(self) -> int:
         """Transfers not completed at this node: what recovery resumes at start."""
