@@ -203,17 +203,8 @@ class TransferBus:
             # A bug in a handler. Redelivering would hit it again forever; the
             # record is kept in quarantine, where an operator finds it, and an
             # inbox message is re-sent by its peer once the bug is fixed.
-            _log.exception(
-                "handler failed on a record; it is quarantined",
-                transfer_id=str(envelope.transfer_id),
-                party=self.party,
-                message_type=envelope.message_type.value,
-                message_id=str(envelope.message_id),
-            )
-            raise _Refusal(
-                ReasonCode.HANDLER_FAILED,
-                f"{type(error).__name__}: {error}",
-                logged_with_trace=True,
+            raise _handler_bug(
+                self.party, "handler failed on a record; it is quarantined", envelope, error
             ) from error
 
     def _refuse(
@@ -380,16 +371,8 @@ class UnitIndexBus:
             raise  # the node's own database: redelivered after a backoff
         except Exception as error:
             # A bug in the fold: redelivering would hit it forever and hold the log.
-            _log.exception(
-                "the unit index failed on a record; it is quarantined",
-                party=self.party,
-                message_type=envelope.message_type.value,
-                message_id=str(envelope.message_id),
-            )
-            raise _Refusal(
-                ReasonCode.HANDLER_FAILED,
-                f"{type(error).__name__}: {error}",
-                logged_with_trace=True,
+            raise _handler_bug(
+                self.party, "the unit index failed on a record; it is quarantined", envelope, error
             ) from error
 
     def handle_decision_bytes(
@@ -429,6 +412,20 @@ class CustodyGate(Protocol):
     async def wait_until_current(self) -> bool:
         """Wait (bounded) until the unit index has read the logs to their current end."""
         ...
+
+
+def _handler_bug(party: str, event: str, envelope: Envelope, error: Exception) -> _Refusal:
+    """Log a handler's unexpected error once, with its trace; the refusal quarantines."""
+    _log.exception(
+        event,
+        transfer_id=str(envelope.transfer_id),
+        party=party,
+        message_type=envelope.message_type.value,
+        message_id=str(envelope.message_id),
+    )
+    return _Refusal(
+        ReasonCode.HANDLER_FAILED, f"{type(error).__name__}: {error}", logged_with_trace=True
+    )
 
 
 def _decoded(data: bytes) -> Envelope:
