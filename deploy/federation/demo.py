@@ -780,6 +780,7 @@ def main(argv: list[str] | None = None) -> int:
                     federation.start()
                 _print_nodes(federation)
             else:
+                _refuse_busy_ports(own)
                 federation = _federation(args, parties, own.bootstrap)
                 _start_own_cluster(own, federation)
             with console.status("Seeding accounts, cooperative approaches, LoAs, issuances"):
@@ -846,10 +847,8 @@ def _print_nodes(federation: Federation, principals: Mapping[str, str] | None = 
         )
 
 
-def _start_own_cluster(own: OwnCluster, federation: Federation) -> None:
-    """--secure / --brokers 3, in the order a federation is set up: the nodes' keys and
-    directory first, since the PKI and the ACLs are made from the directory; then the
-    brokers, the admin's topics and ACLs, and the nodes, each as its own principal."""
+def _refuse_busy_ports(own: OwnCluster) -> None:
+    """Before anything is wiped or started: the demo's cluster is its own, never reused."""
     busy = own.busy_ports()
     if busy:
         raise ProvisioningError(
@@ -857,6 +856,12 @@ def _start_own_cluster(own: OwnCluster, federation: Federation) -> None:
             f"cluster ({own.description}) on {own.bootstrap}, controllers one above each; "
             "stop what listens there or choose another --kafka-port"
         )
+
+
+def _start_own_cluster(own: OwnCluster, federation: Federation) -> None:
+    """--secure / --brokers 3, in the order a federation is set up: the nodes' keys and
+    directory first, since the PKI and the ACLs are made from the directory; then the
+    brokers, the admin's topics and ACLs, and the nodes, each as its own principal."""
     with console.status(INIT_STATUS):
         # Wipes the base directory of an earlier run: its nodes, PKI and brokers' data.
         federation.prepare()
