@@ -24,9 +24,11 @@
 # host's own additions live): they are copied to deploy/containers/ca/ (git-ignored)
 # and used by the build stages only; no final image contains them.
 #
-# Usage: deploy/containers/prepare.sh [--no-images] [IMAGE ...]
+# Usage: deploy/containers/prepare.sh [--no-images] [--no-cache] [IMAGE ...]
 #   IMAGE: build only these of the images above (e.g. a6-kafka:local a6-postgres:local,
 #   as tests/conftest.py does for the shared service fixtures); default all.
+#   --no-cache: rebuild every layer of the images (the base image is reused), as
+#   bench/containers_bench.py does to time a build from nothing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 REPO_ROOT=$PWD
@@ -51,16 +53,18 @@ IMAGES=(
 )
 
 build_images=1
+build_args=()
 only_images=()
 for arg in "$@"; do
   case $arg in
     --no-images) build_images=0 ;;
+    --no-cache) build_args+=(--no-cache) ;;
     a6-*:*)
       known=0
       for entry in "${IMAGES[@]}"; do [ "${entry%% *}" = "$arg" ] && known=1; done
       [ "$known" -eq 1 ] || { echo "$0: unknown image $arg" >&2; exit 2; }
       only_images+=("$arg") ;;
-    *) echo "usage: $0 [--no-images] [IMAGE ...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--no-images] [--no-cache] [IMAGE ...]" >&2; exit 2 ;;
   esac
 done
 
@@ -179,7 +183,7 @@ for entry in "${IMAGES[@]}"; do
   step=$SECONDS
   # The legacy builder (DOCKER_BUILDKIT=0) works with every engine and CLI pairing here;
   # --network host because the engine runs without a bridge.
-  DOCKER_BUILDKIT=0 docker build --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+  DOCKER_BUILDKIT=0 docker build "${build_args[@]}" --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" \
     -f "$dockerfile" -t "$tag" . >"$STATE_DIR/build-${tag%%:*}.log" 2>&1 \
     || { tail -n 40 "$STATE_DIR/build-${tag%%:*}.log" >&2; die "building $tag failed"; }
   size=$(docker image inspect -f '{{.Size}}' "$tag")
