@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -115,45 +116,74 @@ SEGMENTS_TABLE, OFFSETS_TABLE, APPLIED_TABLE = define_unit_index_tables(ledger_m
 # -- the writer ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class UnitLogRow:
+    """One signed ``UNITS`` record as the outbox stores it (topic, key, value, headers)."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: dict[str, str]
+
+
 class UnitLogPublisher:
-    """Signs announcements and queues them on the unit log through the outbox."""
+    """Signs announcements and queues them on the unit log through the outbox.
+
+    ``rows`` is the one place an announcement becomes a signed record; ``write``
+    puts those rows in the SQL outbox, and the in-memory twin
+    (``registry.adapters.transfer_unit_of_work.OutboxUnitLog``) in its own.
+    """
 
     def __init__(
         self,
         seal: Callable[[UnitRecord, datetime], Envelope],
         topic: str,
         clock: Callable[[], datetime],
+        *,
+        record_ids: Callable[[], uuid.UUID] = uuid.uuid4,
     ) -> None:
         self._seal = seal
         self._topic = topic
         self._clock = clock
+        self._record_ids = record_ids
         self._outbox = Outbox(MESSAGING_TABLES.outbox)
         # Set by the edge once it runs: pokes the relay after a commit.
         self.on_commit: Callable[[], None] | None = None
 
-    def write(self, connection: Connection, announcements: Sequence[UnitAnnouncement]) -> None:
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    def rows(self, announcements: Sequence[UnitAnnouncement]) -> list[UnitLogRow]:
         now = self._clock()
+        rows = []
         for announcement in announcements:
-            envelope = self._seal(_wire(announcement), now)
-            self._outbox.add(
-                connection,
-                self._topic,
-                unit_log_key(announcement.originating_registry_id),
-                encode_envelope(envelope),
-                {
-                    MESSAGE_ID_HEADER: str(envelope.message_id),
-                    MESSAGE_TYPE_HEADER: envelope.message_type.value,
-                },
+            envelope = self._seal(_wire(announcement, self._record_ids()), now)
+            rows.append(
+                UnitLogRow(
+                    self._topic,
+                    unit_log_key(announcement.originating_registry_id),
+                    encode_envelope(envelope),
+                    {
+                        MESSAGE_ID_HEADER: str(envelope.message_id),
+                        MESSAGE_TYPE_HEADER: envelope.message_type.value,
+                    },
+                )
             )
+        return rows
+
+    def write(self, connection: Connection, announcements: Sequence[UnitAnnouncement]) -> None:
+        for row in self.rows(announcements):
+            self._outbox.add(connection, row.topic, row.key, row.value, row.headers)
 
     def committed(self) -> None:
         if self.on_commit is not None:
             self.on_commit()
 
 
-def _wire(announcement: UnitAnnouncement) -> UnitRecord:
+def _wire(announcement: UnitAnnouncement, record_id: uuid.UUID) -> UnitRecord:
     return UnitRecord(
-        transfer_id=uuid.uuid4(),
+        transfer_id=record_id,
         event=UnitEvent(announcement.event.value),
         party=announcement.party,
         cooperative_approach_id=announcement.cooperative_approach_id,
