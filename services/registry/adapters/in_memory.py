@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
@@ -327,6 +327,9 @@ class InMemoryAuditRepository(_Repository):
     def total_quantity(self, action: AuditAction) -> int:
         return sum(entry.quantity for entry in self._store.audit if entry.action is action)
 
+    def with_actions(self, actions: Collection[AuditAction]) -> list[AuditEntry]:
+        return [entry for entry in self._store.audit if entry.action in actions]
+
     def between(
         self, occurred_from: datetime | None, occurred_before: datetime
     ) -> list[AuditEntry]:
@@ -448,6 +451,13 @@ class InMemoryUnitOfWork:
 class InMemoryUnitLog(_Repository):
     def announce(self, announcements: Sequence[UnitAnnouncement]) -> None:
         self._store.unit_announcements.extend(announcements)
+
+    @property
+    def can_announce(self) -> bool:
+        return True
+
+    def announced(self) -> list[UnitAnnouncement]:
+        return list(self._store.unit_announcements)
 
 
 def _copy_store(store: InMemoryStore) -> InMemoryStore:

@@ -46,11 +46,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from a6wire.messages import Envelope, UnitEvent, UnitRecord
 from a6wire.topics import unit_log_key
-from a6wire.verification import encode_envelope
+from a6wire.verification import decode_envelope, encode_envelope
 from registry.adapters.messaging import MESSAGING_TABLES, Outbox
 from registry.adapters.messaging.tables import TOPIC_NAME_LENGTH_MAX_CHARS
 from registry.adapters.tables import AutoIncrementId
 from registry.adapters.tables import metadata as ledger_metadata
+from registry.application.custody import announcement_of
 from registry.application.ports import StorageUnavailableError
 from registry.domain.custody import RangeKey, Segment, UnitAnnouncement
 
@@ -212,6 +213,25 @@ class SqlUnitLog:
             return
         self._publisher.write(self._connection, announcements)
         self.wrote = True
+
+    @property
+    def can_announce(self) -> bool:
+        return self._publisher is not None
+
+    def announced(self) -> list[UnitAnnouncement]:
+        """Every announcement in this node's outbox, sent or not (its rows are never deleted)."""
+        if self._publisher is None:
+            return []
+        outbox = MESSAGING_TABLES.outbox
+        rows = self._connection.execute(
+            select(outbox.c.value).where(outbox.c.topic == self._publisher.topic)
+        ).scalars()
+        found = []
+        for value in rows:
+            record = decode_envelope(value).payload
+            if isinstance(record, UnitRecord):
+                found.append(announcement_of(record))
+        return found
 
 
 # -- the index -----------------------------------------------------------------------------
