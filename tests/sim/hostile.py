@@ -15,6 +15,9 @@ allows. The attacks:
 - ``never_issued``: the same, for serials nobody ever issued: past the last
   serial an honest registry issued, straddling it, or in the attacker's own
   registry, which never announced an issuance.
+- ``unit_log``: on the federation unit log, an honest registry's record again,
+  byte for byte; one altered (another range) and signed in its name with a
+  wrong key; or an issuance of an honest registry's serials signed by itself.
 - ``replay_vote``, ``replay_decision``: other transfers' votes and decisions,
   byte for byte or re-used as evidence in its own records.
 - ``forged_signature``: records in an honest Party's name signed with a wrong
@@ -42,6 +45,7 @@ from a6wire.messages import (
     Outcome,
     Prepare,
     SerialBlock,
+    UnitRecord,
     Vote,
     VoteChoice,
 )
@@ -65,6 +69,7 @@ ATTACKS = (
     "reuse_id",  # twice as likely: the attack a transfer key must make harmless
     "foreign_serials",
     "never_issued",
+    "unit_log",
     "replay_vote",
     "replay_decision",
     "forged_signature",
@@ -255,6 +260,40 @@ def _never_issued(sim: Simulation, attacker: str) -> None:
         sim, attacker, template, target, transfer_id=transfer_id, blocks=(block,)
     )
     _prepare_and_await(sim, attacker, prepare, target)
+
+
+def _unit_log(sim: Simulation, attacker: str) -> None:
+    rng = sim.rng
+    if not sim.unit_log:
+        return
+    data = rng.choice(sim.unit_log).data
+    choice = rng.randrange(3)
+    if choice == 0:  # byte for byte: the index folded it in once already
+        _append_unit(sim, data)
+        return
+    honest = decode_envelope(data)
+    record = honest.payload
+    assert isinstance(record, UnitRecord)
+    shift = rng.randint(1, NEVER_ISSUED_LENGTH_MAX)
+    moved = record.model_copy(
+        update={
+            "first_serial": record.first_serial + shift,
+            "last_serial": record.last_serial + shift,
+        }
+    )
+    if choice == 1:  # in the honest Party's name, with a key that is not its own
+        party = honest.sender_party
+        _append_unit(sim, _seal(sim, moved, party, _wrong_key(party)))
+    else:  # an issuance of another registry's serials, validly signed by itself
+        _append_unit(
+            sim,
+            _seal(sim, moved.model_copy(update={"party": attacker}), attacker, _own_key(attacker)),
+        )
+
+
+def _append_unit(sim: Simulation, envelope: Envelope | bytes) -> None:
+    data = envelope if isinstance(envelope, bytes) else encode_envelope(envelope)
+    sim.schedule(sim.time_ms, "hostile_unit_record", (data,))
 
 
 def _replay_vote(sim: Simulation, attacker: str) -> None:

@@ -867,6 +867,9 @@ class Simulation:
     def _on_hostile_decide(self, party: str, data: bytes) -> None:
         self.append(data, genuine=False)
 
+    def _on_hostile_unit_record(self, data: bytes) -> None:
+        self.append_unit_record(data)
+
     def _on_replay(self) -> None:
         """The injector (not a member) replays a record byte for byte to an inbox."""
         if not self.captured:
