@@ -23,7 +23,7 @@ from a6wire.keys import private_key_from_seed, public_key_base64
 from a6wire.messages import Decision, MessageType
 from a6wire.signing import canonical_bytes, canonical_json_bytes, legacy_canonical_json_bytes
 from a6wire.topics import inbox_topic
-from a6wire.verification import decode_envelope, verify_envelope
+from a6wire.verification import decode_envelope, verify_envelope, verify_signature
 from registry.protocol.arbiter import decision_refusal
 from tests.unit.wire import vectors
 
@@ -98,7 +98,7 @@ def test_a_commit_of_either_schema_counts_as_a_decision(name: str) -> None:
     vector = _load(vectors.VECTORS_DIR / f"{name}.json")
     record = decode_envelope(json.dumps(vector["message"]))
     assert isinstance(record.payload, Decision)
-    verify = partial(verify_envelope, directory=DIRECTORY)
+    verify = partial(verify_signature, directory=DIRECTORY)
     assert decision_refusal(record, verify) is None
     prepare = _load(vectors.VECTORS_DIR / f"{name.split('_')[0]}_prepare.json")
     assert record.payload.prepare_digest == prepare["payload_sha256_hex"]

@@ -20,7 +20,12 @@ from a6wire import messages
 from a6wire.errors import MalformedMessageError, UnsupportedSchemaVersionError
 from a6wire.messages import Decision, Outcome, Prepare, Vote, VoteChoice
 from a6wire.signing import canonical_json_bytes, payload_digest, seal
-from a6wire.verification import decode_envelope, encode_envelope, verify_envelope
+from a6wire.verification import (
+    decode_envelope,
+    encode_envelope,
+    verify_envelope,
+    verify_signature,
+)
 from registry.protocol.arbiter import decision_refusal
 from tests.unit.wire import vectors
 from tests.unit.wire.test_vectors import DIRECTORY
@@ -38,7 +43,7 @@ def _as_sent_by(message: dict[str, Any], party: str) -> bytes:
 
 def _newer_minor_prepare() -> dict[str, Any]:
     """This code's PREPARE as a node of minor 1 sends it: fields at every level."""
-    message = json.loads(encode_envelope(vectors.build_envelopes()["prepare"]))
+    message: dict[str, Any] = json.loads(encode_envelope(vectors.build_envelopes()["prepare"]))
     message["schema_version"] = "2.1"
     message["trace"] = {"hop": 1}
     message["payload"]["settlement_window"] = "PT4H"
@@ -86,7 +91,7 @@ def test_a_commit_of_this_minor_carries_a_newer_minors_evidence_intact() -> None
     )
     assert commit.schema_version == messages.SCHEMA_VERSION
     read = verify_envelope(decode_envelope(encode_envelope(commit)), DIRECTORY)
-    assert decision_refusal(read, partial(verify_envelope, directory=DIRECTORY)) is None
+    assert decision_refusal(read, partial(verify_signature, directory=DIRECTORY)) is None
     assert isinstance(read.payload, Decision)
     assert read.payload.yes_votes[0].payload.model_extra == {
         "remarks": "checked against the national inventory"
@@ -134,7 +139,7 @@ def test_a_node_of_a_newer_minor_reads_this_minors_messages(
         assert envelope.schema_version == "2.0"
         assert encode_envelope(envelope) == data
     commit = decode_envelope(sent["decision_commit"])
-    assert decision_refusal(commit, partial(verify_envelope, directory=DIRECTORY)) is None
+    assert decision_refusal(commit, partial(verify_signature, directory=DIRECTORY)) is None
     # Minor 1 knows every field of minor 1: one it does not know is refused.
     with pytest.raises(MalformedMessageError, match="trace"):
         decode_envelope(_as_sent_by(_newer_minor_prepare(), "CHE"))
