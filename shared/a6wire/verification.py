@@ -27,6 +27,7 @@ from a6wire.errors import (
 from a6wire.messages import (
     DATETIME_OUT_OF_RANGE_ERROR,
     LEGACY_SCHEMA_VERSION,
+    SCHEMA_MAJOR,
     SCHEMA_VERSION,
     Decision,
     Done,
@@ -65,7 +66,7 @@ def decode_envelope(data: bytes | str) -> Envelope:
     if not is_supported(version):
         raise UnsupportedSchemaVersionError(
             f"schema version {written!r} is not supported (this node reads majors "
-            f"{LEGACY_SCHEMA_VERSION} and {SCHEMA_VERSION.split('.')[0]})"
+            f"{LEGACY_SCHEMA_VERSION} and {SCHEMA_MAJOR})"
         )
     try:
         envelope = Envelope.model_validate(raw)
