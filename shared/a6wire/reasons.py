@@ -29,6 +29,12 @@ class ReasonCode(StrEnum):
     NUMBER_TOO_LONG = "NUMBER_TOO_LONG"
     DUPLICATE_KEY = "DUPLICATE_KEY"
     DATETIME_OUT_OF_RANGE = "DATETIME_OUT_OF_RANGE"
+    # A value RFC 8785 cannot encode exactly (an integer beyond 2**53 - 1, a lone
+    # surrogate): no implementation could reproduce the bytes a signature covers.
+    NOT_CANONICALISABLE = "NOT_CANONICALISABLE"
+    # A schema 2 envelope not written in the schema's one form (a datetime not in
+    # UTC with Z, an uppercase UUID, a number as a string, a field left out).
+    NOT_NORMAL_FORM = "NOT_NORMAL_FORM"
 
     # -- The transfer protocol (registry.protocol)
     # Why a node refuses or aborts a transfer.
@@ -185,6 +191,8 @@ WIRE_REASON_CODES = frozenset(
         ReasonCode.NUMBER_TOO_LONG,
         ReasonCode.DUPLICATE_KEY,
         ReasonCode.DATETIME_OUT_OF_RANGE,
+        ReasonCode.NOT_CANONICALISABLE,
+        ReasonCode.NOT_NORMAL_FORM,
     }
 )
 PROTOCOL_REASON_CODES = frozenset(
