@@ -35,6 +35,7 @@ from a6wire.messages import (
     Done,
     Envelope,
     FirstTransferNotice,
+    HoldingsSnapshot,
     Prepare,
     UnitRecord,
     Vote,
@@ -64,7 +65,7 @@ def payload_digest(
 
 
 def seal(
-    payload: Prepare | Vote | Decision | Done | FirstTransferNotice | UnitRecord,
+    payload: Prepare | Vote | Decision | Done | FirstTransferNotice | UnitRecord | HoldingsSnapshot,
     *,
     sender_party: str,
     sent_at: datetime,
