@@ -86,6 +86,9 @@ class HoldingsView:
     groups: tuple[HoldingGroup, ...]
     # Transfers not final at the Party when it took the snapshot.
     in_flight: tuple[TransferRef, ...] = ()
+    # False when the snapshot could not list every transfer in flight (its size
+    # bound): its ranges and totals are then not compared, only its transfers.
+    in_flight_complete: bool = True
     # Ranges whose announcement on the unit log the Party had not yet published.
     unannounced: tuple[tuple[str, str, int, int], ...] = ()
     # Transfers the Party has committed (most recent first, up to the snapshot's bound).
@@ -269,8 +272,17 @@ def reconcile(
     ours: Sequence[LocalTransfer],
     *,
     us: str,
+    ours_complete: bool = True,
 ) -> list[Finding]:
-    """Findings of one snapshot: totals first, then ranges, then transfers (the ITL's order)."""
+    """Findings of one snapshot: totals first, then ranges, then transfers (the ITL's order).
+
+    ``ours`` are this node's records of transfers with the snapshot's Party;
+    ``ours_complete`` False when they were cut at a bound (then a transfer the
+    Party committed and we have no record of is not reported: it may be older).
+    """
+    transfers = _transfer_findings(view, ours, us, ours_complete)
+    if not view.in_flight_complete:
+        return transfers
     sides = _index_by_key(index)
     stated = {group.key: group for group in view.groups}
     totals: list[Finding] = []
@@ -292,7 +304,7 @@ def reconcile(
         if group.ranges_complete:
             ranges.extend(_range_findings(view.party, key, side, by_snapshot, by_index, ours))
     ranges.extend(_double_holdings(view.party, sides, ours))
-    return totals + _distinct(ranges) + _transfer_findings(view, ours, us)
+    return totals + _distinct(ranges) + transfers
 
 
 def _totals_finding(party: str, key: GroupKey, claimed: int, expected: int) -> Finding:
@@ -415,7 +427,9 @@ def _double_holdings(
     return found
 
 
-def _transfer_findings(view: HoldingsView, ours: Sequence[LocalTransfer], us: str) -> list[Finding]:
+def _transfer_findings(
+    view: HoldingsView, ours: Sequence[LocalTransfer], us: str, ours_complete: bool
+) -> list[Finding]:
     """Transfers between us and the Party that one side has committed and the other has not."""
     theirs_committed = {
         (t.transfer_id, t.coordinator_party) for t in view.committed if t.counterparty == us
@@ -437,6 +451,8 @@ def _transfer_findings(view: HoldingsView, ours: Sequence[LocalTransfer], us: st
         if ref.counterparty != us:
             continue
         local_record = mine.get((ref.transfer_id, ref.coordinator_party))
+        if local_record is None and not ours_complete:
+            continue
         if local_record is None or local_record.status is LocalStatus.ABORTED:
             state = "no record" if local_record is None else "ABORTED"
             found.append(
