@@ -57,7 +57,7 @@ def canonical_bytes(envelope: Envelope) -> bytes:
 
 
 def payload_digest(
-    payload: Prepare | Vote | Decision | Done | FirstTransferNotice | UnitRecord,
+    payload: Prepare | Vote | Decision | Done | FirstTransferNotice | UnitRecord | HoldingsSnapshot,
 ) -> str:
     """SHA-256 (hex) of a payload's canonical JSON; votes and decisions use the
     PREPARE's digest to say exactly which PREPARE they answer."""

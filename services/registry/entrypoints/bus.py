@@ -42,7 +42,6 @@ from a6wire.verification import decode_envelope, verify_envelope, verify_signatu
 from registry.adapters.messaging import DuplicateMessageError, RawKafkaRecord, RefusedRecord
 from registry.application.custody import UnitIndex
 from registry.application.ports import StorageUnavailableError
-from registry.application.reconciliation import Reconciliation
 from registry.application.transfers import (
     LedgerInvariantError,
     MessagePosition,
@@ -412,6 +411,14 @@ class UnitIndexBus:
         await asyncio.to_thread(self.handle_decision_bytes, record.value, position, record.key)
 
 
+class SnapshotKeeper(Protocol):
+    """Where verified snapshots go (``registry.application.reconciliation.Reconciliation``)."""
+
+    def receive(self, envelope: Envelope) -> bool:
+        """Keep it if newer than the one kept of its Party; False if not."""
+        ...
+
+
 class SnapshotBus:
     """Reconciliation's subscriber on the snapshot topic: keep each Party's latest snapshot.
 
@@ -422,7 +429,7 @@ class SnapshotBus:
 
     def __init__(
         self,
-        reconciliation: Reconciliation,
+        reconciliation: SnapshotKeeper,
         directory: FederationDirectory,
         quarantine: QuarantineSink,
         *,

@@ -44,12 +44,14 @@ class ReconciliationLoops:
 
     async def publish_forever(self) -> None:
         while True:
+            # One period after start first: a node that restarts often (tests, a
+            # crash loop) does not flood the topic, and its relay is connected by then.
+            await asyncio.sleep(self._period_s)
             try:
                 await asyncio.to_thread(self._reconciliation.publish_snapshot)
             except Exception:
                 # The database blinked: the next period publishes again.
                 _log.exception("holdings snapshot not published", party=self._reconciliation.party)
-            await asyncio.sleep(self._period_s)
 
     async def compare_forever(self) -> None:
         while True:
