@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -50,6 +50,13 @@ from registry.domain.errors import DomainError, ReasonCode
 from registry.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+# A Party's snapshot older than this many reconciliation periods is not compared
+# (registry.application.reconciliation): three leave room for a late relay or a
+# slow consumer, and no old snapshot read from the topic's history is compared.
+SNAPSHOT_STALE_AFTER_PERIODS = 3
+# ...and never less than a minute, for the short periods of tests and demos.
+SNAPSHOT_STALE_AFTER_MIN_S = 60.0
 
 
 class SystemClock:
@@ -237,6 +244,9 @@ def build_transfers(
         party=settings.party,
         registry_id=settings.registry_id,
         clock=clock.now,
+        stale_after=timedelta(
+            seconds=SNAPSHOT_STALE_AFTER_PERIODS * settings.reconciliation_period_s
+        ),
     )
     return transfers, TransferMessaging(
         config, directory, engine, unit_log, unit_index, reconciliation

@@ -10,7 +10,8 @@ Every ``REGISTRY_RECONCILIATION_PERIOD_S`` (``registry.settings``) the node
 2. waits (bounded) until its unit index has read the unit log and the decision
    topic to their end, then compares the latest snapshot of every Party (its own
    included) with the index and with its own transfer records with that Party
-   (``registry.domain.reconciliation.reconcile``). A difference becomes a finding
+   (``registry.domain.reconciliation.reconcile``), if it is fresh (taken within
+   ``stale_after``, a few periods). A difference becomes a finding
    only when the comparison of that Party's previous snapshot showed it too: an
    honest Party's snapshot can trail the index by the records written while it
    was on its way, never by two snapshots.
@@ -25,7 +26,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -60,6 +61,9 @@ from registry.domain.reconciliation import (
 
 _log = structlog.get_logger(__name__)
 
+# A snapshot older than this (by its own clock against ours) is not compared; the
+# composition root passes a few reconciliation periods.
+STALE_AFTER_DEFAULT = timedelta(minutes=15)
 # Our own transfer records with one Party read for one comparison (the most recent).
 LOCAL_TRANSFERS_COMPARED_MAX = 10 * SNAPSHOT_COMMITTED_TRANSFERS_MAX
 # Findings one report lists (the most recent first).
@@ -309,7 +313,9 @@ class Reconciliation:
         party: str,
         registry_id: str,
         clock: Callable[[], datetime],
+        stale_after: timedelta = STALE_AFTER_DEFAULT,
     ) -> None:
+        self._stale_after = stale_after
         self._unit_of_work = unit_of_work
         self._index = index
         self._seal = seal
@@ -359,11 +365,20 @@ class Reconciliation:
         with uow:
             snapshots = uow.reconciliation.latest_snapshots()
         index = self._index.holdings()
+        now = self._clock()
         new: list[Finding] = []
         for envelope in snapshots:
             snapshot = envelope.payload
-            if isinstance(snapshot, HoldingsSnapshot):
-                new.extend(self._compare_one(snapshot, index))
+            if not isinstance(snapshot, HoldingsSnapshot):
+                continue
+            if now - snapshot.taken_at > self._stale_after:
+                # An old snapshot (the topic's history read by a node that joins, or
+                # a Party that stopped publishing) against today's index would show
+                # every later transfer as a difference, twice in a row for two old
+                # snapshots. Confirmation starts again with a fresh one.
+                self._previous.pop(snapshot.party, None)
+                continue
+            new.extend(self._compare_one(snapshot, index))
         return new
 
     def _compare_one(

@@ -139,3 +139,19 @@ def test_a_difference_counts_once_two_snapshots_show_it_and_closes_when_gone(
     assert [s.open for s in reconciliation.report().findings] == [False, False]
     compare(NOW + timedelta(seconds=5), 8)
     assert len(compare(NOW + timedelta(seconds=6), 8)) == 2  # back: new again
+
+
+def test_old_snapshots_are_not_compared(engine: Engine) -> None:
+    """Two snapshots from the topic's history, against today's index: no finding."""
+    reconciliation = reconciliation_over(engine)
+    index = UnitIndex(
+        lambda: SqlUnitIndexUnitOfWork(engine), partial(verify_signature, directory=DIRECTORY)
+    )
+    index.handle_unit_record(issued(1, 10), MessagePosition("a6.units", 0, 0))
+    long_ago = NOW - timedelta(hours=1)
+    for seconds in (0, 1, 2):
+        taken = long_ago + timedelta(seconds=seconds)
+        assert reconciliation.receive(signed(snapshot("CHE", taken, 8), "CHE"))
+        assert reconciliation.compare() == []
+    assert reconciliation.report().findings == ()
+    assert reconciliation.report().parties == ()
