@@ -19,6 +19,7 @@ index and its own transfer records.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -282,6 +283,10 @@ def test_a_ledger_altered_behind_its_node_s_back_is_found_by_the_others(world: W
         else:
             assert "TRANSFER_ONE_SIDED" not in by_kind, by_kind
 
+    # Party level only: no account of any Party appears.
+    public = json.dumps(report(world, WITNESS))
+    assert "account" not in public
+    assert all(account(party, "MAIN") not in public for party in PARTIES)
     # The same report on /metrics, the public page and the console.
     node = world.node(WITNESS)
     with node.client() as client:

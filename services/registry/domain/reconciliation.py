@@ -404,7 +404,10 @@ def _double_holdings(
 ) -> list[Finding]:
     """Ranges the index itself puts at the Party and at someone else (or twice at the Party)."""
     found: list[Finding] = []
-    for key, side in sorted(sides.items(), key=lambda item: item[0].__repr__()):
+    for key, side in sorted(
+        sides.items(),
+        key=lambda item: (item[0].cooperative_approach_id, item[0].originating_registry_id),
+    ):
         for segment in side.segments:
             counts = dict(segment.holdings)
             mine = counts.get(party, 0)
