@@ -5,12 +5,13 @@
         --pki var/pki --directory federation.json [--replicas 3]
 
 Connects as ``User:federation-admin`` (``PKI/admin``, a super user on the brokers that
-deploy/kafka/broker.py --tls-dir starts), creates every member's inbox topic and the
-decision topic (replication 3 and ``min.insync.replicas=2`` with ``--replicas 3``,
-unclean leader election off), then writes the ACLs of
-``registry.adapters.messaging.acls``: each Party reads its own inbox with its own
-consumer groups, writes the other members' inboxes, reads and writes the decision
-topic; nobody else may create, alter or delete topics. Run it again after the
+deploy/kafka/broker.py --tls-dir starts), creates every member's inbox topic, the
+decision topic, the unit log and the (compacted) snapshot topic (replication 3 and
+``min.insync.replicas=2`` with ``--replicas 3``, unclean leader election off), then
+writes the ACLs of ``registry.adapters.messaging.acls``: each Party reads its own
+inbox with its own consumer groups, writes the other members' inboxes, reads and
+writes the decision topic, the unit log and the snapshot topic; nobody else may
+create, alter or delete topics. Run it again after the
 directory changes: existing topics and ACLs are kept.
 """
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from registry.adapters.messaging import (
     RecordHandler,
     UnitIndexHandlers,
 )
+from registry.adapters.reconciliation import SqlReconciliationUnitOfWork
 from registry.adapters.transfer_unit_of_work import SqlTransferUnitOfWork
 from registry.adapters.unit_index import SqlUnitIndexUnitOfWork, UnitLogPublisher
 from registry.adapters.unit_of_work import SqlAlchemyUnitOfWork
@@ -38,6 +39,7 @@ from registry.application import handlers
 from registry.application.commands import InitialiseRegistry
 from registry.application.custody import UnitIndex
 from registry.application.ports import Clock, UnitOfWork
+from registry.application.reconciliation import Reconciliation
 from registry.application.transfers import (
     FederationView,
     KeySigner,
@@ -48,6 +50,13 @@ from registry.domain.errors import DomainError, ReasonCode
 from registry.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+# A Party's snapshot older than this many reconciliation periods is not compared
+# (registry.application.reconciliation): three leave room for a late relay or a
+# slow consumer, and no old snapshot read from the topic's history is compared.
+SNAPSHOT_STALE_AFTER_PERIODS = 3
+# ...and never less than a minute, for the short periods of tests and demos.
+SNAPSHOT_STALE_AFTER_MIN_S = 60.0
 
 
 class SystemClock:
@@ -73,6 +82,8 @@ class TransferMessaging:
     # it) and this node's unit index (PROTOCOL.md invariant 8).
     unit_log: UnitLogPublisher | None = None
     unit_index: UnitIndex | None = None
+    # Publishes this node's holdings snapshot and compares everyone's.
+    reconciliation: Reconciliation | None = None
 
     def build_edge(
         self,
@@ -80,6 +91,7 @@ class TransferMessaging:
         handle_inbox: RecordHandler,
         handle_decision: RecordHandler,
         unit_index: UnitIndexHandlers | None = None,
+        handle_snapshot: RecordHandler | None = None,
     ) -> MessagingEdge:
         return MessagingEdge(
             self.config,
@@ -88,6 +100,7 @@ class TransferMessaging:
             handle_inbox=handle_inbox,
             handle_decision=handle_decision,
             unit_index=unit_index,
+            handle_snapshot=handle_snapshot,
         )
 
 
@@ -215,7 +228,29 @@ def build_transfers(
 
     transfers = Transfers(transfer_unit_of_work, clock, signer, verify, federation)
     unit_index = UnitIndex(lambda: SqlUnitIndexUnitOfWork(engine), verify)
-    return transfers, TransferMessaging(config, directory, engine, unit_log, unit_index)
+
+    def reconciliation_unit_of_work() -> SqlReconciliationUnitOfWork:
+        return SqlReconciliationUnitOfWork(
+            engine,
+            party=settings.party,
+            snapshot_topic=config.snapshot_topic,
+            unit_log_topic=config.unit_log_topic,
+        )
+
+    reconciliation = Reconciliation(
+        reconciliation_unit_of_work,
+        unit_index,
+        signer.seal,
+        party=settings.party,
+        registry_id=settings.registry_id,
+        clock=clock.now,
+        stale_after=timedelta(
+            seconds=SNAPSHOT_STALE_AFTER_PERIODS * settings.reconciliation_period_s
+        ),
+    )
+    return transfers, TransferMessaging(
+        config, directory, engine, unit_log, unit_index, reconciliation
+    )
 
 
 def _load_directory(path: Path) -> FederationDirectory:

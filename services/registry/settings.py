@@ -60,6 +60,11 @@ PORT_MAX = 65535
 # a minute means the broker is unreachable or the relay is stuck, while transfer
 # deadlines (hours) still leave operators time to act.
 OUTBOX_STALL_DEGRADED_AFTER_S_DEFAULT = 60.0
+# How often a node publishes its holdings snapshot and compares everyone's
+# (reconciliation). Five minutes: a tampered ledger is found within minutes, while
+# a snapshot (at most a few hundred KiB) per Party per period costs the broker little.
+RECONCILIATION_PERIOD_S_DEFAULT = 300.0
+RECONCILIATION_PERIOD_S_MIN = 0.5
 
 
 class SettingsError(Exception):
@@ -130,6 +135,12 @@ class Settings(BaseSettings):
         default=OUTBOX_STALL_DEGRADED_AFTER_S_DEFAULT,
         gt=0,
         description="health is degraded once the oldest unsent outbox row is this old",
+    )
+
+    reconciliation_period_s: float = Field(
+        default=RECONCILIATION_PERIOD_S_DEFAULT,
+        ge=RECONCILIATION_PERIOD_S_MIN,
+        description="seconds between two holdings snapshots of this node (reconciliation)",
     )
 
     @field_validator("party")

@@ -35,7 +35,9 @@ written by a participant), so that anyone reading the decision topic can check
 it without having seen the rest of the conversation.
 
 A ``UnitRecord`` (type ``UNITS``) is a registry's announcement on the federation
-unit log that serial ranges were issued or left circulation.
+unit log that serial ranges were issued or left circulation. A
+``HoldingsSnapshot`` (type ``HOLDINGS_SNAPSHOT``) is a registry's periodic signed
+statement of its Party-level holdings, for reconciliation.
 """
 
 from __future__ import annotations
@@ -179,6 +181,7 @@ class MessageType(StrEnum):
     DONE = "DONE"
     FIRST_TRANSFER_NOTICE = "FIRST_TRANSFER_NOTICE"
     UNITS = "UNITS"
+    HOLDINGS_SNAPSHOT = "HOLDINGS_SNAPSHOT"
 
 
 class Purpose(StrEnum):
@@ -504,8 +507,118 @@ class UnitRecord(_Frozen):
         return self
 
 
+# Bounds of one holdings snapshot, so that the largest one stays well inside
+# a6wire.decoding.RECORD_SIZE_MAX_BYTES (900 KiB): a range is about 30 bytes of
+# JSON, a group about 150, a transfer reference about 130 (tests check the bound).
+SNAPSHOT_GROUPS_MAX = 1_000
+SNAPSHOT_RANGES_MAX = 10_000
+SNAPSHOT_IN_FLIGHT_TRANSFERS_MAX = 500
+SNAPSHOT_COMMITTED_TRANSFERS_MAX = 1_000
+
+
+class SnapshotRange(_Frozen):
+    """A serial range of one (approach, originating registry)."""
+
+    cooperative_approach_id: CooperativeApproachId
+    originating_registry_id: RegistryId
+    first_serial: Serial
+    last_serial: Serial
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SnapshotRange:
+        if self.first_serial > self.last_serial:
+            raise ValueError("first_serial is after last_serial")
+        return self
+
+
+class HoldingsGroup(_Frozen):
+    """What a Party holds of units alike in approach, origin, vintage and metric.
+
+    ``ranges`` are [first, last] pairs, sorted and apart (adjacent ranges joined);
+    their quantities add up to ``total`` unless ``ranges_complete`` is False (the
+    snapshot's size bound left some out).
+    """
+
+    cooperative_approach_id: CooperativeApproachId
+    originating_registry_id: RegistryId
+    vintage: int = Field(ge=VINTAGE_MIN, le=VINTAGE_MAX)
+    metric: Name
+    total: int = Field(ge=0, le=QUANTITY_MAX)
+    ranges: tuple[tuple[Serial, Serial], ...] = Field(default=(), max_length=SNAPSHOT_RANGES_MAX)
+    ranges_complete: bool = True
+
+    @model_validator(mode="after")
+    def _coherent(self) -> HoldingsGroup:
+        for first, last in self.ranges:
+            if first > last:
+                raise ValueError("a range ends before it starts")
+        for (_, last), (first, _) in itertools.pairwise(self.ranges):
+            if first <= last + 1:
+                raise ValueError("ranges are not sorted, apart and joined")
+        if self.ranges_complete and self.total != sum(b - a + 1 for a, b in self.ranges):
+            raise ValueError("the ranges do not add up to the total")
+        return self
+
+
+class SnapshotDirection(StrEnum):
+    OUTGOING = "OUTGOING"
+    INCOMING = "INCOMING"
+
+
+class SnapshotTransfer(_Frozen):
+    """A cross-border transfer of the snapshot's Party, at Party level (no account)."""
+
+    transfer_id: UUID
+    coordinator_party: PartyCode
+    counterparty: PartyCode
+    direction: SnapshotDirection
+    ranges: tuple[SnapshotRange, ...] = Field(default=(), max_length=BLOCKS_PER_TRANSFER_MAX)
+
+
+class HoldingsSnapshot(_Frozen):
+    """A Party's signed statement of what its ledger holds, for reconciliation.
+
+    Published periodically on the snapshot topic (compacted, keyed by Party: the
+    latest one per Party is what counts). Party level only, as in the AEF: per
+    group the total and the ranges, the transfers still in flight (their ranges
+    are moving while the snapshot is taken, so nobody compares them), the ranges
+    whose announcement is still in the Party's outbox, and the transfers it has
+    committed (the most recent first; ``committed_complete`` says whether all).
+    ``transfer_id`` is the snapshot's own id, as for a unit record.
+    """
+
+    type: Literal[MessageType.HOLDINGS_SNAPSHOT] = MessageType.HOLDINGS_SNAPSHOT
+    transfer_id: UUID
+    party: PartyCode
+    registry_id: RegistryId
+    taken_at: UtcDatetime
+    groups: tuple[HoldingsGroup, ...] = Field(default=(), max_length=SNAPSHOT_GROUPS_MAX)
+    in_flight: tuple[SnapshotTransfer, ...] = Field(
+        default=(), max_length=SNAPSHOT_IN_FLIGHT_TRANSFERS_MAX
+    )
+    in_flight_complete: bool = True
+    unannounced: tuple[SnapshotRange, ...] = Field(default=(), max_length=SNAPSHOT_RANGES_MAX)
+    committed: tuple[SnapshotTransfer, ...] = Field(
+        default=(), max_length=SNAPSHOT_COMMITTED_TRANSFERS_MAX
+    )
+    committed_complete: bool = True
+
+    @model_validator(mode="after")
+    def _bounded(self) -> HoldingsSnapshot:
+        if registry_party(self.registry_id) != self.party:
+            raise ValueError("the registry is not the Party's")
+        ranges = (
+            sum(len(group.ranges) for group in self.groups)
+            + sum(len(transfer.ranges) for transfer in (*self.in_flight, *self.committed))
+            + len(self.unannounced)
+        )
+        if ranges > SNAPSHOT_RANGES_MAX:
+            raise ValueError(f"{ranges} ranges in one snapshot (at most {SNAPSHOT_RANGES_MAX})")
+        return self
+
+
 Payload = Annotated[
-    Prepare | Vote | Decision | Done | FirstTransferNotice | UnitRecord,
+    Prepare | Vote | Decision | Done | FirstTransferNotice | UnitRecord | HoldingsSnapshot,
     Field(discriminator="type"),
 ]
 

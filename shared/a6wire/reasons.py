@@ -81,6 +81,20 @@ class ReasonCode(StrEnum):
     # The node's index had not read the logs up to their end within the wait.
     UNIT_INDEX_BEHIND = "UNIT_INDEX_BEHIND"
 
+    # -- Reconciliation: what a Party's holdings snapshot and this node's records disagree
+    # on (registry.domain.reconciliation). Findings, not refusals: nothing is refused
+    # for them, they are reported for operators to investigate.
+    # The snapshot's total of a group differs from what the unit index gives the Party.
+    TOTALS_MISMATCH = "TOTALS_MISMATCH"
+    # A range held by the Party per its snapshot and not per the index, or the reverse.
+    RANGE_MISMATCH = "RANGE_MISMATCH"
+    # A range the snapshot or the index puts at two holdings.
+    DOUBLE_HOLDING = "DOUBLE_HOLDING"
+    # A range the Party holds that no registry announced as issued.
+    HELD_NOT_ISSUED = "HELD_NOT_ISSUED"
+    # A transfer committed at one of its two sides and not at the other.
+    TRANSFER_ONE_SIDED = "TRANSFER_ONE_SIDED"
+
     # -- A node's operator API, for what is not a ledger rule (registry.entrypoints.api)
     MALFORMED_REQUEST = "MALFORMED_REQUEST"
     UNAUTHENTICATED = "UNAUTHENTICATED"
@@ -237,6 +251,15 @@ CUSTODY_REASON_CODES = frozenset(
         ReasonCode.UNIT_INDEX_BEHIND,
     }
 )
+RECONCILIATION_REASON_CODES = frozenset(
+    {
+        ReasonCode.TOTALS_MISMATCH,
+        ReasonCode.RANGE_MISMATCH,
+        ReasonCode.DOUBLE_HOLDING,
+        ReasonCode.HELD_NOT_ISSUED,
+        ReasonCode.TRANSFER_ONE_SIDED,
+    }
+)
 API_REASON_CODES = frozenset(
     {
         ReasonCode.MALFORMED_REQUEST,
@@ -258,6 +281,7 @@ LEDGER_REASON_CODES = (
     - PROTOCOL_REASON_CODES
     - NODE_REASON_CODES
     - CUSTODY_REASON_CODES
+    - RECONCILIATION_REASON_CODES
     - API_REASON_CODES
 )
 
@@ -267,6 +291,7 @@ __all__ = [
     "LEDGER_REASON_CODES",
     "NODE_REASON_CODES",
     "PROTOCOL_REASON_CODES",
+    "RECONCILIATION_REASON_CODES",
     "WIRE_REASON_CODES",
     "ReasonCode",
 ]

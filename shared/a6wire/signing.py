@@ -55,6 +55,7 @@ from a6wire.messages import (
     Done,
     Envelope,
     FirstTransferNotice,
+    HoldingsSnapshot,
     Prepare,
     UnitRecord,
     Vote,
@@ -104,7 +105,7 @@ def canonical_bytes(envelope: Envelope) -> bytes:
 
 
 def payload_digest(
-    payload: Prepare | Vote | Decision | Done | FirstTransferNotice | UnitRecord,
+    payload: Prepare | Vote | Decision | Done | FirstTransferNotice | UnitRecord | HoldingsSnapshot,
     schema_version: int | str = SCHEMA_VERSION,
 ) -> str:
     """SHA-256 (hex) of a payload's canonical JSON; votes and decisions use the
@@ -119,7 +120,7 @@ def payload_digest(
 
 
 def seal(
-    payload: Prepare | Vote | Decision | Done | FirstTransferNotice | UnitRecord,
+    payload: Prepare | Vote | Decision | Done | FirstTransferNotice | UnitRecord | HoldingsSnapshot,
     *,
     sender_party: str,
     sent_at: datetime,

@@ -8,6 +8,8 @@ federation unit log carries each registry's announcements of issuances,
 cancellations and uses, keyed by originating registry, so that one registry's
 announcements about its own serial numbers keep their order; like the decision
 topic it is kept forever, since a node joining late builds its index from it.
+The snapshot topic carries each registry's periodic signed holdings snapshot,
+keyed by Party and compacted: only the latest one of each Party matters.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ INBOX_TOPIC_PREFIX = "a6.node."
 INBOX_TOPIC_SUFFIX = ".inbox"
 DECISION_TOPIC = "a6.decisions"
 UNIT_LOG_TOPIC = "a6.units"
+# Each registry's latest holdings snapshot (reconciliation): compacted, keyed by
+# Party, so the topic keeps one current snapshot per Party and a node joining
+# late reads only those, not every snapshot ever published.
+SNAPSHOT_TOPIC = "a6.snapshots"
 
 
 def inbox_topic(party: str) -> str:
@@ -36,3 +42,10 @@ def decision_key(transfer_id: str) -> bytes:
 def unit_log_key(originating_registry_id: str) -> bytes:
     """The Kafka record key on the unit log: the originating registry."""
     return originating_registry_id.encode("ascii")
+
+
+def snapshot_key(party: str) -> bytes:
+    """The Kafka record key on the snapshot topic: the Party (compaction keeps its latest)."""
+    if not is_party_code(party):
+        raise IdentifierError(f"{party!r} is not a Party code")
+    return party.encode("ascii")

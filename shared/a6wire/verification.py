@@ -33,6 +33,7 @@ from a6wire.messages import (
     Done,
     Envelope,
     FirstTransferNotice,
+    HoldingsSnapshot,
     Prepare,
     UnitEvent,
     UnitRecord,
@@ -126,6 +127,10 @@ def verify_envelope(envelope: Envelope, directory: FederationDirectory) -> Envel
             and directory.member(sender).registry_id != payload.originating_registry_id
         ):
             raise WrongRoleError("an issuance is announced by the originating registry")
+    elif isinstance(payload, HoldingsSnapshot) and (
+        sender != payload.party or directory.member(sender).registry_id != payload.registry_id
+    ):
+        raise WrongRoleError("a holdings snapshot is signed by the registry it speaks for")
     return envelope
 
 
@@ -139,6 +144,8 @@ def check_sender_role(
         raise WrongRoleError("a FIRST_TRANSFER_NOTICE belongs to no transfer")
     if isinstance(payload, UnitRecord):
         raise WrongRoleError("a unit record belongs to no transfer")
+    if isinstance(payload, HoldingsSnapshot):
+        raise WrongRoleError("a holdings snapshot belongs to no transfer")
     if payload.coordinator_party != coordinator_party:
         raise WrongRoleError("the message names another coordinator")
     if isinstance(payload, Prepare):

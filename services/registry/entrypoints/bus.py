@@ -35,8 +35,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from a6wire.directory import FederationDirectory
 from a6wire.errors import WireError
-from a6wire.messages import Decision, Envelope, Prepare, UnitRecord
+from a6wire.messages import Decision, Envelope, HoldingsSnapshot, Prepare, UnitRecord
 from a6wire.reasons import ReasonCode
+from a6wire.topics import snapshot_key
 from a6wire.verification import decode_envelope, verify_envelope, verify_signature
 from registry.adapters.messaging import DuplicateMessageError, RawKafkaRecord, RefusedRecord
 from registry.application.custody import UnitIndex
@@ -75,6 +76,7 @@ class TopicKind(StrEnum):
     INBOX = "inbox"
     DECISION = "decision"
     UNIT_LOG = "unit_log"
+    SNAPSHOT = "snapshot"
 
 
 class QuarantineSink(Protocol):
@@ -128,9 +130,10 @@ class TransferBus:
             raise _Refusal(error.reason_code, str(error)) from error
         if isinstance(envelope.payload, Decision):
             raise _Refusal(ReasonCode.DECISION_ON_INBOX, "a DECISION belongs on the decision topic")
-        if isinstance(envelope.payload, UnitRecord):
+        if isinstance(envelope.payload, UnitRecord | HoldingsSnapshot):
             raise _Refusal(
-                ReasonCode.UNIT_RECORD_MISPLACED, "a UNITS record belongs on the unit log"
+                ReasonCode.UNIT_RECORD_MISPLACED,
+                f"a {envelope.payload.type} record belongs on its federation topic",
             )
 
     def _check_decision(self, envelope: Envelope) -> None:
@@ -406,6 +409,88 @@ class UnitIndexBus:
     async def on_decision(self, record: RawKafkaRecord) -> None:
         position = MessagePosition(record.topic, record.partition, record.offset)
         await asyncio.to_thread(self.handle_decision_bytes, record.value, position, record.key)
+
+
+class SnapshotKeeper(Protocol):
+    """Where verified snapshots go (``registry.application.reconciliation.Reconciliation``)."""
+
+    def receive(self, envelope: Envelope) -> bool:
+        """Keep it if newer than the one kept of its Party; False if not."""
+        ...
+
+
+class SnapshotBus:
+    """Reconciliation's subscriber on the snapshot topic: keep each Party's latest snapshot.
+
+    A record that does not decode or verify, is not a HOLDINGS_SNAPSHOT signed by
+    the registry it speaks for, or is keyed by another Party than its own (which
+    would let compaction drop that Party's real snapshot) is quarantined.
+    """
+
+    def __init__(
+        self,
+        reconciliation: SnapshotKeeper,
+        directory: FederationDirectory,
+        quarantine: QuarantineSink,
+        *,
+        party: str,
+        on_quarantined: QuarantineObserver | None = None,
+    ) -> None:
+        self._reconciliation = reconciliation
+        self._directory = directory
+        self._quarantine = quarantine
+        self.party = party
+        self.on_quarantined = on_quarantined
+        # Told after a newer snapshot of some Party was kept (from a worker thread).
+        self.on_kept: Callable[[], None] | None = None
+
+    def handle_snapshot_bytes(
+        self, data: bytes, position: MessagePosition, key: bytes | None = None
+    ) -> None:
+        envelope: Envelope | None = None
+        try:
+            envelope = _decoded(data)
+            try:
+                verify_envelope(envelope, self._directory)
+            except WireError as error:
+                raise _Refusal(error.reason_code, str(error)) from error
+            payload = envelope.payload
+            if not isinstance(payload, HoldingsSnapshot):
+                raise _Refusal(
+                    ReasonCode.UNIT_RECORD_MISPLACED,
+                    "only HOLDINGS_SNAPSHOT records belong on the snapshot topic",
+                )
+            if key != snapshot_key(payload.party):
+                raise _Refusal(
+                    ReasonCode.WRONG_ROLE, "a snapshot is keyed by the Party it speaks for"
+                )
+            try:
+                kept = self._reconciliation.receive(envelope)
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as error:
+                raise _handler_bug(
+                    self.party, "keeping a snapshot failed; it is quarantined", envelope, error
+                ) from error
+        except _Refusal as refusal:
+            _quarantine(
+                self._quarantine,
+                self.on_quarantined,
+                self.party,
+                TopicKind.SNAPSHOT,
+                data,
+                position,
+                key,
+                envelope,
+                refusal,
+            )
+            return
+        if kept and self.on_kept is not None:
+            self.on_kept()
+
+    async def on_snapshot(self, record: RawKafkaRecord) -> None:
+        position = MessagePosition(record.topic, record.partition, record.offset)
+        await asyncio.to_thread(self.handle_snapshot_bytes, record.value, position, record.key)
 
 
 class CustodyGate(Protocol):

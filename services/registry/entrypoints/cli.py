@@ -691,6 +691,39 @@ def holdings(
     _print_rows(f"{account}: {result['total_quantity']} units", result["blocks"], _BLOCK_COLUMNS)
 
 
+@app.command()
+def reconcile(ctx: typer.Context) -> None:
+    """Reconciliation: every Party's snapshot compared here, and the findings (open first)."""
+    result = _client(ctx).get("/reconciliation")
+    out.print(
+        f"{result['party']}: {result['open_findings']} open finding(s), "
+        f"snapshots every {result['period_s']} s"
+    )
+    _print_rows(
+        "snapshots compared",
+        result["parties"],
+        ("party", "taken_at", "compared_at", "differences"),
+    )
+    _print_rows(
+        "findings",
+        result["findings"],
+        (
+            "kind",
+            "snapshot_party",
+            "parties",
+            "cooperative_approach_id",
+            "originating_registry_id",
+            "first_serial",
+            "last_serial",
+            "transfer_ids",
+            "stated",
+            "expected",
+            "open",
+            "detail",
+        ),
+    )
+
+
 @app.command("ca-ledger")
 def ca_ledger(
     ctx: typer.Context,

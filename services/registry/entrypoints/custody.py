@@ -72,8 +72,8 @@ class IndexCatchUp:
         with self._lock:
             return sum(max(end - self._read.get(key, 0), 0) for key, end in ends.items())
 
-    async def wait_until_current(self) -> bool:
-        deadline = time.monotonic() + self._timeout_s
+    async def wait_until_current(self, timeout_s: float | None = None) -> bool:
+        deadline = time.monotonic() + (self._timeout_s if timeout_s is None else timeout_s)
         ends: dict[tuple[str, int], int] | None = None
         while True:
             if ends is None:

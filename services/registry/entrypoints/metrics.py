@@ -40,6 +40,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from a6wire.reasons import RECONCILIATION_REASON_CODES
 from registry.adapters.messaging import MESSAGING_TABLES, PartitionLag, oldest_unsent_age_s
 from registry.adapters.messaging.outbox import utc_now
 from registry.adapters.tables import reservations
@@ -227,7 +228,22 @@ class Metrics:
             ["topic", "partition"],
             registry=self.registry,
         )
+        self._reconciliation_findings = Counter(
+            f"{METRIC_PREFIX}_reconciliation_findings",
+            "Reconciliation findings new at this node (a Party's holdings snapshot against "
+            "the unit index and this node's transfer records), by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        for kind in RECONCILIATION_REASON_CODES:
+            self._reconciliation_findings.labels(kind=kind.value)
         self.registry.register(_LedgerCollector(engine, lambda: self._lag_snapshot))
+
+    def reconciliation_finding(self, kind: str) -> None:
+        """One finding new at this node (the kinds are a closed list: bounded labels)."""
+        if kind not in RECONCILIATION_REASON_CODES:
+            raise ValueError(f"{kind} is not a reconciliation finding kind")
+        self._reconciliation_findings.labels(kind=kind).inc()
 
     def transfer_finished(
         self, role: TransferRole | str, outcome: TransferStatus | str, seconds: float

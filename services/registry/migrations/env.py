@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
+# Reconciliation's snapshots and findings (revision 0010).
+from registry.adapters import reconciliation as _reconciliation  # noqa: F401
+
 # The transfer protocol's tables (revision 0004) go on the same metadata this way.
 from registry.adapters import transfer_tables as _transfer_tables  # noqa: F401
 

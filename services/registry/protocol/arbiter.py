@@ -22,6 +22,7 @@ from a6wire.messages import (
     Decision,
     Envelope,
     FirstTransferNotice,
+    HoldingsSnapshot,
     Outcome,
     Prepare,
     UnitRecord,
@@ -45,8 +46,8 @@ class TransferKey(NamedTuple):
 
 def transfer_key(record: Envelope) -> TransferKey:
     payload = record.payload
-    if isinstance(payload, UnitRecord):
-        raise TypeError("a unit record belongs to no transfer")
+    if isinstance(payload, UnitRecord | HoldingsSnapshot):
+        raise TypeError(f"a {payload.type} record belongs to no transfer")
     # A notice belongs to no transfer; its sender is the only party it names.
     coordinator = (
         record.sender_party

@@ -23,6 +23,7 @@ PUBLIC_READS = [
     f"/v1/authorisations/{LOA_ID}/versions",
     "/v1/health",
     "/v1/unit-index",
+    "/v1/reconciliation",
 ]
 WRITES = [
     ("/v1/accounts", {"account_id": "THA-NEW-1"}),

@@ -70,6 +70,7 @@ class UniqueNames:
             decision_topic=self.topic("decisions"),
             decision_group_id=self.group(f"node-{party}-decisions"),
             decision_topic_partitions=decision_partitions,
+            snapshot_topic=self.topic("snapshots"),
         )
 
 

@@ -5,11 +5,11 @@ false``) nothing is allowed that an ACL does not allow. ``federation_acls`` deri
 every ACL from the members' messaging configs (so from the federation directory):
 Party P, as principal ``User:party.P``, may
 
-- read its own inbox topic, with its own consumer groups (inbox, decisions, and the
-  unit index's two);
+- read its own inbox topic, with its own consumer groups (inbox, decisions, the
+  unit index's two, and reconciliation's on the snapshot topic);
 - write to every other member's inbox topic;
-- read and write the decision topic and the unit log (and any other topic every
-  member shares).
+- read and write the decision topic, the unit log and the snapshot topic (and any
+  other topic every member shares).
 
 No member may create, alter or delete a topic: ``provision_federation`` creates them
 all as the admin principal (a super user on the brokers), and nodes only check that
@@ -90,9 +90,19 @@ def federation_acls(
     for party, config in members.items():
         principal = party_principal(party)
         bindings.add(AclBinding(ResourceType.TOPIC, config.inbox_topic, principal, Operation.READ))
-        for group in (config.inbox_group_id, config.decision_group_id, *config.unit_index_groups):
+        for group in (
+            config.inbox_group_id,
+            config.decision_group_id,
+            *config.unit_index_groups,
+            config.snapshot_group_id,
+        ):
             bindings.add(AclBinding(ResourceType.GROUP, group, principal, Operation.READ))
-        for topic in (config.decision_topic, config.unit_log_topic, *shared_topics):
+        for topic in (
+            config.decision_topic,
+            config.unit_log_topic,
+            config.snapshot_topic,
+            *shared_topics,
+        ):
             for operation in (Operation.READ, Operation.WRITE):
                 bindings.add(AclBinding(ResourceType.TOPIC, topic, principal, operation))
         for other, other_config in members.items():

@@ -30,6 +30,11 @@ UNIT_LOG_TOPIC = "a6.units"
 # a6-node-<PARTY>-decisions-unit-index.
 UNIT_INDEX_GROUP_SUFFIX = "-unit-index"
 UNIT_LOG_TOPIC_PARTITIONS_DEFAULT = 3
+# The holdings snapshots (a6wire.topics.SNAPSHOT_TOPIC) and the group that reads
+# them for reconciliation: a6-node-<PARTY>-snapshots.
+SNAPSHOT_TOPIC = "a6.snapshots"
+SNAPSHOT_GROUP_SUFFIX = "-snapshots"
+SNAPSHOT_TOPIC_PARTITIONS_DEFAULT = 3
 
 # A developer's single local broker cannot hold more than one replica; a
 # production cluster keeps three and refuses writes with fewer than two in
@@ -75,6 +80,13 @@ class MessagingConfig:
     create_topics: bool = True
     unit_log_topic: str = UNIT_LOG_TOPIC
     unit_log_topic_partitions: int = UNIT_LOG_TOPIC_PARTITIONS_DEFAULT
+    snapshot_topic: str = SNAPSHOT_TOPIC
+    snapshot_topic_partitions: int = SNAPSHOT_TOPIC_PARTITIONS_DEFAULT
+
+    @property
+    def snapshot_group_id(self) -> str:
+        """The reconciliation's consumer group on the snapshot topic."""
+        return self.inbox_group_id + SNAPSHOT_GROUP_SUFFIX
 
     @property
     def unit_index_groups(self) -> tuple[str, str]:
@@ -97,6 +109,7 @@ class MessagingConfig:
             self.decision_topic_partitions < 1
             or self.inbox_topic_partitions < 1
             or self.unit_log_topic_partitions < 1
+            or self.snapshot_topic_partitions < 1
         ):
             problems.append("topic partition counts must be at least 1")
         if problems:

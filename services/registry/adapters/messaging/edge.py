@@ -121,6 +121,7 @@ class MessagingEdge:
         handle_inbox: RecordHandler,
         handle_decision: RecordHandler,
         unit_index: UnitIndexHandlers | None = None,
+        handle_snapshot: RecordHandler | None = None,
     ) -> None:
         self.config = config
         self.outbox = Outbox(tables.outbox)
@@ -146,6 +147,17 @@ class MessagingEdge:
                 )
                 subscribers.append(listener.subscriber)
             self._index_subscribers = tuple(subscribers)
+        # Reconciliation's reader of the holdings snapshots (a fifth group).
+        if handle_snapshot is not None:
+            self._subscribers = (
+                *self._subscribers,
+                subscribe_records(
+                    broker,
+                    topic=config.snapshot_topic,
+                    group_id=config.snapshot_group_id,
+                    handle=handle_snapshot,
+                ),
+            )
         # The relay publishes through a producer of its own, which it can rebuild
         # when a broker outage leaves it broken (see ProducerSender).
         self.sender = ProducerSender(config)

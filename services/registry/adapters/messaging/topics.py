@@ -57,7 +57,7 @@ class TopicSpec:
 
 
 def node_topic_specs(config: MessagingConfig) -> list[TopicSpec]:
-    """The node's inbox, the shared decision log and unit log, with retention and replication."""
+    """The node's inbox, the shared decision log, unit log and snapshot topic, with retention."""
     min_insync = str(config.min_insync_replicas)
     return [
         TopicSpec(
@@ -96,6 +96,17 @@ def node_topic_specs(config: MessagingConfig) -> list[TopicSpec]:
                 "cleanup.policy": "delete",
                 "retention.ms": "-1",
                 "retention.bytes": "-1",
+                "min.insync.replicas": min_insync,
+            },
+        ),
+        TopicSpec(
+            name=config.snapshot_topic,
+            partitions=config.snapshot_topic_partitions,
+            replication_factor=config.replication_factor,
+            configs={
+                # Keyed by Party: compaction keeps each Party's latest snapshot,
+                # which is all reconciliation compares.
+                "cleanup.policy": "compact",
                 "min.insync.replicas": min_insync,
             },
         ),

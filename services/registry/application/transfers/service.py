@@ -33,6 +33,7 @@ from a6wire.messages import (
     Done,
     Envelope,
     FirstTransferNotice,
+    HoldingsSnapshot,
     MessageType,
     Prepare,
     UnitRecord,
@@ -146,7 +147,13 @@ class KeySigner:
 
     def seal(
         self,
-        payload: Prepare | Vote | Decision | Done | FirstTransferNotice | UnitRecord,
+        payload: Prepare
+        | Vote
+        | Decision
+        | Done
+        | FirstTransferNotice
+        | UnitRecord
+        | HoldingsSnapshot,
         sent_at: datetime,
     ) -> Envelope:
         return seal(
@@ -433,8 +440,8 @@ class Transfers:
         index (``custody_check`` unset) and checks nothing beyond its own ledger.
         """
         payload = envelope.payload
-        if isinstance(payload, UnitRecord):
-            raise TypeError("a unit record is not an inbox message")
+        if isinstance(payload, UnitRecord | HoldingsSnapshot):
+            raise TypeError(f"a {payload.type} record is not an inbox message")
         log = self._logger(envelope.transfer_id, envelope.message_type).bind(
             sender_party=envelope.sender_party, message_id=str(envelope.message_id)
         )

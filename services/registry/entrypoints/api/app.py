@@ -30,10 +30,12 @@ from registry.entrypoints.api.routes import (
     transparency,
 )
 from registry.entrypoints.api.routes import custody as custody_routes
-from registry.entrypoints.bus import TransferBus, UnitIndexBus
+from registry.entrypoints.api.routes import reconciliation as reconciliation_routes
+from registry.entrypoints.bus import SnapshotBus, TransferBus, UnitIndexBus
 from registry.entrypoints.custody import IndexCatchUp
 from registry.entrypoints.metrics import Metrics, install_metrics
 from registry.entrypoints.public import router as public_router
+from registry.entrypoints.reconciliation import ReconciliationLoops
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +89,7 @@ def create_app(node: Node) -> FastAPI:
         version_1.include_router(family.router)
     version_1.include_router(reports_router)
     version_1.include_router(custody_routes.router)
+    version_1.include_router(reconciliation_routes.router)
     app.include_router(version_1)
     app.include_router(public_router)
     # Last, so request counting wraps every other middleware and sees every answer.
@@ -119,8 +122,23 @@ def _transfer_lifespan(
             on_quarantined=metrics.record_quarantined,
         )
         index_handlers, catch_up = _unit_index_wiring(node, bus, metrics)
+        reconciliation = messaging.reconciliation if catch_up is not None else None
+        snapshot_bus = (
+            None
+            if reconciliation is None
+            else SnapshotBus(
+                reconciliation,
+                messaging.directory,
+                SqlQuarantine(messaging.engine),
+                party=node.settings.party,
+                on_quarantined=metrics.record_quarantined,
+            )
+        )
         edge = messaging.build_edge(
-            handle_inbox=bus.on_inbox, handle_decision=bus.on_decision, unit_index=index_handlers
+            handle_inbox=bus.on_inbox,
+            handle_decision=bus.on_decision,
+            unit_index=index_handlers,
+            handle_snapshot=None if snapshot_bus is None else snapshot_bus.on_snapshot,
         )
         loop = asyncio.get_running_loop()
 
@@ -157,15 +175,30 @@ def _transfer_lifespan(
 
         connecting = asyncio.create_task(connect(), name="messaging-connect")
         ticker = asyncio.create_task(_tick_forever(transfers))
+        tasks = [ticker, connecting]
+        if reconciliation is not None and snapshot_bus is not None and catch_up is not None:
+            loops = ReconciliationLoops(
+                reconciliation, catch_up, period_s=node.settings.reconciliation_period_s
+            )
+            reconciliation.on_outbox_commit = notify_relay
+            reconciliation.on_new_finding = lambda finding: metrics.reconciliation_finding(
+                finding.kind
+            )
+            snapshot_bus.on_kept = loops.snapshot_kept
+            tasks.append(asyncio.create_task(loops.publish_forever(), name="snapshot-publish"))
+            tasks.append(asyncio.create_task(loops.compare_forever(), name="reconcile"))
         try:
             yield
         finally:
-            for task in (ticker, connecting):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             transfers.on_outbox_commit = None
             transfers.on_transfer_finished = None
+            if reconciliation is not None:
+                reconciliation.on_outbox_commit = None
+                reconciliation.on_new_finding = None
             if messaging.unit_log is not None:
                 messaging.unit_log.on_commit = None
             await edge.stop()

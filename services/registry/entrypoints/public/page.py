@@ -21,6 +21,7 @@ from registry.domain.adjustments import CorrespondingAdjustment, balances_by_yea
 from registry.domain.authorisations import Authorisation
 from registry.domain.errors import DomainError, ReasonCode
 from registry.domain.ndc import CaMethod, CaSummary, NdcType
+from registry.domain.reconciliation import Finding
 from registry.entrypoints.api.dependencies import execute
 
 # The first year of the Paris Agreement's first NDC period; the AEF is reported
@@ -32,6 +33,8 @@ AEF_PATH_TEMPLATE = "/v1/reports/aef/{year}?format={format}"
 # the AEF have the rest.
 LEDGER_ENTRIES_SHOWN_MAX = 200
 TRANSFERS_SHOWN_MAX = 200
+# Reconciliation findings shown on the page (open ones first); the API lists more.
+FINDINGS_SHOWN_MAX = 100
 # Read from the transfer query: enough for both directions' newest rows.
 TRANSFERS_LISTED_MAX = 2 * TRANSFERS_SHOWN_MAX
 
@@ -189,6 +192,28 @@ class CaSection:
 
 
 @dataclass(frozen=True, slots=True)
+class FindingRow:
+    """One reconciliation finding, as the page shows it (Party level, no account)."""
+
+    kind: str
+    snapshot_party: str
+    parties: str
+    units: str
+    transfers: str
+    detail: str
+    since: str
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationSection:
+    enabled: bool
+    parties_compared: tuple[tuple[str, str], ...]  # (Party, snapshot taken at)
+    open_findings: int
+    findings: tuple[FindingRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PublicPage:
     party: str
     registry_id: str
@@ -203,6 +228,7 @@ class PublicPage:
     transfers_total: int
     aef_years: tuple[AefYear, ...]
     ca_section: CaSection = CaSection("", (), ())
+    reconciliation: ReconciliationSection = ReconciliationSection(False, (), 0, ())
 
 
 def build_public_page(node: Node) -> PublicPage:
@@ -231,7 +257,48 @@ def build_public_page(node: Node) -> PublicPage:
         transfers_total=len(transfers),
         aef_years=aef_years(now.year),
         ca_section=ca_section(node),
+        reconciliation=reconciliation_section(node),
     )
+
+
+def reconciliation_section(node: Node) -> ReconciliationSection:
+    """What this node found reconciling every Party's holdings snapshot (open ones first)."""
+    reconciliation = None if node.messaging is None else node.messaging.reconciliation
+    if reconciliation is None:
+        return ReconciliationSection(False, (), 0, ())
+    report = reconciliation.report(FINDINGS_SHOWN_MAX)
+    rows = tuple(
+        FindingRow(
+            kind=stored.finding.kind.value,
+            snapshot_party=stored.party,
+            parties=", ".join(stored.finding.parties),
+            units=_finding_units(stored.finding),
+            transfers=", ".join(stored.finding.transfer_ids),
+            detail=stored.finding.detail,
+            since=_timestamp(stored.first_seen_at),
+            open=stored.open,
+        )
+        for stored in report.findings
+    )
+    return ReconciliationSection(
+        True,
+        tuple((c.party, _timestamp(c.taken_at)) for c in report.parties),
+        sum(1 for row in rows if row.open),
+        rows,
+    )
+
+
+def _finding_units(finding: Finding) -> str:
+    where = "-".join(
+        part for part in (finding.cooperative_approach_id, finding.originating_registry_id) if part
+    )
+    if finding.first_serial is None:
+        units = where
+    else:
+        units = f"{where} {finding.first_serial}-{finding.last_serial}".strip()
+    if finding.stated is not None:
+        units += f" (stated {finding.stated}, expected {finding.expected})"
+    return units
 
 
 def ca_section(node: Node) -> CaSection:
