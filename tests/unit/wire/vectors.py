@@ -37,11 +37,16 @@ from a6wire.messages import (
     Envelope,
     FirstTransferDefinition,
     FirstTransferNotice,
+    HoldingsGroup,
+    HoldingsSnapshot,
     NoticeAction,
     Outcome,
     Prepare,
     Purpose,
     SerialBlock,
+    SnapshotDirection,
+    SnapshotRange,
+    SnapshotTransfer,
     UnitEvent,
     UnitRecord,
     Vote,
@@ -55,6 +60,7 @@ DEADLINE = datetime(2026, 3, 1, 13, 30, tzinfo=UTC)
 TRANSFER_ID = uuid.UUID("0b7f8a2e-5d1c-4e8a-9f00-6a1b2c3d4e5f")
 NOTICE_ID = uuid.UUID("5e1f0c9a-8b7d-4c6e-a1f2-3b4c5d6e7f80")
 UNIT_RECORD_ID = uuid.UUID("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d")
+SNAPSHOT_ID = uuid.UUID("2c4e6a8b-0d1f-4e3a-9b5c-7d9e1f3a5b7c")
 # The largest serial a message may carry (a6wire.identifiers.JSON_SAFE_INTEGER_MAX);
 # schema 1 allowed more, so its vector keeps to a smaller one.
 LARGEST_SERIAL = 2**53 - 1
@@ -211,6 +217,42 @@ def build_envelopes(largest_serial: int = LARGEST_SERIAL) -> dict[str, Envelope]
         "GHA",
         7,
     )
+    snapshot = _seal(
+        HoldingsSnapshot(
+            transfer_id=SNAPSHOT_ID,
+            party="GHA",
+            registry_id="GHA01",
+            taken_at=SENT_AT,
+            groups=(
+                HoldingsGroup(
+                    cooperative_approach_id="CA0001",
+                    originating_registry_id="CHE01",
+                    vintage=2025,
+                    metric="tCO2e",
+                    total=1_010,
+                    ranges=((1, 1_000), (largest_serial - 9, largest_serial)),
+                ),
+            ),
+            committed=(
+                SnapshotTransfer(
+                    transfer_id=TRANSFER_ID,
+                    coordinator_party="CHE",
+                    counterparty="CHE",
+                    direction=SnapshotDirection.INCOMING,
+                    ranges=(
+                        SnapshotRange(
+                            cooperative_approach_id="CA0001",
+                            originating_registry_id="CHE01",
+                            first_serial=1,
+                            last_serial=1_000,
+                        ),
+                    ),
+                ),
+            ),
+        ),
+        "GHA",
+        8,
+    )
     return {
         "prepare": prepare_envelope,
         "vote_yes": vote_yes,
@@ -219,6 +261,7 @@ def build_envelopes(largest_serial: int = LARGEST_SERIAL) -> dict[str, Envelope]
         "done": done,
         "units_issued": units,
         "first_transfer_notice": notice,
+        "holdings_snapshot": snapshot,
     }
 
 
@@ -251,6 +294,8 @@ DESCRIPTIONS = {
     "done": "A DONE.",
     "units_issued": "A unit log record: an issuance at the largest serial.",
     "first_transfer_notice": "A FIRST_TRANSFER_NOTICE.",
+    "holdings_snapshot": "A HOLDINGS_SNAPSHOT: a Party's holdings at Party level, for "
+    "reconciliation, with one committed incoming transfer.",
 }
 
 
