@@ -522,9 +522,7 @@ async def test_a_cancellation_announced_by_a_party_that_does_not_hold_the_units_
     SENDER issued. Every index folds it in and shows it; the SENDER's units are still
     in circulation everywhere, and its onward transfer commits."""
     world, hostile = scene.world, scene.hostile
-    placed = await hostile.send(
-        UNIT_LOG_TOPIC, hostile.cancellation(*scene.issued, f"{SENDER}01")
-    )
+    placed = await hostile.send(UNIT_LOG_TOPIC, hostile.cancellation(*scene.issued, f"{SENDER}01"))
     honest = (SENDER, RECEIVER, BYSTANDER, LATE, NEWCOMER)
 
     def stray_everywhere() -> bool | None:

@@ -107,7 +107,8 @@ class _IndexRetiresForAnyone(UnitIndex):
             with uow:
                 segments = uow.index.segments(key, block.first_serial, block.last_serial)
             if any(
-                segment.departures and segment.first <= block.last_serial
+                segment.departures
+                and segment.first <= block.last_serial
                 and segment.last >= block.first_serial
                 for segment in segments
             ):

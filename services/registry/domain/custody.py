@@ -161,9 +161,7 @@ def movement(first: int, last: int, from_party: str, to_party: str) -> Change:
 
 
 def leaving_circulation(first: int, last: int, party: str) -> Change:
-    return Change(
-        first, last, deltas=((party, -1),), left_circulation=1, departures=((party, 1),)
-    )
+    return Change(first, last, deltas=((party, -1),), left_circulation=1, departures=((party, 1),))
 
 
 def _add(

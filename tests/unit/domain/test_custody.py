@@ -48,7 +48,12 @@ def unit_model(changes: list[Change]) -> dict[int, tuple[object, ...]]:
                 counts[party] += delta
             for party, delta in change.departures:
                 departed[party] += delta
-            units[serial] = (issued + change.issued, counts, left + change.left_circulation, departed)
+            units[serial] = (
+                issued + change.issued,
+                counts,
+                left + change.left_circulation,
+                departed,
+            )
     return {
         serial: (
             issued,
@@ -225,8 +230,10 @@ honest_histories = st.lists(
     st.tuples(st.integers(0, 3), st.sampled_from(PARTIES)), min_size=1, max_size=4
 ).map(
     # One range passed from Party to Party: (how far it moves, to whom), then issued first.
-    lambda steps: [issuance(1, 10, steps[0][1], VINTAGE, METRIC)]
-    + [movement(1, 10, a[1], b[1]) for a, b in itertools.pairwise(steps) if a[1] != b[1]]
+    lambda steps: (
+        [issuance(1, 10, steps[0][1], VINTAGE, METRIC)]
+        + [movement(1, 10, a[1], b[1]) for a, b in itertools.pairwise(steps) if a[1] != b[1]]
+    )
 )
 
 
