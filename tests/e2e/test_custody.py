@@ -15,6 +15,12 @@ validly signed by itself, for:
   ``UNITS_NOT_HELD_BY_SENDER``;
 - serials that were cancelled: NO with ``UNITS_OUT_OF_CIRCULATION``.
 
+It also writes to the federation unit log: a cancellation, signed by itself, of the
+whole range the SENDER issued (which the SENDER and others hold). Only the Party
+that holds a range can take it out of circulation, so the SENDER's next transfer
+of those units still commits, and every index shows the hostile departure as a
+segment with no clear holder.
+
 Had the receiver voted YES, the hostile member would COMMIT with that vote, as it
 could; the test does so, so that a YES shows up as a changed ledger as well. After
 each attack nothing has changed at any honest node, and the federation-wide checks
@@ -53,11 +59,19 @@ from a6wire.messages import (
     Prepare,
     Purpose,
     SerialBlock,
+    UnitEvent,
+    UnitRecord,
     Vote,
     VoteChoice,
 )
 from a6wire.signing import payload_digest, seal
-from a6wire.topics import DECISION_TOPIC, decision_key, inbox_topic
+from a6wire.topics import (
+    DECISION_TOPIC,
+    UNIT_LOG_TOPIC,
+    decision_key,
+    inbox_topic,
+    unit_log_key,
+)
 from tests.e2e.helpers import (
     ACTIVITY_TYPE,
     GWP_VALUES,
@@ -86,6 +100,7 @@ from tests.e2e.helpers import (
     transfer_body,
     wait_for_record,
     wait_party_consumed,
+    wait_until,
 )
 
 # Party codes no other e2e module uses: consumer groups are named after the Party.
@@ -109,6 +124,10 @@ HOSTILE_PREPARE_DEADLINE = timedelta(minutes=5)
 NEVER_ISSUED = (1, 250)
 # What the BYSTANDER moves on to the new Party (it got 300 and moves 120 to LATE).
 NEWCOMER_UNITS = 80
+# What the SENDER sends on after the hostile member announced its units cancelled.
+ONWARD_UNITS = 40
+# How long the indexes may take to fold in the hostile member's unit record.
+STRAY_DEPARTURE_SEEN_TIMEOUT_S = 60.0
 
 UNITS_NOT_ISSUED = "UNITS_NOT_ISSUED"
 UNITS_NOT_HELD_BY_SENDER = "UNITS_NOT_HELD_BY_SENDER"
@@ -136,7 +155,7 @@ class HostileMember:
     def inbox(self) -> str:
         return inbox_topic(self.party)
 
-    def seal(self, payload: Prepare | Decision) -> Envelope:
+    def seal(self, payload: Prepare | Decision | UnitRecord) -> Envelope:
         return seal(
             payload,
             sender_party=self.party,
@@ -178,14 +197,35 @@ class HostileMember:
             prepare=self.seal(prepare),
         )
 
-    async def send(self, topic: str, payload: Prepare | Decision) -> RawRecord:
+    def cancellation(self, first: int, last: int, registry_id: str) -> UnitRecord:
+        """A cancellation announced in its own name, of serials it may not hold."""
+        return UnitRecord(
+            transfer_id=uuid.uuid4(),
+            event=UnitEvent.CANCELLED,
+            party=self.party,
+            cooperative_approach_id=APPROACH,
+            originating_registry_id=registry_id,
+            first_serial=first,
+            last_serial=last,
+            quantity=last - first + 1,
+            vintage=VINTAGE,
+            metric=METRIC,
+        )
+
+    async def send(self, topic: str, payload: Prepare | Decision | UnitRecord) -> RawRecord:
         envelope = self.seal(payload)
         transfer_id = str(envelope.transfer_id)
+        if topic == DECISION_TOPIC:
+            key = decision_key(transfer_id)
+        elif isinstance(payload, UnitRecord):
+            key = unit_log_key(payload.originating_registry_id)
+        else:
+            key = transfer_id.encode()
         record = RawRecord(
             topic=topic,
             partition=-1,
             offset=-1,
-            key=decision_key(transfer_id) if topic == DECISION_TOPIC else transfer_id.encode(),
+            key=key,
             value=envelope.model_dump_json().encode(),
             headers=(
                 (MESSAGE_ID_HEADER, str(envelope.message_id).encode()),
@@ -471,3 +511,62 @@ async def test_a_new_party_reads_the_logs_from_the_start_and_accepts_units_held_
     assert [view["status"] for view in views] == ["COMMITTED", "COMMITTED"], views
     assert holdings(world, NEWCOMER, account(NEWCOMER, "MAIN")) == NEWCOMER_UNITS
     assert_unit_index_matches_ledgers(world)
+
+
+# The last scenario: after it every index holds a segment with a stray departure, which
+# ``assert_unit_index_matches_ledgers`` counts as unclear.
+async def test_a_cancellation_announced_by_a_party_that_does_not_hold_the_units_retires_nothing(
+    scene: Scene,
+) -> None:
+    """HOSTILE announces, validly signed by itself, the cancellation of everything the
+    SENDER issued. Every index folds it in and shows it; the SENDER's units are still
+    in circulation everywhere, and its onward transfer commits."""
+    world, hostile = scene.world, scene.hostile
+    placed = await hostile.send(UNIT_LOG_TOPIC, hostile.cancellation(*scene.issued, f"{SENDER}01"))
+    honest = (SENDER, RECEIVER, BYSTANDER, LATE, NEWCOMER)
+
+    def stray_everywhere() -> bool | None:
+        for party in honest:
+            segments = call(world.node(party), "GET", "/v1/unit-index", token=None)
+            mine = [s for s in segments if s["originating_registry_id"] == f"{SENDER}01"]
+            covered = sum(int(s["last_serial"]) - int(s["first_serial"]) + 1 for s in mine)
+            if covered != scene.issued[1] - scene.issued[0] + 1 or not all(
+                HOSTILE in s["stray_departures"] for s in mine
+            ):
+                return None
+        return True
+
+    wait_until(
+        stray_everywhere,
+        timeout_s=STRAY_DEPARTURE_SEEN_TIMEOUT_S,
+        what=f"every index to fold in {HOSTILE}'s cancellation (offset {placed.offset})",
+    )
+    segments = call(world.node(RECEIVER), "GET", "/v1/unit-index", token=None)
+    in_circulation = [
+        s
+        for s in segments
+        if s["originating_registry_id"] == f"{SENDER}01" and not s["out_of_circulation"]
+    ]
+    assert in_circulation, segments
+    # No clear state: the departure is visible, and it names no holder.
+    assert all(s["holder"] is None and s["departures"] == {HOSTILE: 1} for s in in_circulation)
+    # The range the SENDER cancelled itself is still out of circulation.
+    assert any(
+        s["out_of_circulation"]
+        and s["departures"] == {SENDER: 1, HOSTILE: 1}
+        and int(s["first_serial"]) <= scene.cancelled[0] <= int(s["last_serial"])
+        for s in segments
+    ), segments
+
+    before = holdings(world, RECEIVER, account(RECEIVER, "MAIN"))
+    views = run_transfer(
+        world,
+        SENDER,
+        transfer_body(
+            account(SENDER, "MAIN"), RECEIVER, account(RECEIVER, "MAIN"), ONWARD_UNITS, LOA
+        ),
+    )
+    assert [view["status"] for view in views] == ["COMMITTED", "COMMITTED"], views
+    assert holdings(world, RECEIVER, account(RECEIVER, "MAIN")) == before + ONWARD_UNITS
+    for check in (assert_transfers_atomic, assert_no_double_holding, assert_conservation):
+        check(world)

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from a6wire.messages import Decision, Envelope
-from registry.adapters.in_memory import InMemoryStore
+from a6wire.messages import Decision, Envelope, Prepare
+from a6wire.reasons import ReasonCode
+from registry.adapters.in_memory import InMemoryReservationRepository, InMemoryStore
 from registry.adapters.transfer_unit_of_work import (
     InMemoryDecisionRepository,
     InMemoryTransferStore,
 )
 from registry.adapters.unit_index import UnitLogPublisher
+from registry.application import _incoming as incoming_module
 from registry.application.custody import UnitIndex
 from registry.application.transfers import MessagePosition
+from registry.application.transfers.service import Transfers
+from registry.domain.custody import RangeKey
+from registry.domain.transfers import Reservation, ReservationState, TransferDirection
 from registry.entrypoints.bus import TransferBus
 from registry.protocol import coordinator, participant
 from registry.protocol.arbiter import TransferKey
@@ -89,6 +94,52 @@ class _IndexBlindToDecisions(UnitIndex):
         return False
 
 
+class _IndexRetiresForAnyone(UnitIndex):
+    """A unit index that counts every departure as the range leaving circulation,
+    whoever announced it (as it did before issue 10): a member's cancellation of
+    another Party's units makes every node refuse the holder."""
+
+    def custody_refusals(self, prepare: Prepare) -> tuple[str, ...]:
+        found = list(super().custody_refusals(prepare))
+        for block in prepare.blocks:
+            key = RangeKey(block.cooperative_approach_id, block.originating_registry_id)
+            uow = self._unit_of_work()
+            with uow:
+                segments = uow.index.segments(key, block.first_serial, block.last_serial)
+            if any(
+                segment.departures
+                and segment.first <= block.last_serial
+                and segment.last >= block.first_serial
+                for segment in segments
+            ):
+                found.insert(0, ReasonCode.UNITS_OUT_OF_CIRCULATION)
+        return tuple(dict.fromkeys(found))
+
+
+# -- defect 1 of issue 8, as it was before commit 65e4968 ----------------------------------
+
+
+def _duplicate_reasons_by_id(existing: Reservation, coordinator_party: str) -> tuple[str, ...]:
+    """The ledger's old answer to a PREPARE under a known id: whoever sends it, a
+    pending incoming hold is "the same transfer", answered YES without validation."""
+    if existing.direction is not TransferDirection.INCOMING:
+        return (ReasonCode.TRANSFER_ID_REUSED,)
+    if existing.state is ReservationState.RELEASED:
+        return (ReasonCode.TRANSFER_ALREADY_RELEASED,)
+    return ()
+
+
+def _lock_by_id(
+    self: InMemoryReservationRepository, transfer_id: str, coordinator_party: str
+) -> Reservation | None:
+    """Reservations found by transfer id alone: any coordinator's decision reaches them."""
+    return self.get(transfer_id)
+
+
+def _no_claim_refusals(self: Transfers, uow: object, key: TransferKey) -> list[str]:
+    return []
+
+
 class _UnverifiedBus(TransferBus):
     """An edge that decodes its records but never checks the sender or the signature."""
 
@@ -118,5 +169,20 @@ VARIANTS: dict[str, Variant] = {
     "no_custody": Variant(name="no_custody", custody=False),
     "index_blind_to_decisions": Variant(
         name="index_blind_to_decisions", unit_index_class=_IndexBlindToDecisions
+    ),
+    # Issue 8's defect 1: a transfer is its id alone at the receiver. Custody (which
+    # came later) would refuse the hostile PREPARE for serials it does not hold and so
+    # hide the defect; the variant runs without it, as the federation did then.
+    "transfer_keyed_by_id": Variant(
+        name="transfer_keyed_by_id",
+        custody=False,
+        patches=(
+            (incoming_module, "_duplicate_reasons", _duplicate_reasons_by_id),
+            (InMemoryReservationRepository, "lock", _lock_by_id),
+            (Transfers, "_claim_refusals", _no_claim_refusals),
+        ),
+    ),
+    "index_retires_for_anyone": Variant(
+        name="index_retires_for_anyone", unit_index_class=_IndexRetiresForAnyone
     ),
 }

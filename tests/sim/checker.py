@@ -16,7 +16,7 @@ from a6wire.messages import Decision, Outcome
 from a6wire.reasons import ReasonCode
 from a6wire.verification import decode_envelope
 from registry.domain.blocks import PRESENT_STATUSES, BlockStatus
-from registry.domain.custody import holdings_by_party
+from registry.domain.custody import Segment
 from registry.domain.transfers import ReservationState, TransferDirection
 from registry.protocol.arbiter import TransferKey
 from registry.protocol.coordinator import CoordinatorState
@@ -281,20 +281,49 @@ def ledger_holdings(sim: Simulation) -> list[PartyRange]:
     )
 
 
-def index_holdings(node: Node) -> tuple[list[PartyRange], list[str]]:
+def _owner(segment: Segment, hostile: frozenset[str]) -> str | None:
+    """The one Party holding the segment; a departure a hostile member announced for
+    a range it does not hold is expected (it retires nothing) and ignored."""
+    if not set(segment.stray_departures()) <= hostile or segment.out_of_circulation:
+        return None
+    positions = segment.positions()
+    holding = [party for party, count in positions.items() if count == 1]
+    if segment.issued == 1 and len(holding) == 1 and len(positions) == 1:
+        return holding[0]
+    return None
+
+
+def _only_hostile_departures(segment: Segment, hostile: frozenset[str]) -> bool:
+    return (
+        segment.issued == 0
+        and not segment.positions()
+        and {party for party, _ in segment.departures} <= hostile
+    )
+
+
+def index_holdings(
+    node: Node, hostile: frozenset[str] = frozenset()
+) -> tuple[list[PartyRange], list[str]]:
     """What the node's unit index says each Party holds, and its segments with no one
     holder (the sim retires nothing, so every segment in the index must have one)."""
     held: list[PartyRange] = []
     unclear: list[str] = []
     for key, segment in node.index.holdings():
-        owner = holdings_by_party([segment])
-        if not owner:
+        if _only_hostile_departures(segment, hostile):
+            continue  # a hostile member retired serials nobody was issued: nothing held
+        owner = _owner(segment, hostile)
+        if owner is None:
             unclear.append(f"{key.originating_registry_id} {segment}")
-        for party, ranges in owner.items():
-            held.extend(
-                (key.cooperative_approach_id, key.originating_registry_id, party, first, last)
-                for first, last in ranges
+            continue
+        held.append(
+            (
+                key.cooperative_approach_id,
+                key.originating_registry_id,
+                owner,
+                segment.first,
+                segment.last,
             )
+        )
     return _joined(held), unclear
 
 
@@ -303,7 +332,7 @@ def _check_unit_index(sim: Simulation) -> None:
     log and the decision topic only, equals the union of the honest ledgers."""
     expected = ledger_holdings(sim)
     for party, node in sim.nodes.items():
-        held, unclear = index_holdings(node)
+        held, unclear = index_holdings(node, frozenset(sim.hostile))
         missing = sorted(set(expected) - set(held))
         extra = sorted(set(held) - set(expected))
         if missing or extra or unclear:

@@ -17,7 +17,9 @@ allows. The attacks:
   registry, which never announced an issuance.
 - ``unit_log``: on the federation unit log, an honest registry's record again,
   byte for byte; one altered (another range) and signed in its name with a
-  wrong key; or an issuance of an honest registry's serials signed by itself.
+  wrong key; an issuance of an honest registry's serials signed by itself; or
+  a cancellation or use, signed by itself, of a range an honest registry
+  issued (and an honest Party holds): it must take nothing out of circulation.
 - ``replay_vote``, ``replay_decision``: other transfers' votes and decisions,
   byte for byte or re-used as evidence in its own records.
 - ``forged_signature``: records in an honest Party's name signed with a wrong
@@ -45,6 +47,7 @@ from a6wire.messages import (
     Outcome,
     Prepare,
     SerialBlock,
+    UnitEvent,
     UnitRecord,
     Vote,
     VoteChoice,
@@ -267,7 +270,7 @@ def _unit_log(sim: Simulation, attacker: str) -> None:
     if not sim.unit_log:
         return
     data = rng.choice(sim.unit_log).data
-    choice = rng.randrange(3)
+    choice = rng.randrange(4)
     if choice == 0:  # byte for byte: the index folded it in once already
         _append_unit(sim, data)
         return
@@ -284,6 +287,10 @@ def _unit_log(sim: Simulation, attacker: str) -> None:
     if choice == 1:  # in the honest Party's name, with a key that is not its own
         party = honest.sender_party
         _append_unit(sim, _seal(sim, moved, party, _wrong_key(party)))
+    elif choice == 3:  # honest Parties' units retired, validly signed by itself
+        event = rng.choice((UnitEvent.CANCELLED, UnitEvent.USED))
+        departure = record.model_copy(update={"event": event, "party": attacker})
+        _append_unit(sim, _seal(sim, departure, attacker, _own_key(attacker)))
     else:  # an issuance of another registry's serials, validly signed by itself
         _append_unit(
             sim,

@@ -22,23 +22,32 @@ SLOW_SEEDS_PER_S_MIN = 4
 SLOW_TIMEOUT_S = max(3_600, SLOW_SEEDS // SLOW_SEEDS_PER_S_MIN)
 # Seeds on which each broken variant is caught while the production code passes
 # (found with run_seeds over 0..199 when the unit log and the index joined the
-# simulation, which changed every seed's draws; last_decision_wins needs a second
-# valid decision for one transfer, commit_before_readback a participant's ABORT
-# appended before the coordinator's COMMIT: both are rare).
+# simulation, and again over 0..199 when hostile members began to retire honest
+# Parties' units on the unit log, which changed the draws of some seeds;
+# last_decision_wins needs a second valid decision for one transfer,
+# commit_before_readback a participant's ABORT appended before the coordinator's
+# COMMIT: both are rare). index_retires_for_anyone needs an honest Party's transfer
+# of units a hostile member announced cancelled or used.
 BROKEN_VARIANT_SEEDS = {
-    "last_decision_wins": (119, 120, 139),
+    "last_decision_wins": (120, 139, 167),
     "commit_before_readback": (120,),
-    "accepts_unverified": (10, 14, 17),
+    "accepts_unverified": (10, 14, 28),
     "index_blind_to_decisions": (1, 3, 4),
+    "index_retires_for_anyone": (5, 63, 168),
 }
 
 # Defect 1 (issue 8): the receiver's reservation is keyed by transfer id alone, so
 # a hostile member's PREPARE reusing an honest transfer's id is answered YES with
 # no validation, and its own ABORT or COMMIT then releases or finalises the honest
-# transfer's hold. Seed 217: the hostile ABORT releases the hold, the honest COMMIT
-# wins, the units are lost. Seed 69: the hostile COMMIT credits the units while the
-# honest transfer aborts, so the serial is held in two registries.
-DEFECT_1_SEEDS = (69, 217)
+# transfer's hold. The ``transfer_keyed_by_id`` variant puts that behaviour back
+# (before custody existed, which would now refuse the PREPARE on its own). Seeds 31
+# and 146: the hostile ABORT releases the hold, the honest COMMIT wins, units are
+# held by nobody. Seeds 187 and 264: the hostile COMMIT credits the units while the
+# honest transfer aborts, so a serial is held in two registries. Found with
+# run_seeds(range(400), variant_name="transfer_keyed_by_id"), keeping the seeds whose
+# violations include a ledger's (not only the YES vote to a hostile member).
+DEFECT_1_SEEDS = (31, 146, 187, 264)
+DEFECT_1_LEDGER_INVARIANTS = ("CONSERVATION", "NO_DOUBLE_HOLDING")
 # With hostile members made parties of the cooperative approach, only custody
 # (PROTOCOL.md invariant 8) can refuse their PREPAREs for serials held elsewhere or
 # never issued. Without the custody check (the ``no_custody`` variant) these seeds
@@ -62,6 +71,20 @@ def test_quick_campaign_finds_no_violation() -> None:
 @pytest.mark.parametrize("seed", DEFECT_1_SEEDS)
 def test_a_reused_transfer_id_changes_nothing(seed: int) -> None:
     assert run_seed(seed).violations == ()
+    # Not thanks to custody: the transfer key alone keeps the honest hold.
+    assert run_seed(seed, VARIANTS["no_custody"]).violations == ()
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("seed", DEFECT_1_SEEDS)
+def test_with_transfers_keyed_by_id_alone_the_defect_1_seeds_lose_or_double_units(
+    seed: int,
+) -> None:
+    """The seeds above still stage the attack: the old behaviour breaks a ledger on them."""
+    violations = run_seed(seed, VARIANTS["transfer_keyed_by_id"]).violations
+    assert any(violation.startswith(DEFECT_1_LEDGER_INVARIANTS) for violation in violations), (
+        violations
+    )
 
 
 @pytest.mark.sim

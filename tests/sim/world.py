@@ -53,6 +53,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from a6wire.messages import Envelope, Outcome, Prepare, Vote, VoteChoice
+from a6wire.reasons import ReasonCode
 from a6wire.signing import seal
 from a6wire.topics import DECISION_TOPIC, UNIT_LOG_TOPIC, inbox_topic
 from a6wire.verification import decode_envelope, verify_signature
@@ -221,6 +222,8 @@ class Variant:
     custody: bool = True
     unit_index_class: type[UnitIndex] = UnitIndex
     unit_of_work_class: type[SimUnitOfWork] = SimUnitOfWork
+    # (owner, attribute, replacement): module functions or class methods swapped for one run.
+    patches: tuple[tuple[Any, str, Any], ...] = ()
 
 
 class _StepOverride:
@@ -236,17 +239,22 @@ class _StepOverride:
 
 @contextmanager
 def _variant_installed(variant: Variant) -> Iterator[None]:
-    """Swap the protocol modules the service calls for the variant's, for one run."""
+    """Swap the protocol modules the service calls, and the variant's patches, for one run."""
     namespace = vars(transfers_service)
     saved = {name: namespace[name] for name in ("coordinator", "participant")}
     if variant.coordinator_step is not None:
         namespace["coordinator"] = _StepOverride(saved["coordinator"], variant.coordinator_step)
     if variant.participant_step is not None:
         namespace["participant"] = _StepOverride(saved["participant"], variant.participant_step)
+    replaced = [(owner, name, getattr(owner, name)) for owner, name, _ in variant.patches]
+    for owner, name, replacement in variant.patches:
+        setattr(owner, name, replacement)
     try:
         yield
     finally:
         namespace.update(saved)
+        for owner, name, original in reversed(replaced):
+            setattr(owner, name, original)
 
 
 @contextmanager
@@ -734,6 +742,18 @@ class Simulation:
             truth = self.transfers.get(Key(payload.transfer_id, payload.coordinator_party))
             if truth is not None and truth.prepare is None:
                 truth.prepare = payload
+        if (
+            to_party in self.nodes
+            and isinstance(payload, Vote)
+            and ReasonCode.UNITS_OUT_OF_CIRCULATION in payload.reason_codes
+        ):
+            # No honest registry of the simulation retires units: only a departure
+            # some other Party announced can have made the voter believe that.
+            self.violation(
+                "CUSTODY_DENIAL",
+                f"{sender} refused honest {to_party}'s transfer {payload.transfer_id} as "
+                "out of circulation, and no honest registry retired anything",
+            )
         if to_party in self.hostile and isinstance(payload, Vote):
             self.votes_to_hostile.append((sender, envelope))
             if payload.vote is VoteChoice.YES:

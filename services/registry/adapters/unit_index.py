@@ -88,6 +88,8 @@ def define_unit_index_tables(metadata: MetaData) -> tuple[Table, Table, Table]:
         # [[party, net count], ...], sorted by Party, zeros left out.
         Column("holdings", JSON(), nullable=False),
         Column("left_circulation", Integer(), nullable=False),
+        # [[party, departures], ...]: who announced the range leaving circulation.
+        Column("departures", JSON(), nullable=False),
     )
     Index(
         "ix_unit_index_segments_range",
@@ -283,6 +285,7 @@ class SqlUnitIndexRepository:
                         "metric": segment.metric,
                         "holdings": [list(pair) for pair in segment.holdings],
                         "left_circulation": segment.left_circulation,
+                        "departures": [list(pair) for pair in segment.departures],
                     }
                     for segment in new
                 ],
@@ -345,6 +348,7 @@ def _segment(row: object) -> Segment:
         metric=data["metric"],
         holdings=tuple((str(party), int(count)) for party, count in data["holdings"]),
         left_circulation=int(data["left_circulation"]),
+        departures=tuple((str(party), int(count)) for party, count in data["departures"]),
     )
 
 

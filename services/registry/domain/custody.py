@@ -11,9 +11,23 @@ The records arrive over several topics and partitions, in no global order, so
 the fold must not depend on their order. Each segment therefore keeps counts,
 not a holder: how many times it was announced as issued, each Party's net count
 (issued to it, plus moved in, minus moved out or retired by it), and how many
-times it left circulation. Adding counts commutes, so once every record is
-folded in the result is the same whatever order they came in; in an honest
-federation exactly one Party has a net count of one for a range in circulation.
+times each Party announced it leaving circulation. Adding counts commutes, so
+once every record is folded in the result is the same whatever order they came
+in; in an honest federation exactly one Party has a net count of one for a range
+in circulation.
+
+Only the Party that holds a range can take it out of circulation. A departure
+(cancellation or use) is signed by the Party announcing it, and any member can
+sign one for any range; so "out of circulation" is derived from the counts, not
+counted: a range is out when a Party that departed it has a *position* of one
+in it (its net count before its own departures: issued to it plus moved in
+minus moved out). A departure announced by a Party with no position in the range
+takes nothing out of circulation; it leaves the segment with no single holder
+(visible in ``GET /v1/unit-index``), and the Party that does hold the range may
+still send it on. The derivation reads the final counts only, so it is as
+order-independent as they are: a departure folded before the movement that gave
+its Party the units looks like a stranger's until that movement is folded, the
+same window in which the index does not know of the movement at all.
 Segments are ranges, not units: memory grows with the number of distinct
 ranges, and adjacent segments in the same state are merged back together.
 
@@ -59,6 +73,8 @@ class Segment:
     # Party -> net count, sorted by Party, zeros left out.
     holdings: tuple[tuple[str, int], ...] = ()
     left_circulation: int = 0
+    # Party -> how many times it announced the range leaving circulation, sorted, zeros left out.
+    departures: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.first > self.last:
@@ -69,11 +85,41 @@ class Segment:
         return self.last - self.first + 1
 
     def state(self) -> tuple[object, ...]:
-        return (self.issued, self.vintage, self.metric, self.holdings, self.left_circulation)
+        return (
+            self.issued,
+            self.vintage,
+            self.metric,
+            self.holdings,
+            self.left_circulation,
+            self.departures,
+        )
 
     @property
     def empty(self) -> bool:
-        return self.issued == 0 and not self.holdings and self.left_circulation == 0
+        return (
+            self.issued == 0
+            and not self.holdings
+            and self.left_circulation == 0
+            and not self.departures
+        )
+
+    def positions(self) -> dict[str, int]:
+        """Party -> net count from issuances and movements only (its own departures added back)."""
+        counts = dict(self.holdings)
+        for party, departed in self.departures:
+            counts[party] = counts.get(party, 0) + departed
+        return {party: count for party, count in counts.items() if count != 0}
+
+    @property
+    def out_of_circulation(self) -> bool:
+        """A Party whose position covers the range announced it leaving circulation."""
+        positions = self.positions()
+        return any(positions.get(party) == 1 for party, _ in self.departures)
+
+    def stray_departures(self) -> tuple[str, ...]:
+        """Parties that announced the range leaving circulation without holding it."""
+        positions = self.positions()
+        return tuple(party for party, _ in self.departures if positions.get(party) != 1)
 
     def holder(self) -> str | None:
         """The one Party holding the range, if the records say exactly that."""
@@ -99,6 +145,7 @@ class Change:
     metric: str | None = None
     deltas: tuple[tuple[str, int], ...] = ()
     left_circulation: int = 0
+    departures: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.first > self.last:
@@ -114,7 +161,7 @@ def movement(first: int, last: int, from_party: str, to_party: str) -> Change:
 
 
 def leaving_circulation(first: int, last: int, party: str) -> Change:
-    return Change(first, last, deltas=((party, -1),), left_circulation=1)
+    return Change(first, last, deltas=((party, -1),), left_circulation=1, departures=((party, 1),))
 
 
 def _add(
@@ -135,6 +182,7 @@ def _changed(segment: Segment, change: Change) -> Segment:
         metric=segment.metric if segment.metric is not None else change.metric,
         holdings=_add(segment.holdings, change.deltas),
         left_circulation=segment.left_circulation + change.left_circulation,
+        departures=_add(segment.departures, change.departures),
     )
 
 
@@ -206,9 +254,12 @@ def check_custody(
 def _segment_refusals(segment: Segment, sender: str, vintage: int, metric: str) -> list[ReasonCode]:
     if segment.issued != 1 or segment.vintage != vintage or segment.metric != metric:
         return [ReasonCode.UNITS_NOT_ISSUED]
-    if segment.left_circulation:
+    if segment.out_of_circulation:
         return [ReasonCode.UNITS_OUT_OF_CIRCULATION]
-    counts = dict(segment.holdings)
+    # Positions, not holdings: a departure announced by a Party that does not hold
+    # the range (``Segment.stray_departures``) neither retires it nor counts as a
+    # holding elsewhere; it is only visible in the index.
+    counts = segment.positions()
     if counts.get(sender, 0) != 1:
         return [ReasonCode.UNITS_NOT_HELD_BY_SENDER]
     if any(count != 0 for party, count in counts.items() if party != sender):

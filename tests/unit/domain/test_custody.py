@@ -39,24 +39,36 @@ def fold(changes: list[Change]) -> list[Segment]:
 
 def unit_model(changes: list[Change]) -> dict[int, tuple[object, ...]]:
     """The same counts kept per unit: what the interval map must agree with."""
-    units: dict[int, tuple[int, Counter[str], int]] = {}
+    units: dict[int, tuple[int, Counter[str], int, Counter[str]]] = {}
     for change in changes:
         for serial in range(change.first, change.last + 1):
-            issued, counts, left = units.get(serial, (0, Counter(), 0))
-            counts = Counter(counts)
+            issued, counts, left, departed = units.get(serial, (0, Counter(), 0, Counter()))
+            counts, departed = Counter(counts), Counter(departed)
             for party, delta in change.deltas:
                 counts[party] += delta
-            units[serial] = (issued + change.issued, counts, left + change.left_circulation)
+            for party, delta in change.departures:
+                departed[party] += delta
+            units[serial] = (
+                issued + change.issued,
+                counts,
+                left + change.left_circulation,
+                departed,
+            )
     return {
-        serial: (issued, tuple(sorted((p, c) for p, c in counts.items() if c)), left)
-        for serial, (issued, counts, left) in units.items()
+        serial: (
+            issued,
+            tuple(sorted((p, c) for p, c in counts.items() if c)),
+            left,
+            tuple(sorted((p, c) for p, c in departed.items() if c)),
+        )
+        for serial, (issued, counts, left, departed) in units.items()
         if issued or any(counts.values()) or left
     }
 
 
 def per_unit(segments: list[Segment]) -> dict[int, tuple[object, ...]]:
     return {
-        serial: (segment.issued, segment.holdings, segment.left_circulation)
+        serial: (segment.issued, segment.holdings, segment.left_circulation, segment.departures)
         for segment in segments
         for serial in range(segment.first, segment.last + 1)
     }
@@ -153,6 +165,91 @@ def test_double_issuance_and_double_holding_are_refused() -> None:
         ]
     )
     assert check(doubled, 1, 10, "GHA") == (ReasonCode.UNITS_HELD_ELSEWHERE,)
+
+
+# -- a departure counts only when the Party that holds the range announces it ---------------
+
+
+def verdicts(segments: list[Segment]) -> dict[tuple[int, str], tuple[str, ...]]:
+    """What every Party would be told for every single serial: the index's answers."""
+    return {
+        (serial, party): check(segments, serial, serial, party)
+        for serial in range(1, SERIAL_SPAN + 11)
+        for party in PARTIES
+    }
+
+
+def test_a_cancellation_by_a_party_that_does_not_hold_the_range_retires_nothing() -> None:
+    honest = [issuance(1, 10, "CHE", VINTAGE, METRIC), movement(1, 10, "CHE", "GHA")]
+    # THA never held 1-10; CHE held it once and gave it to GHA. Neither can retire it.
+    for stranger in ("THA", "CHE"):
+        segments = fold([*honest, leaving_circulation(1, 10, stranger)])
+        assert check(segments, 1, 10, "GHA") == ()
+        (segment,) = segments
+        assert not segment.out_of_circulation
+        assert segment.stray_departures() == (stranger,)
+        assert segment.holder() is None  # visible in the index as no clear state
+        assert check(segments, 1, 10, stranger) == (ReasonCode.UNITS_NOT_HELD_BY_SENDER,)
+
+
+def test_the_holder_s_own_departure_retires_whichever_record_comes_first() -> None:
+    history = [
+        issuance(1, 10, "CHE", VINTAGE, METRIC),
+        movement(1, 10, "CHE", "GHA"),
+        leaving_circulation(1, 10, "GHA"),
+    ]
+    for order in itertools.permutations(history):
+        segments = fold(list(order))
+        assert [s.out_of_circulation for s in segments] == [True]
+        assert [s.stray_departures() for s in segments] == [()]
+        for party in PARTIES:
+            assert check(segments, 1, 10, party) == (ReasonCode.UNITS_OUT_OF_CIRCULATION,)
+    # Before the movement is folded GHA's departure is a stranger's, and CHE still
+    # looks like the holder: the same as when the index has not seen the movement.
+    early = fold([issuance(1, 10, "CHE", VINTAGE, METRIC), leaving_circulation(1, 10, "GHA")])
+    assert check(early, 1, 10, "CHE") == ()
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(changes, max_size=6).flatmap(
+        lambda history: st.tuples(st.just(history), st.permutations(history))
+    )
+)
+def test_every_permutation_gives_the_same_answers(pair: tuple[list[Change], list[Change]]) -> None:
+    history, permuted = pair
+    segments, other = fold(history), fold(permuted)
+    assert other == segments
+    assert verdicts(other) == verdicts(segments)
+    assert [(s.out_of_circulation, s.stray_departures(), s.holder()) for s in other] == [
+        (s.out_of_circulation, s.stray_departures(), s.holder()) for s in segments
+    ]
+
+
+honest_histories = st.lists(
+    st.tuples(st.integers(0, 3), st.sampled_from(PARTIES)), min_size=1, max_size=4
+).map(
+    # One range passed from Party to Party: (how far it moves, to whom), then issued first.
+    lambda steps: (
+        [issuance(1, 10, steps[0][1], VINTAGE, METRIC)]
+        + [movement(1, 10, a[1], b[1]) for a, b in itertools.pairwise(steps) if a[1] != b[1]]
+    )
+)
+
+
+@settings(max_examples=200)
+@given(honest_histories, st.sampled_from(PARTIES), st.randoms(use_true_random=False))
+def test_a_stranger_s_departure_in_any_position_never_refuses_the_holder(
+    history: list[Change], stranger: str, rng: object
+) -> None:
+    holder = fold(history)[0].holder()
+    assert holder is not None
+    if stranger == holder:
+        return
+    hostile = [*history, leaving_circulation(1, 10, stranger)]
+    rng.shuffle(hostile)  # type: ignore[attr-defined]
+    assert check(fold(hostile), 1, 10, holder) == ()
+    assert check(fold(hostile), 1, 10, stranger) == (ReasonCode.UNITS_NOT_HELD_BY_SENDER,)
 
 
 # -- what a backfill still has to announce ------------------------------------------------

@@ -2,8 +2,9 @@
 
 What the node has folded in from the unit log and the decision topic: for every
 serial range, how many times it was announced as issued, each Party's net count,
-and whether it left circulation, with the one Party that holds it when the
-records say exactly that. Everything here is public under Article 6 (the AEF
+which Parties announced it leaving circulation (and whether one of them held
+it, which is what takes it out of circulation), with the one Party that holds
+it when the records say exactly that. Everything here is public under Article 6 (the AEF
 publishes it); no account or holder appears. Empty when the node runs without
 messaging (it keeps no index then).
 """
@@ -30,6 +31,12 @@ class IndexSegmentOut(BaseModel):
     metric: str | None
     holdings: dict[str, int]
     left_circulation: int
+    # Party -> times it announced the range leaving circulation.
+    departures: dict[str, int]
+    out_of_circulation: bool
+    # Parties that announced it leaving circulation without holding it (a hostile
+    # member's cancellation of another Party's units): taken out of nothing.
+    stray_departures: list[str]
     holder: str | None
 
 
@@ -49,6 +56,9 @@ async def unit_index(node: NodeDep, _: PublicReader) -> list[IndexSegmentOut]:
             metric=segment.metric,
             holdings=dict(segment.holdings),
             left_circulation=segment.left_circulation,
+            departures=dict(segment.departures),
+            out_of_circulation=segment.out_of_circulation,
+            stray_departures=list(segment.stray_departures()),
             holder=segment.holder(),
         )
         for key, segment in segments
