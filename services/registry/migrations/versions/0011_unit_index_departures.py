@@ -1,7 +1,7 @@
 """The unit index keeps who announced each range leaving circulation
 
-Revision ID: 0010_unit_index_departures
-Revises: 0009_unit_index
+Revision ID: 0011_unit_index_departures
+Revises: 0010_reconciliation
 Create Date: 2026-12-01 20:30:00.000000
 
 A departure (cancellation or use) takes a range out of circulation only when the
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_unit_index_departures"
-down_revision: str | None = "0009_unit_index"
+revision: str = "0011_unit_index_departures"
+down_revision: str | None = "0010_reconciliation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
