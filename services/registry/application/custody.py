@@ -47,7 +47,7 @@ from registry.domain.custody import (
     movement,
 )
 from registry.domain.errors import ReasonCode
-from registry.domain.reconciliation import CLOCK_SKEW_MARGIN, IndexJournal, Interval
+from registry.domain.reconciliation import CLOCK_SKEW_MARGIN, IndexJournal, RecentChanges
 from registry.protocol.arbiter import EnvelopeVerifier, decision_refusal
 
 
@@ -162,6 +162,7 @@ class UnitIndex:
         record_key: str | None,
         changes: Iterable[tuple[RangeKey, Change]],
         signed_at: datetime | None = None,
+        transfer: tuple[str, str] | None = None,
     ) -> bool:
         """One transaction: the changes (once per record key) and the partition's offset."""
         applied = False
@@ -182,7 +183,12 @@ class UnitIndex:
                 now = self._clock()
                 for key, change in folded:
                     journal.record(
-                        key, change.first, change.last, signed_at=signed_at, folded_at=now
+                        key,
+                        change.first,
+                        change.last,
+                        signed_at=signed_at,
+                        folded_at=now,
+                        transfer=transfer,
                     )
         if self.on_advanced is not None:
             self.on_advanced(position.topic, position.partition, position.offset + 1)
@@ -206,7 +212,13 @@ class UnitIndex:
             # subscriber quarantines it); the index only moves past it.
             return self._fold(position, None, [])
         record_key = f"T:{decision.coordinator_party}:{decision.transfer_id}"
-        return self._fold(position, record_key, committed_moves(decision), envelope.sent_at)
+        return self._fold(
+            position,
+            record_key,
+            committed_moves(decision),
+            envelope.sent_at,
+            (str(decision.transfer_id), decision.coordinator_party),
+        )
 
     def skip(self, position: MessagePosition) -> None:
         """A record refused for good (quarantined): the index moves past it."""
@@ -244,8 +256,8 @@ class UnitIndex:
 
     def holdings_with_changes(
         self, cutoffs: Sequence[datetime]
-    ) -> tuple[list[tuple[RangeKey, Segment]], list[list[tuple[RangeKey, Interval]] | None]]:
-        """The holdings and, per cutoff, the ranges changed by records signed after it.
+    ) -> tuple[list[tuple[RangeKey, Segment]], list[RecentChanges | None]]:
+        """The holdings and, per cutoff, what records signed after it changed.
 
         One read under the fold lock, so no change is in the holdings and missing
         from the journal. None for a cutoff the journal does not cover.

@@ -54,8 +54,8 @@ from registry.domain.reconciliation import (
     GroupKey,
     HoldingGroup,
     HoldingsView,
-    Interval,
     LocalTransfer,
+    RecentChanges,
     TransferRef,
     cutoff_of,
     normalised,
@@ -387,7 +387,7 @@ class Reconciliation:
         self,
         snapshot: HoldingsSnapshot,
         index: Sequence[tuple[RangeKey, Segment]],
-        recent: Sequence[tuple[RangeKey, Interval]] | None,
+        recent: RecentChanges | None,
     ) -> list[Finding]:
         party = snapshot.party
         snapshot_id = str(snapshot.transfer_id)

@@ -184,6 +184,17 @@ class IndexChange:
     first: int
     last: int
     signed_at: datetime
+    # (transfer id, coordinator Party) when a COMMIT decision moved the range.
+    transfer: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentChanges:
+    """What records signed after a snapshot's cutoff changed: left out of its comparison."""
+
+    ranges: tuple[tuple[RangeKey, Interval], ...] = ()
+    # (transfer id, coordinator Party) of the transfers committed by those records.
+    transfers: frozenset[tuple[str, str]] = frozenset()
 
 
 class IndexJournal:
@@ -208,7 +219,14 @@ class IndexJournal:
         self._changes: deque[IndexChange] = deque()
 
     def record(
-        self, key: RangeKey, first: int, last: int, *, signed_at: datetime, folded_at: datetime
+        self,
+        key: RangeKey,
+        first: int,
+        last: int,
+        *,
+        signed_at: datetime,
+        folded_at: datetime,
+        transfer: tuple[str, str] | None = None,
     ) -> None:
         """One change, folded in at ``folded_at`` (our clock) from a record signed at ``signed_at``.
 
@@ -218,7 +236,7 @@ class IndexJournal:
         the margin.
         """
         signed = min(signed_at, folded_at + CLOCK_SKEW_MARGIN)
-        self._changes.append(IndexChange(key, first, last, signed))
+        self._changes.append(IndexChange(key, first, last, signed, transfer))
         while self._changes and (
             len(self._changes) > self._changes_max
             or self._changes[0].signed_at < signed - self._age
@@ -230,9 +248,13 @@ class IndexJournal:
         """Whether every change signed after ``cutoff`` is listed."""
         return self.horizon <= cutoff
 
-    def changed_after(self, cutoff: datetime) -> list[tuple[RangeKey, Interval]]:
-        """The ranges changed by records signed after ``cutoff``."""
-        return [(c.key, (c.first, c.last)) for c in self._changes if c.signed_at > cutoff]
+    def changed_after(self, cutoff: datetime) -> RecentChanges:
+        """The ranges changed, and transfers committed, by records signed after ``cutoff``."""
+        later = [c for c in self._changes if c.signed_at > cutoff]
+        return RecentChanges(
+            tuple((c.key, (c.first, c.last)) for c in later),
+            frozenset(c.transfer for c in later if c.transfer is not None),
+        )
 
     def __len__(self) -> int:
         return len(self._changes)
@@ -375,27 +397,27 @@ def reconcile(
     *,
     us: str,
     ours_complete: bool = True,
-    recent: Iterable[tuple[RangeKey, Interval]] = (),
+    recent: RecentChanges = RecentChanges(),
 ) -> list[Finding]:
     """Findings of one snapshot: totals first, then ranges, then transfers (the ITL's order).
 
     ``ours`` are this node's records of transfers with the snapshot's Party;
     ``ours_complete`` False when they were cut at a bound (then a transfer the
     Party committed and we have no record of is not reported: it may be older).
-    ``recent``: the ranges the index changed for records signed after the
-    snapshot's cutoff (``IndexJournal.changed_after(cutoff_of(taken_at))``).
+    ``recent``: the ranges the index changed, and the transfers committed, by
+    records signed after the snapshot's cutoff
+    (``IndexJournal.changed_after(cutoff_of(taken_at))``).
     """
-    transfers = _transfer_findings(view, ours, us, ours_complete)
+    transfers = _transfer_findings(view, ours, us, ours_complete, recent.transfers)
     if not view.in_flight_complete:
         return transfers
-    recent = list(recent)
     sides = _index_by_key(index)
     stated = {group.key: group for group in view.groups}
     totals: list[Finding] = []
     ranges: list[Finding] = []
     for key in _group_keys(view, sides):
         side = sides.get(key.range_key, _IndexSide())
-        changed = _recent(recent, key.range_key)
+        changed = _recent(recent.ranges, key.range_key)
         excluded = normalised(_excluded(view, key.range_key) + changed)
         group = stated.get(key, HoldingGroup(key, 0, ()))
         by_index = minus(side.held_by(view.party, key.vintage, key.metric), excluded)
@@ -540,9 +562,17 @@ def _double_holdings(
 
 
 def _transfer_findings(
-    view: HoldingsView, ours: Sequence[LocalTransfer], us: str, ours_complete: bool
+    view: HoldingsView,
+    ours: Sequence[LocalTransfer],
+    us: str,
+    ours_complete: bool,
+    committed_after: frozenset[tuple[str, str]] = frozenset(),
 ) -> list[Finding]:
-    """Transfers between us and the Party that one side has committed and the other has not."""
+    """Transfers between us and the Party that one side has committed and the other has not.
+
+    A transfer whose COMMIT was signed after the snapshot's cutoff may be unknown
+    to the Party when it took the snapshot (it had not voted yet): not compared.
+    """
     theirs_committed = {
         (t.transfer_id, t.coordinator_party) for t in view.committed if t.counterparty == us
     }
@@ -555,6 +585,7 @@ def _transfer_findings(
                 local.status is LocalStatus.COMMITTED
                 and transfer_key not in theirs_committed
                 and transfer_key not in theirs_pending
+                and transfer_key not in committed_after
             ):
                 found.append(
                     _one_sided(view.party, us, local.ref, f"committed at {us}, not at {view.party}")
@@ -613,6 +644,7 @@ __all__ = [
     "IndexJournal",
     "LocalStatus",
     "LocalTransfer",
+    "RecentChanges",
     "TransferRef",
     "cutoff_of",
     "intersect",

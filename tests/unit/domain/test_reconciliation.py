@@ -28,6 +28,7 @@ from registry.domain.reconciliation import (
     IndexJournal,
     LocalStatus,
     LocalTransfer,
+    RecentChanges,
     TransferRef,
     cutoff_of,
     minus,
@@ -138,6 +139,20 @@ def test_ranges_in_flight_or_unannounced_are_not_compared() -> None:
     assert reconcile(issued_later, fold(history), OURS, us=US) == []
 
 
+def test_a_transfer_committed_after_the_snapshot_is_not_one_sided_yet() -> None:
+    # GHA committed t1 by a COMMIT signed after CHE's snapshot: CHE may not have voted.
+    journal = IndexJournal(datetime.min.replace(tzinfo=UTC))
+    journal.record(KEY, 51, 100, signed_at=T0, folded_at=T0, transfer=("t1", "CHE"))
+    snapshot = view("CHE", [(1, 50)], committed=())
+    recent = journal.changed_after(cutoff_of(T0))
+    assert recent.transfers == {("t1", "CHE")}
+    assert reconcile(snapshot, fold(HISTORY), OURS, us=US, recent=recent) == []
+    later = journal.changed_after(cutoff_of(T0 + 2 * CLOCK_SKEW_MARGIN))
+    assert kinds(reconcile(snapshot, fold(HISTORY), OURS, us=US, recent=later)) == [
+        ReasonCode.TRANSFER_ONE_SIDED
+    ]
+
+
 def test_a_transfer_committed_here_and_missing_there_is_one_sided() -> None:
     snapshot = view("CHE", [(1, 50)], committed=())
     findings = reconcile(snapshot, fold(HISTORY), OURS, us=US)
@@ -177,7 +192,7 @@ def test_findings_come_in_the_itl_order() -> None:
 def test_ranges_changed_after_the_snapshot_are_left_out_and_the_rest_found_at_once() -> None:
     # CHE issued 101-110 and sent 1-10 to THA after its snapshot; the index has both.
     history = [*HISTORY, issuance(101, 110, "CHE", 2024, "tCO2e"), movement(1, 10, "CHE", "THA")]
-    recent = [(KEY, (101, 110)), (KEY, (1, 10))]
+    recent = RecentChanges(((KEY, (101, 110)), (KEY, (1, 10))))
     snapshot = view("CHE", [(1, 50)], committed=(T1,))
     assert reconcile(snapshot, fold(history), OURS, us=US, recent=recent) == []
     # Without the journal the same honest snapshot would differ...
@@ -197,7 +212,10 @@ def test_a_total_without_its_ranges_is_not_compared_where_a_range_changed_after(
     history = [*HISTORY, issuance(101, 110, "CHE", 2024, "tCO2e")]
     partial = HoldingsView("CHE", (HoldingGroup(GROUP, 50, ((1, 50),), False),), committed=(T1,))
     assert kinds(reconcile(partial, fold(history), OURS, us=US)) == [ReasonCode.TOTALS_MISMATCH]
-    assert reconcile(partial, fold(history), OURS, us=US, recent=[(KEY, (101, 110))]) == []
+    assert (
+        reconcile(partial, fold(history), OURS, us=US, recent=RecentChanges(((KEY, (101, 110)),)))
+        == []
+    )
 
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -214,8 +232,8 @@ def test_the_journal_lists_the_ranges_changed_after_a_snapshot_s_cutoff() -> Non
     # A snapshot taken just after the second record was signed, by a clock a bit behind.
     cutoff = cutoff_of(T0 + seconds(10) - CLOCK_SKEW_MARGIN / 2)
     assert journal.covers(cutoff)
-    assert journal.changed_after(cutoff) == [(KEY, (11, 20))]
-    assert journal.changed_after(cutoff_of(T0 + seconds(30))) == []
+    assert journal.changed_after(cutoff).ranges == ((KEY, (11, 20)),)
+    assert journal.changed_after(cutoff_of(T0 + seconds(30))) == RecentChanges()
 
 
 def test_a_stamp_later_than_the_record_was_read_counts_as_read_plus_the_margin() -> None:
@@ -223,8 +241,8 @@ def test_a_stamp_later_than_the_record_was_read_counts_as_read_plus_the_margin()
     journal.record(KEY, 1, 10, signed_at=T0 + timedelta(days=365), folded_at=T0)
     # A snapshot taken a margin after we read it: the far-future stamp does not
     # keep 1-10 out of its comparison.
-    assert journal.changed_after(cutoff_of(T0 + 2 * CLOCK_SKEW_MARGIN)) == []
-    assert journal.changed_after(cutoff_of(T0)) == [(KEY, (1, 10))]
+    assert journal.changed_after(cutoff_of(T0 + 2 * CLOCK_SKEW_MARGIN)) == RecentChanges()
+    assert journal.changed_after(cutoff_of(T0)).ranges == ((KEY, (1, 10)),)
 
 
 def test_a_journal_past_its_bounds_covers_only_later_snapshots() -> None:
@@ -307,7 +325,7 @@ def test_an_honest_snapshot_taken_mid_history_has_no_findings_given_later_change
     cut = data.draw(st.integers(1, len(changes)))
     snapshot = honest_view(fold(changes[:cut]), party)
     index = fold(changes)
-    recent = [r for change in changes[cut:] for r in ranges_of(change)]
+    recent = RecentChanges(tuple(r for change in changes[cut:] for r in ranges_of(change)))
     assert reconcile(snapshot, index, [], us="ZZZ", recent=recent) == []
 
 
