@@ -16,7 +16,14 @@ from functools import partial
 from sqlalchemy import Engine
 
 from a6wire.keys import generate_private_key
-from a6wire.messages import Envelope, HoldingsGroup, HoldingsSnapshot, UnitEvent, UnitRecord
+from a6wire.messages import (
+    Envelope,
+    HoldingsGroup,
+    HoldingsSnapshot,
+    Outcome,
+    UnitEvent,
+    UnitRecord,
+)
 from a6wire.reasons import ReasonCode
 from a6wire.signing import seal
 from a6wire.topics import snapshot_key
@@ -29,7 +36,14 @@ from registry.application.reconciliation import Reconciliation
 from registry.application.transfers import MessagePosition
 from registry.domain.reconciliation import CLOCK_SKEW_MARGIN, Finding
 from registry.entrypoints.bus import SnapshotBus
-from tests.integration.persistence.test_unit_index_sql import APPROACH, DIRECTORY, KEYS, issued
+from tests.integration.persistence.test_unit_index_sql import (
+    APPROACH,
+    DIRECTORY,
+    KEYS,
+    decision,
+    issued,
+    prepare,
+)
 
 SNAPSHOTS = "a6.snapshots"
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
@@ -217,6 +231,29 @@ def test_ranges_changed_by_records_signed_after_the_snapshot_are_left_out(engine
         (ReasonCode.TOTALS_MISMATCH, None, None),
         (ReasonCode.RANGE_MISMATCH, 9, 10),
     ]
+
+
+def test_units_a_commit_signed_after_the_snapshot_moved_are_left_out(engine: Engine) -> None:
+    clock = Clock()
+    index = index_over(engine, clock)
+    reconciliation = reconciliation_over(engine, index, clock)
+    index.handle_unit_record(issued_at(1, 10, NOW), MessagePosition("a6.units", 0, 0))
+    taken = NOW + 2 * CLOCK_SKEW_MARGIN
+    # CHE prepared and committed a transfer of 1-5 to GHA after its snapshot.
+    clock.now = taken + timedelta(seconds=1)
+    commit = decision(prepare(1, 5), Outcome.COMMIT).payload
+    index.handle_decision_record(
+        seal(
+            commit,
+            sender_party="CHE",
+            sent_at=taken + timedelta(milliseconds=500),
+            message_id=uuid.uuid4(),
+            private_key=KEYS["CHE"],
+        ),
+        MessagePosition("a6.decisions", 0, 0),
+    )
+    assert reconciliation.receive(signed(snapshot("CHE", taken, 10), "CHE"))
+    assert reconciliation.compare() == []
 
 
 def test_a_restarted_index_compares_only_snapshots_taken_after_it_could_know(
