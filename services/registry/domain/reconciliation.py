@@ -49,9 +49,11 @@ from registry.domain.custody import RangeKey, Segment
 
 Interval = tuple[int, int]
 
-# How far apart two nodes' clocks may be. Federation hosts keep NTP time (within
-# milliseconds); a node further off than this can see an honest Party's change
-# made just after its snapshot reported as a difference.
+# How far apart two nodes' clocks may be, plus how long a ledger transaction may
+# run between signing its record (COMMIT decision, unit record, both sealed
+# inside it) and committing. Federation hosts keep NTP time (within milliseconds);
+# beyond this margin an honest Party's change made just after its snapshot can be
+# reported as a difference.
 CLOCK_SKEW_MARGIN_S = 2.0
 CLOCK_SKEW_MARGIN = timedelta(seconds=CLOCK_SKEW_MARGIN_S)
 # The journal of recent index changes keeps at most this many changes...
