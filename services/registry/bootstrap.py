@@ -227,7 +227,7 @@ def build_transfers(
         return SqlTransferUnitOfWork(engine, unit_log)
 
     transfers = Transfers(transfer_unit_of_work, clock, signer, verify, federation)
-    unit_index = UnitIndex(lambda: SqlUnitIndexUnitOfWork(engine), verify)
+    unit_index = UnitIndex(lambda: SqlUnitIndexUnitOfWork(engine), verify, clock=clock.now)
 
     def reconciliation_unit_of_work() -> SqlReconciliationUnitOfWork:
         return SqlReconciliationUnitOfWork(

@@ -9,7 +9,9 @@ index and its own transfer records.
 2. ``TAMPERED``'s SQLite file is then altered behind its node's back while it runs:
    a block it holds is deleted, a block it sent to ``WITNESS`` is duplicated back
    as held, and its record of another committed transfer with ``WITNESS`` is
-   deleted. ``WITNESS`` and ``BYSTANDER`` (the other nodes) report it: the totals,
+   deleted. ``WITNESS`` and ``BYSTANDER`` (the other nodes) report it from the
+   first snapshot ``TAMPERED`` takes after the tampering (one period, plus the
+   bounded wait for their unit index to catch up): the totals,
    the deleted range, the double holding with the Parties and the transfer that
    explains it, and (at ``WITNESS``, the only other side) the one-sided transfer;
    in ``GET /v1/reconciliation``, ``/metrics``, the public page and
@@ -57,7 +59,9 @@ VINTAGE = 2025
 # Short, so a test sees several rounds; the default is minutes.
 RECONCILIATION_PERIOD_S = 1.5
 # Snapshots of every Party taken after the transfers ended, compared at every node,
-# before the honest federation is declared clean (a difference needs two to count).
+# before the honest federation is declared clean (and before the tampering: longer
+# than the clock margin, so the tampered ranges are not among those a snapshot
+# leaves out as changed just before it).
 ROUNDS_AFTER_TRANSFERS = 3
 # Generous: three node processes share two cores with other suites.
 FINDINGS_TIMEOUT_S = 120.0
@@ -143,6 +147,17 @@ def database(world: World, party: str) -> sqlite3.Connection:
     return sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None)
 
 
+def log_events(world: World, party: str, event: str) -> list[dict[str, Any]]:
+    lines = (world.node(party).data_dir / "node.log").read_text().splitlines()
+    found: list[dict[str, Any]] = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and entry.get("event") == event:
+                found.append(entry)
+    return found
+
+
 def findings_of(world: World, party: str, kind: str) -> list[dict[str, Any]]:
     return [f for f in report(world, party)["findings"] if f["kind"] == kind]
 
@@ -210,6 +225,7 @@ def test_a_ledger_altered_behind_its_node_s_back_is_found_by_the_others(world: W
     wait_rounds_after(world, time.time())
     assert all(report(world, party)["findings"] == [] for party in PARTIES)
 
+    tampering_began = time.time()
     with contextlib.closing(database(world, TAMPERED)) as db:
         db.execute("BEGIN IMMEDIATE")
         # 1. A block it holds disappears.
@@ -240,6 +256,7 @@ def test_a_ledger_altered_behind_its_node_s_back_is_found_by_the_others(world: W
         ).rowcount
         assert removed == 1
         db.execute("COMMIT")
+    tampered = time.time()
     deleted = (int(deleted_block[1]), int(deleted_block[2]))
     assert deleted == (int(kept["first_serial"]), int(kept["last_serial"]))
 
@@ -282,6 +299,20 @@ def test_a_ledger_altered_behind_its_node_s_back_is_found_by_the_others(world: W
             assert one_sided["parties"] == [TAMPERED, WITNESS], one_sided
         else:
             assert "TRANSFER_ONE_SIDED" not in by_kind, by_kind
+
+    # Found from ONE snapshot: every finding's log line names the snapshot that
+    # showed it first, the first TAMPERED took after the tampering (or one it took
+    # while the tampering was being written, which may have seen it).
+    published = [
+        (datetime.fromisoformat(e["taken_at"]).timestamp(), e["snapshot_id"])
+        for e in log_events(world, TAMPERED, "holdings snapshot queued")
+    ]
+    first_after = min(taken for taken, _ in published if taken > tampered)
+    showing = {sid for taken, sid in published if tampering_began <= taken <= first_after}
+    for party in (WITNESS, BYSTANDER):
+        named = {e["snapshot_id"] for e in log_events(world, party, "reconciliation finding")}
+        assert named, party
+        assert named <= showing, (party, named, published, tampering_began, tampered)
 
     # Party level only: no account of any Party appears.
     public = json.dumps(report(world, WITNESS))

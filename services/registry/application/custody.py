@@ -15,12 +15,20 @@ every node's index agrees.
 
 Writes are serialised by one lock: the two subscriptions run in worker threads,
 and two transactions rewriting the same segments must not interleave.
+
+The index also keeps, in memory, a bounded journal of the ranges it changed and
+when the record behind each change was signed (``IndexJournal``): reconciliation
+leaves out of a snapshot's comparison the ranges changed by records signed after
+the snapshot may have been taken. After a restart the journal knows nothing of
+the changes folded in before, so it covers only snapshots taken a clock margin
+after those could have been signed (its horizon).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -39,6 +47,7 @@ from registry.domain.custody import (
     movement,
 )
 from registry.domain.errors import ReasonCode
+from registry.domain.reconciliation import CLOCK_SKEW_MARGIN, IndexJournal, RecentChanges
 from registry.protocol.arbiter import EnvelopeVerifier, decision_refusal
 
 
@@ -119,21 +128,47 @@ class UnitIndex:
         self,
         unit_of_work: Callable[[], UnitIndexUnitOfWork],
         verify: EnvelopeVerifier,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._unit_of_work = unit_of_work
         self._verify = verify
+        self._clock = clock
         self._lock = threading.Lock()
+        # Started under the lock before the first fold or read (``_journal_started``).
+        self._journal: IndexJournal | None = None
         self.on_advanced: OffsetObserver | None = None
+
+    def _journal_started(self) -> IndexJournal:
+        """The journal; the caller holds the lock.
+
+        An index that has folded nothing yet will journal every change it holds.
+        One that resumes after a restart holds changes folded before it started,
+        signed at the latest (by their senders' clocks) a clock margin after now.
+        """
+        if self._journal is None:
+            uow = self._unit_of_work()
+            with uow:
+                resumed = bool(uow.index.offsets())
+            horizon = (
+                self._clock() + CLOCK_SKEW_MARGIN if resumed else datetime.min.replace(tzinfo=UTC)
+            )
+            self._journal = IndexJournal(horizon)
+        return self._journal
 
     def _fold(
         self,
         position: MessagePosition,
         record_key: str | None,
         changes: Iterable[tuple[RangeKey, Change]],
+        signed_at: datetime | None = None,
+        transfer: tuple[str, str] | None = None,
     ) -> bool:
         """One transaction: the changes (once per record key) and the partition's offset."""
         applied = False
         with self._lock:
+            journal = self._journal_started()
+            folded: list[tuple[RangeKey, Change]] = []
             uow = self._unit_of_work()
             with uow:
                 if record_key is not None and uow.index.claim(record_key):
@@ -141,8 +176,20 @@ class UnitIndex:
                     for key, change in changes:
                         old = uow.index.segments(key, change.first, change.last)
                         uow.index.replace(key, old, apply_change(old, change))
+                        folded.append((key, change))
                 uow.index.advance(position.topic, position.partition, position.offset + 1)
                 uow.commit()
+            if folded and signed_at is not None:
+                now = self._clock()
+                for key, change in folded:
+                    journal.record(
+                        key,
+                        change.first,
+                        change.last,
+                        signed_at=signed_at,
+                        folded_at=now,
+                        transfer=transfer,
+                    )
         if self.on_advanced is not None:
             self.on_advanced(position.topic, position.partition, position.offset + 1)
         return applied
@@ -155,7 +202,7 @@ class UnitIndex:
         announcement = announcement_of(record)
         key = RangeKey(announcement.cooperative_approach_id, announcement.originating_registry_id)
         record_key = f"U:{envelope.sender_party}:{envelope.message_id}"
-        return self._fold(position, record_key, [(key, change_of(announcement))])
+        return self._fold(position, record_key, [(key, change_of(announcement))], envelope.sent_at)
 
     def handle_decision_record(self, envelope: Envelope, position: MessagePosition) -> bool:
         """The first record of a transfer that counts as a decision wins; a COMMIT moves units."""
@@ -165,7 +212,13 @@ class UnitIndex:
             # subscriber quarantines it); the index only moves past it.
             return self._fold(position, None, [])
         record_key = f"T:{decision.coordinator_party}:{decision.transfer_id}"
-        return self._fold(position, record_key, committed_moves(decision))
+        return self._fold(
+            position,
+            record_key,
+            committed_moves(decision),
+            envelope.sent_at,
+            (str(decision.transfer_id), decision.coordinator_party),
+        )
 
     def skip(self, position: MessagePosition) -> None:
         """A record refused for good (quarantined): the index moves past it."""
@@ -200,6 +253,23 @@ class UnitIndex:
         uow = self._unit_of_work()
         with uow:
             return uow.index.all_segments()
+
+    def holdings_with_changes(
+        self, cutoffs: Sequence[datetime]
+    ) -> tuple[list[tuple[RangeKey, Segment]], list[RecentChanges | None]]:
+        """The holdings and, per cutoff, what records signed after it changed.
+
+        One read under the fold lock, so no change is in the holdings and missing
+        from the journal. None for a cutoff the journal does not cover.
+        """
+        with self._lock:
+            journal = self._journal_started()
+            holdings = self.holdings()
+            changes = [
+                journal.changed_after(cutoff) if journal.covers(cutoff) else None
+                for cutoff in cutoffs
+            ]
+        return holdings, changes
 
 
 __all__ = [

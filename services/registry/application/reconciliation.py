@@ -11,10 +11,12 @@ Every ``REGISTRY_RECONCILIATION_PERIOD_S`` (``registry.settings``) the node
    topic to their end, then compares the latest snapshot of every Party (its own
    included) with the index and with its own transfer records with that Party
    (``registry.domain.reconciliation.reconcile``), if it is fresh (taken within
-   ``stale_after``, a few periods). A difference becomes a finding
-   only when the comparison of that Party's previous snapshot showed it too: an
-   honest Party's snapshot can trail the index by the records written while it
-   was on its way, never by two snapshots.
+   ``stale_after``, a few periods). The ranges the index changed for records
+   signed after the snapshot may have been taken (``taken_at`` less the clock
+   margin, from the index's journal) are left out, as are the snapshot's ranges
+   in flight; every other difference is a finding, from ONE snapshot. A
+   snapshot the journal does not cover (taken before a restart of this node, or
+   older than the journal's bounds) is not compared, with one log line.
 
 Findings are kept in the node's database (open while the difference lasts),
 counted, logged once when new, and shown by ``GET /v1/reconciliation``, the
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
@@ -53,8 +55,9 @@ from registry.domain.reconciliation import (
     HoldingGroup,
     HoldingsView,
     LocalTransfer,
+    RecentChanges,
     TransferRef,
-    confirmed,
+    cutoff_of,
     normalised,
     reconcile,
 )
@@ -295,12 +298,6 @@ def view_of(snapshot: HoldingsSnapshot) -> HoldingsView:
 # -- the service -------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Previous:
-    snapshot_id: str
-    differences: list[Finding] = field(default_factory=list)
-
-
 class Reconciliation:
     """See the module docstring."""
 
@@ -322,9 +319,8 @@ class Reconciliation:
         self.party = party
         self._registry_id = registry_id
         self._clock = clock
-        # Per Party, the differences its previous snapshot showed (in memory: after
-        # a restart a difference is confirmed one snapshot later).
-        self._previous: dict[str, _Previous] = {}
+        # Per Party, the id of the snapshot last compared (or skipped) here.
+        self._previous: dict[str, str] = {}
         self._compared: dict[str, PartyComparison] = {}
         # Told of each new finding (the metrics counter); set by the entrypoint.
         self.on_new_finding: FindingObserver | None = None
@@ -342,6 +338,12 @@ class Reconciliation:
             )
             uow.reconciliation.queue_snapshot(self._seal(snapshot, now))
             uow.commit()
+        _log.info(
+            "holdings snapshot queued",
+            party=self.party,
+            snapshot_id=str(snapshot.transfer_id),
+            taken_at=now.isoformat(),
+        )
         if self.on_outbox_commit is not None:
             self.on_outbox_commit()
         return snapshot
@@ -364,50 +366,61 @@ class Reconciliation:
         uow = self._unit_of_work()
         with uow:
             snapshots = uow.reconciliation.latest_snapshots()
-        index = self._index.holdings()
         now = self._clock()
+        fresh = [
+            envelope.payload
+            for envelope in snapshots
+            if isinstance(envelope.payload, HoldingsSnapshot)
+            # An old snapshot (the topic's history read by a node that joins, or a
+            # Party that stopped publishing) is not compared with today's index.
+            and now - envelope.payload.taken_at <= self._stale_after
+        ]
+        index, changes = self._index.holdings_with_changes(
+            [cutoff_of(snapshot.taken_at) for snapshot in fresh]
+        )
         new: list[Finding] = []
-        for envelope in snapshots:
-            snapshot = envelope.payload
-            if not isinstance(snapshot, HoldingsSnapshot):
-                continue
-            if now - snapshot.taken_at > self._stale_after:
-                # An old snapshot (the topic's history read by a node that joins, or
-                # a Party that stopped publishing) against today's index would show
-                # every later transfer as a difference, twice in a row for two old
-                # snapshots. Confirmation starts again with a fresh one.
-                self._previous.pop(snapshot.party, None)
-                continue
-            new.extend(self._compare_one(snapshot, index))
+        for snapshot, recent in zip(fresh, changes, strict=True):
+            new.extend(self._compare_one(snapshot, index, recent))
         return new
 
     def _compare_one(
-        self, snapshot: HoldingsSnapshot, index: Sequence[tuple[RangeKey, Segment]]
+        self,
+        snapshot: HoldingsSnapshot,
+        index: Sequence[tuple[RangeKey, Segment]],
+        recent: RecentChanges | None,
     ) -> list[Finding]:
         party = snapshot.party
         snapshot_id = str(snapshot.transfer_id)
-        previous = self._previous.get(party)
-        if previous is not None and previous.snapshot_id == snapshot_id:
-            return []  # compared already; the next snapshot confirms or clears
+        if self._previous.get(party) == snapshot_id:
+            return []  # compared already
+        self._previous[party] = snapshot_id
+        if recent is None:
+            _log.warning(
+                "reconciliation skipped a snapshot taken before the unit index's journal begins",
+                party=self.party,
+                snapshot_party=party,
+                snapshot_id=snapshot_id,
+                taken_at=snapshot.taken_at.isoformat(),
+            )
+            return []
         uow = self._unit_of_work()
         with uow:
             ours = uow.reconciliation.local_transfers(party, LOCAL_TRANSFERS_COMPARED_MAX + 1)
         ours_complete = len(ours) <= LOCAL_TRANSFERS_COMPARED_MAX
-        differences = reconcile(
+        findings = reconcile(
             view_of(snapshot),
             index,
             ours[:LOCAL_TRANSFERS_COMPARED_MAX],
             us=self.party,
             ours_complete=ours_complete,
+            recent=recent,
         )
-        findings = confirmed(previous.differences if previous else [], differences)
-        self._previous[party] = _Previous(snapshot_id, differences)
         now = self._clock()
         with self._unit_of_work() as uow:
             new = uow.reconciliation.record_findings(party, findings, now)
             uow.commit()
         self._compared[party] = PartyComparison(
-            party, snapshot_id, snapshot.taken_at, now, len(differences)
+            party, snapshot_id, snapshot.taken_at, now, len(findings)
         )
         for finding in new:
             _log.error(
@@ -415,6 +428,7 @@ class Reconciliation:
                 kind=finding.kind.value,
                 party=self.party,
                 snapshot_party=party,
+                snapshot_id=snapshot_id,
                 parties=list(finding.parties),
                 cooperative_approach_id=finding.cooperative_approach_id or None,
                 originating_registry_id=finding.originating_registry_id or None,

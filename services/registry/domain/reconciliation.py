@@ -15,9 +15,22 @@ the same for each Party's snapshot, from three sources it has:
 
 ``reconcile`` is pure: it neither waits nor reads. Whoever calls it must pass an
 index that has read the logs to their end (a snapshot is taken after the
-records it reflects were written), and should report a difference only once two
-consecutive snapshots show it (``confirmed``), since the index may already hold
-a transfer the Party committed after it took its snapshot.
+records it reflects were written), and the ranges the index changed for records
+signed after the snapshot may have been taken (``recent``, from an
+``IndexJournal``): a caught-up index may already hold a transfer the Party
+committed, or units it issued, after its snapshot. Those ranges, like the
+ranges in flight, are not compared for that snapshot; every other difference of
+ONE snapshot is a finding.
+
+Why that is exact: every record that changes the index is signed by its sender
+at the moment its ledger change is committed (the coordinator's COMMIT in the
+transaction that commits the transfer, a unit record in the transaction that
+issues, cancels or uses). A change the snapshot's Party made after ``taken_at``
+is therefore signed after ``taken_at``; a change another Party made towards it
+(a COMMIT of a transfer to it) is either in the snapshot's in-flight list (it
+voted before ``taken_at``) or signed after the Party's vote, so after
+``taken_at``. Clocks differ between nodes by at most ``CLOCK_SKEW_MARGIN_S``, so
+"signed after ``taken_at - CLOCK_SKEW_MARGIN_S``" catches every such change.
 
 The finding kinds are reason codes (``a6wire.reasons``, the reconciliation
 group): operators match on them in logs and metrics like on every other code.
@@ -25,14 +38,31 @@ group): operators match on them in logs and metrics like on every other code.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from a6wire.reasons import ReasonCode
 from registry.domain.custody import RangeKey, Segment
 
 Interval = tuple[int, int]
+
+# How far apart two nodes' clocks may be, plus how long a ledger transaction may
+# run between signing its record (COMMIT decision, unit record, both sealed
+# inside it) and committing. Federation hosts keep NTP time (within milliseconds);
+# beyond this margin an honest Party's change made just after its snapshot can be
+# reported as a difference.
+CLOCK_SKEW_MARGIN_S = 2.0
+CLOCK_SKEW_MARGIN = timedelta(seconds=CLOCK_SKEW_MARGIN_S)
+# The journal of recent index changes keeps at most this many changes...
+INDEX_JOURNAL_CHANGES_MAX = 100_000
+# ...signed at most this long before the latest one folded in: longer than the age
+# at which a snapshot is no longer compared (a few periods), so any snapshot fresh
+# enough to compare is covered unless the journal overflowed by count.
+INDEX_JOURNAL_AGE_S = 3_600.0
+INDEX_JOURNAL_AGE = timedelta(seconds=INDEX_JOURNAL_AGE_S)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -145,6 +175,98 @@ class Finding:
         )
 
 
+# -- the journal of recent index changes ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IndexChange:
+    """A range the unit index changed, and when the record that changed it was signed."""
+
+    key: RangeKey
+    first: int
+    last: int
+    signed_at: datetime
+    # (transfer id, coordinator Party) when a COMMIT decision moved the range.
+    transfer: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentChanges:
+    """What records signed after a snapshot's cutoff changed: left out of its comparison."""
+
+    ranges: tuple[tuple[RangeKey, Interval], ...] = ()
+    # (transfer id, coordinator Party) of the transfers committed by those records.
+    transfers: frozenset[tuple[str, str]] = frozenset()
+
+
+class IndexJournal:
+    """The unit index's recent changes, bounded by count and age.
+
+    ``horizon``: every change the index holds and the journal does not list was
+    signed at or before it. A snapshot whose cutoff (``taken_at`` less the clock
+    margin) is before the horizon cannot be compared exactly (``covers``).
+    Pure: the caller passes every time.
+    """
+
+    def __init__(
+        self,
+        horizon: datetime,
+        *,
+        changes_max: int = INDEX_JOURNAL_CHANGES_MAX,
+        age: timedelta = INDEX_JOURNAL_AGE,
+    ) -> None:
+        self.horizon = horizon
+        self._changes_max = changes_max
+        self._age = age
+        self._changes: deque[IndexChange] = deque()
+
+    def record(
+        self,
+        key: RangeKey,
+        first: int,
+        last: int,
+        *,
+        signed_at: datetime,
+        folded_at: datetime,
+        transfer: tuple[str, str] | None = None,
+    ) -> None:
+        """One change, folded in at ``folded_at`` (our clock) from a record signed at ``signed_at``.
+
+        A record cannot have been signed later than we read it, give or take the
+        clock margin: a later stamp (a sender's wrong clock, or a hostile one
+        keeping its ranges out of every comparison) counts as ``folded_at`` plus
+        the margin.
+        """
+        signed = min(signed_at, folded_at + CLOCK_SKEW_MARGIN)
+        self._changes.append(IndexChange(key, first, last, signed, transfer))
+        while self._changes and (
+            len(self._changes) > self._changes_max
+            or self._changes[0].signed_at < signed - self._age
+        ):
+            dropped = self._changes.popleft()
+            self.horizon = max(self.horizon, dropped.signed_at)
+
+    def covers(self, cutoff: datetime) -> bool:
+        """Whether every change signed after ``cutoff`` is listed."""
+        return self.horizon <= cutoff
+
+    def changed_after(self, cutoff: datetime) -> RecentChanges:
+        """The ranges changed, and transfers committed, by records signed after ``cutoff``."""
+        later = [c for c in self._changes if c.signed_at > cutoff]
+        return RecentChanges(
+            tuple((c.key, (c.first, c.last)) for c in later),
+            frozenset(c.transfer for c in later if c.transfer is not None),
+        )
+
+    def __len__(self) -> int:
+        return len(self._changes)
+
+
+def cutoff_of(taken_at: datetime) -> datetime:
+    """Changes signed after this may postdate a snapshot taken at ``taken_at``."""
+    return taken_at - CLOCK_SKEW_MARGIN
+
+
 # -- intervals -----------------------------------------------------------------------------
 
 
@@ -245,6 +367,10 @@ def _excluded(view: HoldingsView, key: RangeKey) -> list[Interval]:
     )
 
 
+def _recent(recent: Sequence[tuple[RangeKey, Interval]], key: RangeKey) -> list[Interval]:
+    return normalised(interval for changed, interval in recent if changed == key)
+
+
 def _group_keys(view: HoldingsView, sides: dict[RangeKey, _IndexSide]) -> list[GroupKey]:
     """Every group the snapshot states or the index says the Party holds units of."""
     keys = {group.key for group in view.groups}
@@ -273,14 +399,18 @@ def reconcile(
     *,
     us: str,
     ours_complete: bool = True,
+    recent: RecentChanges = RecentChanges(),
 ) -> list[Finding]:
     """Findings of one snapshot: totals first, then ranges, then transfers (the ITL's order).
 
     ``ours`` are this node's records of transfers with the snapshot's Party;
     ``ours_complete`` False when they were cut at a bound (then a transfer the
     Party committed and we have no record of is not reported: it may be older).
+    ``recent``: the ranges the index changed, and the transfers committed, by
+    records signed after the snapshot's cutoff
+    (``IndexJournal.changed_after(cutoff_of(taken_at))``).
     """
-    transfers = _transfer_findings(view, ours, us, ours_complete)
+    transfers = _transfer_findings(view, ours, us, ours_complete, recent.transfers)
     if not view.in_flight_complete:
         return transfers
     sides = _index_by_key(index)
@@ -289,7 +419,8 @@ def reconcile(
     ranges: list[Finding] = []
     for key in _group_keys(view, sides):
         side = sides.get(key.range_key, _IndexSide())
-        excluded = _excluded(view, key.range_key)
+        changed = _recent(recent.ranges, key.range_key)
+        excluded = normalised(_excluded(view, key.range_key) + changed)
         group = stated.get(key, HoldingGroup(key, 0, ()))
         by_index = minus(side.held_by(view.party, key.vintage, key.metric), excluded)
         by_snapshot = minus(group.ranges, excluded)
@@ -299,7 +430,9 @@ def reconcile(
             if group.ranges_complete
             else group.total - quantity(intersect(excluded, by_index))
         )
-        if claimed != expected:
+        # A total without all its ranges cannot be corrected for a range that
+        # changed after the snapshot (which side holds it is unknown): not compared.
+        if claimed != expected and (group.ranges_complete or not changed):
             totals.append(_totals_finding(view.party, key, claimed, expected))
         if group.ranges_complete:
             ranges.extend(_range_findings(view.party, key, side, by_snapshot, by_index, ours))
@@ -431,9 +564,17 @@ def _double_holdings(
 
 
 def _transfer_findings(
-    view: HoldingsView, ours: Sequence[LocalTransfer], us: str, ours_complete: bool
+    view: HoldingsView,
+    ours: Sequence[LocalTransfer],
+    us: str,
+    ours_complete: bool,
+    committed_after: frozenset[tuple[str, str]] = frozenset(),
 ) -> list[Finding]:
-    """Transfers between us and the Party that one side has committed and the other has not."""
+    """Transfers between us and the Party that one side has committed and the other has not.
+
+    A transfer whose COMMIT was signed after the snapshot's cutoff may be unknown
+    to the Party when it took the snapshot (it had not voted yet): not compared.
+    """
     theirs_committed = {
         (t.transfer_id, t.coordinator_party) for t in view.committed if t.counterparty == us
     }
@@ -446,6 +587,7 @@ def _transfer_findings(
                 local.status is LocalStatus.COMMITTED
                 and transfer_key not in theirs_committed
                 and transfer_key not in theirs_pending
+                and transfer_key not in committed_after
             ):
                 found.append(
                     _one_sided(view.party, us, local.ref, f"committed at {us}, not at {view.party}")
@@ -489,27 +631,24 @@ def _distinct(findings: Iterable[Finding]) -> list[Finding]:
     return list(seen.values())
 
 
-def confirmed(previous: Iterable[Finding], current: Iterable[Finding]) -> list[Finding]:
-    """The findings of ``current`` also found in the comparison of the Party's previous snapshot.
-
-    An honest Party can differ from a caught-up index for one snapshot: a transfer
-    it committed, or units it issued, after it took the snapshot are already in the
-    index. Nothing honest makes the same difference last across two snapshots.
-    """
-    before = {finding.identity for finding in previous}
-    return [finding for finding in current if finding.identity in before]
-
-
 __all__ = [
+    "CLOCK_SKEW_MARGIN",
+    "CLOCK_SKEW_MARGIN_S",
+    "INDEX_JOURNAL_AGE",
+    "INDEX_JOURNAL_AGE_S",
+    "INDEX_JOURNAL_CHANGES_MAX",
     "Direction",
     "Finding",
     "GroupKey",
     "HoldingGroup",
     "HoldingsView",
+    "IndexChange",
+    "IndexJournal",
     "LocalStatus",
     "LocalTransfer",
+    "RecentChanges",
     "TransferRef",
-    "confirmed",
+    "cutoff_of",
     "intersect",
     "minus",
     "normalised",

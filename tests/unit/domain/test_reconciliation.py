@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,15 +19,18 @@ from registry.domain.custody import (
     movement,
 )
 from registry.domain.reconciliation import (
+    CLOCK_SKEW_MARGIN,
     Direction,
     Finding,
     GroupKey,
     HoldingGroup,
     HoldingsView,
+    IndexJournal,
     LocalStatus,
     LocalTransfer,
+    RecentChanges,
     TransferRef,
-    confirmed,
+    cutoff_of,
     minus,
     normalised,
     quantity,
@@ -134,6 +139,20 @@ def test_ranges_in_flight_or_unannounced_are_not_compared() -> None:
     assert reconcile(issued_later, fold(history), OURS, us=US) == []
 
 
+def test_a_transfer_committed_after_the_snapshot_is_not_one_sided_yet() -> None:
+    # GHA committed t1 by a COMMIT signed after CHE's snapshot: CHE may not have voted.
+    journal = IndexJournal(datetime.min.replace(tzinfo=UTC))
+    journal.record(KEY, 51, 100, signed_at=T0, folded_at=T0, transfer=("t1", "CHE"))
+    snapshot = view("CHE", [(1, 50)], committed=())
+    recent = journal.changed_after(cutoff_of(T0))
+    assert recent.transfers == {("t1", "CHE")}
+    assert reconcile(snapshot, fold(HISTORY), OURS, us=US, recent=recent) == []
+    later = journal.changed_after(cutoff_of(T0 + 2 * CLOCK_SKEW_MARGIN))
+    assert kinds(reconcile(snapshot, fold(HISTORY), OURS, us=US, recent=later)) == [
+        ReasonCode.TRANSFER_ONE_SIDED
+    ]
+
+
 def test_a_transfer_committed_here_and_missing_there_is_one_sided() -> None:
     snapshot = view("CHE", [(1, 50)], committed=())
     findings = reconcile(snapshot, fold(HISTORY), OURS, us=US)
@@ -170,12 +189,78 @@ def test_findings_come_in_the_itl_order() -> None:
     assert kinds(findings)[-1] is ReasonCode.TRANSFER_ONE_SIDED
 
 
-def test_only_a_difference_seen_twice_is_confirmed() -> None:
-    one = reconcile(view("CHE", [(1, 20)], committed=(T1,)), fold(HISTORY), OURS, us=US)
-    two = reconcile(view("CHE", [(1, 20)], committed=(T1,)), fold(HISTORY), OURS, us=US)
-    other = reconcile(view("CHE", [(1, 30)], committed=(T1,)), fold(HISTORY), OURS, us=US)
-    assert confirmed(one, two) == two
-    assert confirmed(one, other) == []
+def test_ranges_changed_after_the_snapshot_are_left_out_and_the_rest_found_at_once() -> None:
+    # CHE issued 101-110 and sent 1-10 to THA after its snapshot; the index has both.
+    history = [*HISTORY, issuance(101, 110, "CHE", 2024, "tCO2e"), movement(1, 10, "CHE", "THA")]
+    recent = RecentChanges(((KEY, (101, 110)), (KEY, (1, 10))))
+    snapshot = view("CHE", [(1, 50)], committed=(T1,))
+    assert reconcile(snapshot, fold(history), OURS, us=US, recent=recent) == []
+    # Without the journal the same honest snapshot would differ...
+    assert set(kinds(reconcile(snapshot, fold(history), OURS, us=US))) == {
+        ReasonCode.DOUBLE_HOLDING,  # 1-10: the index already gives them to THA
+        ReasonCode.RANGE_MISMATCH,  # 101-110: the index already gives them to CHE
+    }
+    # ...and a range it dropped that no recent record touched is found from this one snapshot.
+    tampered = view("CHE", [(1, 40)], committed=(T1,))
+    findings = reconcile(tampered, fold(history), OURS, us=US, recent=recent)
+    assert kinds(findings) == [ReasonCode.TOTALS_MISMATCH, ReasonCode.RANGE_MISMATCH]
+    assert (findings[1].first_serial, findings[1].last_serial) == (41, 50)
+    assert (findings[0].stated, findings[0].expected) == (30, 40)
+
+
+def test_a_total_without_its_ranges_is_not_compared_where_a_range_changed_after() -> None:
+    history = [*HISTORY, issuance(101, 110, "CHE", 2024, "tCO2e")]
+    partial = HoldingsView("CHE", (HoldingGroup(GROUP, 50, ((1, 50),), False),), committed=(T1,))
+    assert kinds(reconcile(partial, fold(history), OURS, us=US)) == [ReasonCode.TOTALS_MISMATCH]
+    assert (
+        reconcile(partial, fold(history), OURS, us=US, recent=RecentChanges(((KEY, (101, 110)),)))
+        == []
+    )
+
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+def test_the_journal_lists_the_ranges_changed_after_a_snapshot_s_cutoff() -> None:
+    journal = IndexJournal(datetime.min.replace(tzinfo=UTC))
+    journal.record(KEY, 1, 10, signed_at=T0, folded_at=T0)
+    journal.record(KEY, 11, 20, signed_at=T0 + seconds(10), folded_at=T0 + seconds(10))
+    # A snapshot taken just after the second record was signed, by a clock a bit behind.
+    cutoff = cutoff_of(T0 + seconds(10) - CLOCK_SKEW_MARGIN / 2)
+    assert journal.covers(cutoff)
+    assert journal.changed_after(cutoff).ranges == ((KEY, (11, 20)),)
+    assert journal.changed_after(cutoff_of(T0 + seconds(30))) == RecentChanges()
+
+
+def test_a_stamp_later_than_the_record_was_read_counts_as_read_plus_the_margin() -> None:
+    journal = IndexJournal(datetime.min.replace(tzinfo=UTC))
+    journal.record(KEY, 1, 10, signed_at=T0 + timedelta(days=365), folded_at=T0)
+    # A snapshot taken a margin after we read it: the far-future stamp does not
+    # keep 1-10 out of its comparison.
+    assert journal.changed_after(cutoff_of(T0 + 2 * CLOCK_SKEW_MARGIN)) == RecentChanges()
+    assert journal.changed_after(cutoff_of(T0)).ranges == ((KEY, (1, 10)),)
+
+
+def test_a_journal_past_its_bounds_covers_only_later_snapshots() -> None:
+    by_count = IndexJournal(datetime.min.replace(tzinfo=UTC), changes_max=2)
+    for i in range(3):
+        at = T0 + seconds(i)
+        by_count.record(KEY, i * 10 + 1, i * 10 + 10, signed_at=at, folded_at=at)
+    assert len(by_count) == 2
+    assert by_count.horizon == T0
+    assert not by_count.covers(T0 - seconds(1))
+    assert by_count.covers(T0)
+    by_age = IndexJournal(datetime.min.replace(tzinfo=UTC), age=seconds(60))
+    by_age.record(KEY, 1, 10, signed_at=T0, folded_at=T0)
+    by_age.record(KEY, 11, 20, signed_at=T0 + seconds(61), folded_at=T0 + seconds(61))
+    assert len(by_age) == 1
+    assert by_age.horizon == T0
+    # A restarted index starts with a horizon: nothing before it is listed.
+    assert not IndexJournal(T0).covers(T0 - seconds(1))
 
 
 # -- properties ----------------------------------------------------------------------------
@@ -225,6 +310,23 @@ def honest_view(index: list[tuple[RangeKey, Segment]], party: str) -> HoldingsVi
 def test_an_honest_federation_has_no_findings(changes: list[Change], party: str) -> None:
     index = fold(changes)
     assert reconcile(honest_view(index, party), index, [], us="ZZZ") == []
+
+
+def ranges_of(change: Change) -> list[tuple[RangeKey, tuple[int, int]]]:
+    return [(KEY, (change.first, change.last))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(honest_histories(), st.sampled_from(PARTIES), st.data())
+def test_an_honest_snapshot_taken_mid_history_has_no_findings_given_later_changes(
+    changes: list[Change], party: str, data: st.DataObject
+) -> None:
+    # The Party took its snapshot after the first ``cut`` records; the index has read all.
+    cut = data.draw(st.integers(1, len(changes)))
+    snapshot = honest_view(fold(changes[:cut]), party)
+    index = fold(changes)
+    recent = RecentChanges(tuple(r for change in changes[cut:] for r in ranges_of(change)))
+    assert reconcile(snapshot, index, [], us="ZZZ", recent=recent) == []
 
 
 @settings(max_examples=200, deadline=None)

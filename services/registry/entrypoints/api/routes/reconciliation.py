@@ -26,7 +26,7 @@ class ComparisonOut(BaseModel):
     snapshot_id: str
     taken_at: datetime
     compared_at: datetime
-    # Differences in the last comparison, confirmed or not yet.
+    # Differences (findings) in the last comparison of that Party's snapshot.
     differences: int
 
 
