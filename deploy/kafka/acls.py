@@ -10,8 +10,10 @@ decision topic (replication 3 and ``min.insync.replicas=2`` with ``--replicas 3`
 unclean leader election off), then writes the ACLs of
 ``registry.adapters.messaging.acls``: each Party reads its own inbox with its own
 consumer groups, writes the other members' inboxes, reads and writes the decision
-topic; nobody else may create, alter or delete topics. Run it again after the
-directory changes: existing topics and ACLs are kept.
+topic, read the directory topic (``a6.directory``, compacted) that only the admin
+writes; nobody else may create, alter or delete topics. Run it again after the
+directory changes (a Party joined: its inbox and ACLs are added before its node
+starts): existing topics and ACLs are kept.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from a6wire.keys import load_federation_directory
+from a6wire.topics import DIRECTORY_TOPIC
 from registry.adapters.messaging import (
     KafkaTls,
     MessagingConfig,
@@ -46,7 +49,9 @@ def member_configs(
 ) -> dict[str, MessagingConfig]:
     """The federation's standard topic and group names for each Party."""
     return {
-        party: MessagingConfig.for_party(party, bootstrap, production=replicas >= 3)
+        party: MessagingConfig.for_party(
+            party, bootstrap, production=replicas >= 3, directory_topic=DIRECTORY_TOPIC
+        )
         for party in parties
     }
 

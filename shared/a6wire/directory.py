@@ -267,7 +267,7 @@ class DirectoryAuthority(BaseModel):
         return self
 
 
-class DirectoryRefusedError(Exception):
+class DirectoryRefusedError(ValueError):
     """A candidate directory version a node does not adopt; ``reason`` says why."""
 
     def __init__(self, reason: ReasonCode, detail: str) -> None:

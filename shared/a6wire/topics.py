@@ -8,6 +8,10 @@ federation unit log carries each registry's announcements of issuances,
 cancellations and uses, keyed by originating registry, so that one registry's
 announcements about its own serial numbers keep their order; like the decision
 topic it is kept forever, since a node joining late builds its index from it.
+The directory topic carries the federation directory's signed versions
+(a6wire.directory): only the federation's authority writes it, every member
+reads it from its start; it is compacted under one key, so it keeps at least
+the newest version for a member that joins late.
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ INBOX_TOPIC_PREFIX = "a6.node."
 INBOX_TOPIC_SUFFIX = ".inbox"
 DECISION_TOPIC = "a6.decisions"
 UNIT_LOG_TOPIC = "a6.units"
+DIRECTORY_TOPIC = "a6.directory"
+# Every version under one key: compaction keeps the newest, and one partition
+# keeps the versions in the order the authority published them.
+DIRECTORY_RECORD_KEY = b"federation-directory"
 
 
 def inbox_topic(party: str) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
 from typing import Protocol
@@ -88,6 +89,20 @@ class QuarantineSink(Protocol):
 QuarantineObserver = Callable[[str, str], None]
 """Called with (topic kind, reason code) once per newly quarantined record."""
 
+# The directory version to verify against: a fixed one, or the version the node
+# holds at each call (registry.application.federation.LiveDirectory.current).
+DirectorySource = FederationDirectory | Callable[[], FederationDirectory]
+
+
+def _source(directory: DirectorySource) -> Callable[[], FederationDirectory]:
+    if isinstance(directory, FederationDirectory):
+        return lambda: directory
+    return directory
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
 
 class _Refusal(Exception):  # noqa: N818 - internal control flow, never escapes this module
     def __init__(self, reason_code: str, detail: str, *, logged_with_trace: bool = False):
@@ -103,15 +118,16 @@ class TransferBus:
     def __init__(
         self,
         transfers: Transfers,
-        directory: FederationDirectory,
+        directory: DirectorySource,
         quarantine: QuarantineSink,
         *,
         on_quarantined: QuarantineObserver | None = None,
+        now: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._transfers = transfers
-        self._directory = directory
+        self._directory = _source(directory)
         self._quarantine = quarantine
-        self._verify_signature = partial(verify_signature, directory=directory)
+        self._now = now
         self.on_quarantined = on_quarantined
         # Set when this node runs the federation unit index: waits (bounded) until
         # the index has read the logs to their end, and says whether it did.
@@ -123,7 +139,8 @@ class TransferBus:
 
     def _check_inbox(self, envelope: Envelope) -> None:
         try:
-            verify_envelope(envelope, self._directory)
+            # On an inbox a previous key counts until its deadline by this node's clock.
+            verify_envelope(envelope, self._directory(), at=self._now())
         except WireError as error:
             raise _Refusal(error.reason_code, str(error)) from error
         if isinstance(envelope.payload, Decision):
@@ -132,6 +149,10 @@ class TransferBus:
             raise _Refusal(
                 ReasonCode.UNIT_RECORD_MISPLACED, "a UNITS record belongs on the unit log"
             )
+
+    def _verify_signature(self, envelope: Envelope) -> None:
+        # A kept log: judged at the record's sent_at, the same for every reader.
+        verify_signature(envelope, self._directory())
 
     def _check_decision(self, envelope: Envelope) -> None:
         # The arbiter's own rule: a record it refuses can never win, for any Party,
@@ -318,14 +339,14 @@ class UnitIndexBus:
     def __init__(
         self,
         index: UnitIndex,
-        directory: FederationDirectory,
+        directory: DirectorySource,
         quarantine: QuarantineSink,
         *,
         party: str,
         on_quarantined: QuarantineObserver | None = None,
     ) -> None:
         self._index = index
-        self._directory = directory
+        self._directory = _source(directory)
         self._quarantine = quarantine
         self.party = party
         self.on_quarantined = on_quarantined
@@ -337,7 +358,7 @@ class UnitIndexBus:
         try:
             envelope = _decoded(data)
             try:
-                verify_envelope(envelope, self._directory)
+                verify_envelope(envelope, self._directory())
             except WireError as error:
                 raise _Refusal(error.reason_code, str(error)) from error
             if not isinstance(envelope.payload, UnitRecord):

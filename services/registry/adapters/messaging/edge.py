@@ -109,6 +109,27 @@ class _ResumeFromOwnOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
                 consumer.seek(partition, offset)
 
 
+class _FromTheStart(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, seek to the first record: the directory topic is read whole at every start.
+
+    It is small (compacted, one key) and the node's own copy decides what it adopts,
+    so reading it again costs little and a group's committed offset never hides a version.
+    """
+
+    def __init__(self) -> None:
+        self.subscriber: DefaultSubscriber | None = None
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = None if self.subscriber is None else self.subscriber.consumer
+        if consumer is None or not assigned:
+            return
+        for partition in assigned:
+            await consumer.seek_to_beginning(partition)
+
+
 class MessagingEdge:
     """Owns the node's broker, subscribers and relay; see the module docstring."""
 
@@ -121,6 +142,7 @@ class MessagingEdge:
         handle_inbox: RecordHandler,
         handle_decision: RecordHandler,
         unit_index: UnitIndexHandlers | None = None,
+        handle_directory: RecordHandler | None = None,
     ) -> None:
         self.config = config
         self.outbox = Outbox(tables.outbox)
@@ -146,6 +168,18 @@ class MessagingEdge:
                 )
                 subscribers.append(listener.subscriber)
             self._index_subscribers = tuple(subscribers)
+        # The federation directory's published versions (when an authority is configured).
+        self._directory_subscribers: tuple[DefaultSubscriber, ...] = ()
+        if handle_directory is not None and config.directory_topic is not None:
+            from_the_start = _FromTheStart()
+            from_the_start.subscriber = subscribe_records(
+                broker,
+                topic=config.directory_topic,
+                group_id=config.directory_group_id,
+                handle=handle_directory,
+                listener=from_the_start,
+            )
+            self._directory_subscribers = (from_the_start.subscriber,)
         # The relay publishes through a producer of its own, which it can rebuild
         # when a broker outage leaves it broken (see ProducerSender).
         self.sender = ProducerSender(config)
@@ -153,6 +187,10 @@ class MessagingEdge:
         self._started = False
         # Why the last start failed, while the edge is not connected (for logs and health).
         self.start_error: str | None = None
+
+    @property
+    def _all_subscribers(self) -> tuple[DefaultSubscriber, ...]:
+        return (*self._subscribers, *self._index_subscribers, *self._directory_subscribers)
 
     @property
     def connected(self) -> bool:
@@ -170,7 +208,7 @@ class MessagingEdge:
                 f"broker at {self.config.bootstrap_servers} did not start: {error!r}"
             ) from error
         try:
-            for subscriber in (*self._subscribers, *self._index_subscribers):
+            for subscriber in self._all_subscribers:
                 check_manual_commit(subscriber)
         except MessagingError:
             await self.broker.stop()
@@ -221,7 +259,7 @@ class MessagingEdge:
     async def stop(self) -> None:
         self._started = False
         try:
-            for subscriber in (*self._subscribers, *self._index_subscribers):
+            for subscriber in self._all_subscribers:
                 await subscriber.stop()
             await self.relay.stop(drain=True)
         finally:

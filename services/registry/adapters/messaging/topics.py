@@ -59,7 +59,9 @@ class TopicSpec:
 def node_topic_specs(config: MessagingConfig) -> list[TopicSpec]:
     """The node's inbox, the shared decision log and unit log, with retention and replication."""
     min_insync = str(config.min_insync_replicas)
+    directory = [] if config.directory_topic is None else [directory_topic_spec(config)]
     return [
+        *directory,
         TopicSpec(
             name=config.inbox_topic,
             partitions=config.inbox_topic_partitions,
@@ -100,6 +102,22 @@ def node_topic_specs(config: MessagingConfig) -> list[TopicSpec]:
             },
         ),
     ]
+
+
+def directory_topic_spec(config: MessagingConfig) -> TopicSpec:
+    """The directory topic: one partition (the versions' order), compacted (the newest stays)."""
+    if config.directory_topic is None:
+        raise ValueError("this node follows no directory topic")
+    return TopicSpec(
+        name=config.directory_topic,
+        partitions=1,
+        replication_factor=config.replication_factor,
+        configs={
+            "cleanup.policy": "compact",
+            "min.insync.replicas": str(config.min_insync_replicas),
+            "unclean.leader.election.enable": "false",
+        },
+    )
 
 
 async def prepare_node_topics(config: MessagingConfig, *, client_id: str) -> None:

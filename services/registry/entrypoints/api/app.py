@@ -114,9 +114,10 @@ def _transfer_lifespan(
         metrics, waiters = app.state.metrics, app.state.outcome_waiters
         bus = TransferBus(
             transfers,
-            messaging.directory,
+            messaging.directory.current,
             SqlQuarantine(messaging.engine),
             on_quarantined=metrics.record_quarantined,
+            now=node.clock.now,
         )
         index_handlers, catch_up = _unit_index_wiring(node, bus, metrics)
         edge = messaging.build_edge(
@@ -183,7 +184,7 @@ def _unit_index_wiring(
     index = messaging.unit_index
     index_bus = UnitIndexBus(
         index,
-        messaging.directory,
+        messaging.directory.current,
         SqlQuarantine(messaging.engine),
         party=node.settings.party,
         on_quarantined=metrics.record_quarantined,
