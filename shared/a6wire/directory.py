@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -346,3 +347,44 @@ def newest_valid(
         except DirectoryRefusedError:
             continue
     return current
+
+
+# ------------------------------------------------------------ the authority's edits
+
+
+def amend(
+    directory: FederationDirectory,
+    *,
+    issued_at: datetime,
+    add: tuple[FederationMember, ...] = (),
+    suspend: tuple[str, ...] = (),
+    reinstate: tuple[str, ...] = (),
+    rotate: tuple[tuple[str, str, datetime], ...] = (),
+) -> FederationDirectory:
+    """The next version: members added, suspended, reinstated, or re-keyed.
+
+    ``rotate`` holds (Party, new public key, deadline of the key it replaces): the
+    replaced key joins the member's previous keys, accepted until the deadline.
+    A Party named that the directory does not list is an error (``UnknownSenderError``).
+    """
+    members = {member.party: member for member in directory.members}
+    for member in add:
+        if member.party in members:
+            raise ValueError(f"{member.party} is a member already")
+        members[member.party] = member
+    for parties, status in ((suspend, MemberStatus.SUSPENDED), (reinstate, MemberStatus.ACTIVE)):
+        for party in parties:
+            members[party] = directory.member(party).model_copy(update={"status": status})
+    for party, new_key, valid_until in rotate:
+        member = members.get(party) or directory.member(party)
+        retired = PreviousKey(public_key_base64=member.public_key_base64, valid_until=valid_until)
+        members[party] = FederationMember.model_validate(
+            {
+                **member.model_dump(),
+                "public_key_base64": new_key,
+                "previous_keys": [*member.model_dump()["previous_keys"], retired.model_dump()],
+            }
+        )
+    return FederationDirectory(
+        version=directory.version + 1, issued_at=issued_at, members=tuple(members.values())
+    )

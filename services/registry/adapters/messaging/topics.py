@@ -108,13 +108,21 @@ def directory_topic_spec(config: MessagingConfig) -> TopicSpec:
     """The directory topic: one partition (the versions' order), compacted (the newest stays)."""
     if config.directory_topic is None:
         raise ValueError("this node follows no directory topic")
+    return directory_topic_spec_named(
+        config.directory_topic, config.replication_factor, config.min_insync_replicas
+    )
+
+
+def directory_topic_spec_named(
+    name: str, replication_factor: int, min_insync_replicas: int
+) -> TopicSpec:
     return TopicSpec(
-        name=config.directory_topic,
+        name=name,
         partitions=1,
-        replication_factor=config.replication_factor,
+        replication_factor=replication_factor,
         configs={
             "cleanup.policy": "compact",
-            "min.insync.replicas": str(config.min_insync_replicas),
+            "min.insync.replicas": str(min_insync_replicas),
             "unclean.leader.election.enable": "false",
         },
     )
