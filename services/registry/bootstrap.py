@@ -101,7 +101,7 @@ class TransferMessaging:
         live = self.directory
 
         async def handle_directory(record: RawKafkaRecord) -> None:
-            await asyncio.to_thread(live.offer, record.value)
+            await asyncio.to_thread(live.offer, record.value, record.offset)
 
         return MessagingEdge(
             self.config,
@@ -111,6 +111,7 @@ class TransferMessaging:
             handle_decision=handle_decision,
             unit_index=unit_index,
             handle_directory=handle_directory if live.follows_published_versions else None,
+            on_directory_end=live.note_end_offset,
         )
 
 

@@ -9,6 +9,13 @@ keys); anything else leaves the held version as it is and logs one line with its
 reason code. An adopted version is stored before it is used, so a restart starts
 from it; then every listener is told (the node's signer switches keys there).
 
+A record that fails verification for want of a member or a key (UNKNOWN_SENDER,
+BAD_SIGNATURE) may come from a member that joined, or rotated its key, in a version
+this node has not read yet: while the node has not read the directory topic to its
+end (``is_behind``), such a record is not refused but read again later
+(``DirectoryBehindError``), so a transfer with a new member, or a decision signed
+with a new key, is never quarantined for a race between two topics.
+
 Everything that asks "who is a member, with which key, at which inbox, is it
 suspended?" asks ``current()`` at that moment: the verifier of every inbound
 record, the routing of every outbound one, and the membership checks of a
@@ -35,6 +42,14 @@ from a6wire.reasons import ReasonCode
 _log = structlog.get_logger(__name__)
 
 DirectoryListener = Callable[[FederationDirectory], None]
+
+
+class DirectoryBehindError(Exception):
+    """A record fails verification while this node has directory versions still to read.
+
+    Transient: the record is redelivered (after a backoff) until the node has read
+    the directory topic to its end; then it verifies, or is refused for good.
+    """
 
 
 class DirectoryStore(Protocol):
@@ -66,6 +81,9 @@ class LiveDirectory:
         self._party = party
         self._lock = threading.Lock()
         self._listeners: list[DirectoryListener] = []
+        # The next offset of the directory topic to read, and its end as last seen.
+        self._read_offset = 0
+        self._end_offset: int | None = None
 
     def current(self) -> FederationDirectory:
         return self._current
@@ -82,8 +100,25 @@ class LiveDirectory:
     def subscribe(self, listener: DirectoryListener) -> None:
         self._listeners.append(listener)
 
-    def offer(self, data: bytes) -> FederationDirectory | None:
-        """Adopt the version in ``data`` if the rules allow it; the adopted version, or None."""
+    def note_end_offset(self, end_offset: int) -> None:
+        """The directory topic's end offset, as the edge last saw it."""
+        self._end_offset = end_offset
+
+    def is_behind(self) -> bool:
+        """Whether versions may wait unread on the directory topic (see the module docstring)."""
+        if self._authority is None:
+            return False
+        return self._end_offset is None or self._read_offset < self._end_offset
+
+    def offer(self, data: bytes, offset: int | None = None) -> FederationDirectory | None:
+        """Adopt the version in ``data`` (read at ``offset``) if the rules allow it;
+        the adopted version, or None."""
+        adopted = self._offer(data)
+        if offset is not None:
+            self._read_offset = max(self._read_offset, offset + 1)
+        return adopted
+
+    def _offer(self, data: bytes) -> FederationDirectory | None:
         if self._authority is None:
             self._refused(ReasonCode.DIRECTORY_NOT_AUTHORISED, "no authority keys are configured")
             return None

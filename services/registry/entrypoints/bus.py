@@ -41,6 +41,7 @@ from a6wire.reasons import ReasonCode
 from a6wire.verification import decode_envelope, verify_envelope, verify_signature
 from registry.adapters.messaging import DuplicateMessageError, RawKafkaRecord, RefusedRecord
 from registry.application.custody import UnitIndex
+from registry.application.federation import DirectoryBehindError
 from registry.application.ports import StorageUnavailableError
 from registry.application.transfers import (
     LedgerInvariantError,
@@ -64,7 +65,24 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     # A first-transfer notice read before this node read its transfer's COMMIT:
     # redelivered until the transfer is final here (it always becomes final).
     NoticeEarlyError,
+    # A member or key this node has not read yet on the directory topic: redelivered
+    # until the directory is read to its end (registry.application.federation).
+    DirectoryBehindError,
 )
+# Refusals a directory version still unread could turn into an acceptance.
+DIRECTORY_DEPENDENT_REASONS = frozenset(
+    {
+        ReasonCode.UNKNOWN_SENDER,
+        ReasonCode.BAD_SIGNATURE,
+        ReasonCode.INVALID_VOTE_EVIDENCE,
+        ReasonCode.INVALID_PREPARE_EVIDENCE,
+    }
+)
+
+
+def _never_behind() -> bool:
+    return False
+
 
 # How much of an error's text goes into a log line.
 LOG_DETAIL_LENGTH_MAX_CHARS = 500
@@ -123,9 +141,11 @@ class TransferBus:
         *,
         on_quarantined: QuarantineObserver | None = None,
         now: Callable[[], datetime] = _utc_now,
+        directory_behind: Callable[[], bool] = _never_behind,
     ) -> None:
         self._transfers = transfers
         self._directory = _source(directory)
+        self._directory_behind = directory_behind
         self._quarantine = quarantine
         self._now = now
         self.on_quarantined = on_quarantined
@@ -142,6 +162,7 @@ class TransferBus:
             # On an inbox a previous key counts until its deadline by this node's clock.
             verify_envelope(envelope, self._directory(), at=self._now())
         except WireError as error:
+            _unless_directory_behind(error.reason_code, self._directory_behind)
             raise _Refusal(error.reason_code, str(error)) from error
         if isinstance(envelope.payload, Decision):
             raise _Refusal(ReasonCode.DECISION_ON_INBOX, "a DECISION belongs on the decision topic")
@@ -159,6 +180,7 @@ class TransferBus:
         # so quarantining it changes no winner (the handler judges it again).
         refusal = decision_refusal(envelope, self._verify_signature)
         if refusal is not None:
+            _unless_directory_behind(refusal, self._directory_behind)
             raise _Refusal(refusal, "the record does not count as a decision")
 
     def handle_inbox_bytes(
@@ -344,8 +366,10 @@ class UnitIndexBus:
         *,
         party: str,
         on_quarantined: QuarantineObserver | None = None,
+        directory_behind: Callable[[], bool] = _never_behind,
     ) -> None:
         self._index = index
+        self._directory_behind = directory_behind
         self._directory = _source(directory)
         self._quarantine = quarantine
         self.party = party
@@ -360,6 +384,7 @@ class UnitIndexBus:
             try:
                 verify_envelope(envelope, self._directory())
             except WireError as error:
+                _unless_directory_behind(error.reason_code, self._directory_behind)
                 raise _Refusal(error.reason_code, str(error)) from error
             if not isinstance(envelope.payload, UnitRecord):
                 raise _Refusal(
@@ -433,6 +458,12 @@ class CustodyGate(Protocol):
     async def wait_until_current(self) -> bool:
         """Wait (bounded) until the unit index has read the logs to their current end."""
         ...
+
+
+def _unless_directory_behind(reason_code: str, directory_behind: Callable[[], bool]) -> None:
+    """Raise ``DirectoryBehindError`` for a refusal an unread directory version could lift."""
+    if reason_code in DIRECTORY_DEPENDENT_REASONS and directory_behind():
+        raise DirectoryBehindError(f"{reason_code} while the federation directory is being read")
 
 
 def _handler_bug(party: str, event: str, envelope: Envelope, error: Exception) -> _Refusal:

@@ -16,6 +16,7 @@ whether it has succeeded, for the health check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -54,6 +55,10 @@ EDGE_START_BACKOFF_FACTOR = 2.0
 # One attempt: topic setup (ADMIN_REQUEST_TIMEOUT_MS + TOPIC_CREATE_TIMEOUT_MS) and
 # the broker's start; past this the attempt is abandoned and retried.
 EDGE_START_ATTEMPT_TIMEOUT_S = 90.0
+# How often the edge looks up the directory topic's end offset, so that the node
+# knows whether versions wait unread there (a record failing verification for an
+# unknown member or key is read again, not refused, until none do).
+DIRECTORY_END_POLL_INTERVAL_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +121,9 @@ class _FromTheStart(ConsumerRebalanceListener):  # type: ignore[misc]
     so reading it again costs little and a group's committed offset never hides a version.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_end: Callable[[int], None] | None) -> None:
         self.subscriber: DefaultSubscriber | None = None
+        self._on_end = on_end
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         return None
@@ -128,6 +134,18 @@ class _FromTheStart(ConsumerRebalanceListener):  # type: ignore[misc]
             return
         for partition in assigned:
             await consumer.seek_to_beginning(partition)
+        await self.report_end()
+
+    async def report_end(self) -> None:
+        """Tell ``on_end`` the end offset of the (one-partition) directory topic."""
+        consumer = None if self.subscriber is None else self.subscriber.consumer
+        if consumer is None or self._on_end is None:
+            return
+        assigned: list[TopicPartition] = sorted(consumer.assignment())
+        if not assigned:
+            return
+        ends = await consumer.end_offsets(assigned)
+        self._on_end(max(int(end) for end in ends.values()))
 
 
 class MessagingEdge:
@@ -143,6 +161,7 @@ class MessagingEdge:
         handle_decision: RecordHandler,
         unit_index: UnitIndexHandlers | None = None,
         handle_directory: RecordHandler | None = None,
+        on_directory_end: Callable[[int], None] | None = None,
     ) -> None:
         self.config = config
         self.outbox = Outbox(tables.outbox)
@@ -170,8 +189,11 @@ class MessagingEdge:
             self._index_subscribers = tuple(subscribers)
         # The federation directory's published versions (when an authority is configured).
         self._directory_subscribers: tuple[DefaultSubscriber, ...] = ()
+        self._directory_listener: _FromTheStart | None = None
+        self._directory_poll: asyncio.Task[None] | None = None
         if handle_directory is not None and config.directory_topic is not None:
-            from_the_start = _FromTheStart()
+            from_the_start = _FromTheStart(on_directory_end)
+            self._directory_listener = from_the_start
             from_the_start.subscriber = subscribe_records(
                 broker,
                 topic=config.directory_topic,
@@ -219,8 +241,21 @@ class MessagingEdge:
             await self.broker.stop()
             raise
         await self.relay.start()
+        if self._directory_listener is not None:
+            self._directory_poll = asyncio.create_task(
+                self._poll_directory_end(self._directory_listener), name="directory-end"
+            )
         self._started = True
         self.start_error = None
+
+    async def _poll_directory_end(self, listener: _FromTheStart) -> None:
+        while True:
+            await asyncio.sleep(DIRECTORY_END_POLL_INTERVAL_S)
+            try:
+                await listener.report_end()
+            except KafkaError as error:
+                # The next poll asks again; meanwhile the node uses the end it last saw.
+                log.warning("messaging: directory topic end unknown", error=repr(error))
 
     async def start_until_connected(self) -> None:
         """``start`` until it succeeds, backing off between attempts; see the module docstring.
@@ -258,6 +293,11 @@ class MessagingEdge:
 
     async def stop(self) -> None:
         self._started = False
+        poll, self._directory_poll = self._directory_poll, None
+        if poll is not None:
+            poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poll
         try:
             for subscriber in self._all_subscribers:
                 await subscriber.stop()

@@ -118,6 +118,7 @@ def _transfer_lifespan(
             SqlQuarantine(messaging.engine),
             on_quarantined=metrics.record_quarantined,
             now=node.clock.now,
+            directory_behind=messaging.directory.is_behind,
         )
         index_handlers, catch_up = _unit_index_wiring(node, bus, metrics)
         edge = messaging.build_edge(
@@ -188,6 +189,7 @@ def _unit_index_wiring(
         SqlQuarantine(messaging.engine),
         party=node.settings.party,
         on_quarantined=metrics.record_quarantined,
+        directory_behind=messaging.directory.is_behind,
     )
     catch_up = IndexCatchUp(index)
     index.on_advanced = catch_up.advanced
