@@ -66,6 +66,11 @@ from registry.settings import Settings
 log = structlog.get_logger(__name__)
 
 
+# Looking up the directory topic's end offset when a record fails verification for
+# an unknown member or key (registry.application.federation): one broker round trip.
+DIRECTORY_END_REFRESH_TIMEOUT_S = 5.0
+
+
 class SystemClock:
     """Wall-clock time in UTC; tests pass a fixed clock instead."""
 
@@ -103,7 +108,7 @@ class TransferMessaging:
         async def handle_directory(record: RawKafkaRecord) -> None:
             await asyncio.to_thread(live.offer, record.value, record.offset)
 
-        return MessagingEdge(
+        edge = MessagingEdge(
             self.config,
             self.engine,
             MESSAGING_TABLES,
@@ -113,6 +118,18 @@ class TransferMessaging:
             handle_directory=handle_directory if live.follows_published_versions else None,
             on_directory_end=live.note_end_offset,
         )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return edge  # built outside the event loop: the end seen at assignment counts
+
+        def refresh_end() -> None:
+            # From a handler's worker thread: the edge's consumer lives on the loop.
+            future = asyncio.run_coroutine_threadsafe(edge.report_directory_end(), loop)
+            future.result(timeout=DIRECTORY_END_REFRESH_TIMEOUT_S)
+
+        live.refresh_end = refresh_end
+        return edge
 
 
 @dataclass(frozen=True)

@@ -360,12 +360,15 @@ def amend(
     suspend: tuple[str, ...] = (),
     reinstate: tuple[str, ...] = (),
     rotate: tuple[tuple[str, str, datetime], ...] = (),
+    retire: tuple[str, ...] = (),
 ) -> FederationDirectory:
     """The next version: members added, suspended, reinstated, or re-keyed.
 
     ``rotate`` holds (Party, new public key, deadline of the key it replaces): the
     replaced key joins the member's previous keys, accepted until the deadline.
-    A Party named that the directory does not list is an error (``UnknownSenderError``).
+    ``retire`` brings the deadline of every previous key of these Parties forward to
+    ``issued_at`` (a key thought compromised). A Party named that the directory
+    does not list is an error (``UnknownSenderError``).
     """
     members = {member.party: member for member in directory.members}
     for member in add:
@@ -385,6 +388,13 @@ def amend(
                 "previous_keys": [*member.model_dump()["previous_keys"], retired.model_dump()],
             }
         )
+    for party in retire:
+        member = members.get(party) or directory.member(party)
+        retired_now = tuple(
+            key.model_copy(update={"valid_until": min(key.valid_until, issued_at)})
+            for key in member.previous_keys
+        )
+        members[party] = member.model_copy(update={"previous_keys": retired_now})
     return FederationDirectory(
         version=directory.version + 1, issued_at=issued_at, members=tuple(members.values())
     )

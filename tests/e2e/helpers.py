@@ -156,18 +156,21 @@ def running_federation(
     parties: Sequence[str],
     *,
     members_without_node: Mapping[str, Ed25519PrivateKey] | None = None,
+    authority_keys: Sequence[str] = (),
 ) -> Iterator[World]:
     """Three (or more) node processes of our own Parties; stopped, and checked gone, on exit.
 
     ``members_without_node``: Parties listed in the federation directory with the
     public half of the given key (registry ``<PARTY>01``) but running no node; a
-    test plays them on the bus with that key (a hostile member, say)."""
+    test plays them on the bus with that key (a hostile member, say).
+    ``authority_keys``: the nodes follow the directory versions these keys sign."""
     federation = Federation(
         FederationSpec(
             parties=[PartySpec(party) for party in parties],
             base_dir=base_dir,
             kafka_bootstrap=kafka_bootstrap,
             api_port_base=None,
+            authority_keys=tuple(authority_keys),
         )
     )
     federation.prepare()
@@ -177,7 +180,8 @@ def running_federation(
     try:
         yield World(federation, kafka_bootstrap)
     finally:
-        pids = [pid for party in parties if (pid := federation.pid(party)) is not None]
+        # Every node, including a Party that joined while the federation ran.
+        pids = [pid for party in federation.nodes if (pid := federation.pid(party)) is not None]
         for pid in pids:  # a node left paused by a failed test would not stop on SIGTERM
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGCONT)

@@ -84,6 +84,9 @@ class LiveDirectory:
         # The next offset of the directory topic to read, and its end as last seen.
         self._read_offset = 0
         self._end_offset: int | None = None
+        # Set by the edge: look the end offset up now (blocking, bounded; called from
+        # a handler's worker thread, never from the event loop).
+        self.refresh_end: Callable[[], None] | None = None
 
     def current(self) -> FederationDirectory:
         return self._current
@@ -108,6 +111,12 @@ class LiveDirectory:
         """Whether versions may wait unread on the directory topic (see the module docstring)."""
         if self._authority is None:
             return False
+        if self.refresh_end is not None:
+            try:
+                self.refresh_end()
+            except Exception:
+                # Judged against the end last seen; the edge logged why it is unknown.
+                _log.warning("directory topic end not refreshed", party=self._party)
         return self._end_offset is None or self._read_offset < self._end_offset
 
     def offer(self, data: bytes, offset: int | None = None) -> FederationDirectory | None:

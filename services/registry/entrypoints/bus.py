@@ -427,6 +427,13 @@ class UnitIndexBus:
         envelope: Envelope | None = None
         try:
             envelope = _decoded(data)
+            # A COMMIT signed with a key (or by a member) of a version still unread is
+            # read again later: folded now, it would not count and the index would miss it.
+            refusal = decision_refusal(
+                envelope, lambda record: verify_signature(record, self._directory())
+            )
+            if refusal is not None:
+                _unless_directory_behind(refusal, self._directory_behind)
             self._folded(self._index.handle_decision_record, envelope, position)
         except _Refusal as refusal:
             if envelope is not None:

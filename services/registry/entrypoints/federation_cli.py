@@ -161,6 +161,10 @@ def directory_next(
     old_key_valid_until: Annotated[
         str | None, typer.Option(help="until when a rotated member's old key is accepted")
     ] = None,
+    retire_previous_keys: Annotated[
+        list[str] | None,
+        typer.Option(help="a Party whose previous keys stop counting now (compromised)"),
+    ] = None,
 ) -> None:
     """Write the next directory version (version + 1, issued now) as a draft to sign."""
     read = _read(current)
@@ -174,6 +178,7 @@ def directory_next(
             suspend=tuple(suspend or ()),
             reinstate=tuple(reinstate or ()),
             rotate=tuple(_parse_rotation(text, valid_until) for text in rotate or ()),
+            retire=tuple(retire_previous_keys or ()),
         )
     except ValueError as error:
         first = str(error).splitlines()[0]

@@ -24,6 +24,7 @@ from a6wire.directory import (
     PreviousKey,
     SignedDirectory,
     accept_directory,
+    amend,
     newest_valid,
     sign_directory,
 )
@@ -233,3 +234,50 @@ def test_a_party_that_joined_in_a_version_verifies_and_one_not_listed_does_not()
     with pytest.raises(UnknownSenderError):
         verify_signature(envelope, GENESIS)
     verify_signature(envelope, joined)
+
+
+# ------------------------------------------------------------ the authority's edits
+
+
+def test_amend_makes_the_next_version_with_each_change() -> None:
+    joining = _member_of("JPN")
+    issued = factories.at(5_000)
+    added = amend(GENESIS, issued_at=issued, add=(joining,), suspend=("GHA",))
+    assert (added.version, added.issued_at) == (1, issued)
+    assert added.member("JPN") == joining
+    assert added.is_suspended("GHA")
+    reinstated = amend(added, issued_at=issued, reinstate=("GHA",))
+    assert not reinstated.is_suspended("GHA")
+    assert reinstated.version == 2
+
+
+def test_a_rotation_keeps_the_old_key_until_its_deadline_and_a_retirement_ends_it_now() -> None:
+    rotated = amend(
+        GENESIS, issued_at=ISSUED_AT, rotate=(("CHE", public_key_base64(NEW_KEY), DEADLINE),)
+    )
+    che = rotated.member("CHE")
+    assert che.public_key_base64 == public_key_base64(NEW_KEY)
+    assert [(key.public_key_base64, key.valid_until) for key in che.previous_keys] == [
+        (public_key_base64(OLD_KEY), DEADLINE)
+    ]
+    cut_short = amend(rotated, issued_at=factories.at(1_000), retire=("CHE",))
+    assert cut_short.member("CHE").previous_keys[0].valid_until == factories.at(1_000)
+    envelope = _prepare_from_che(OLD_KEY)
+    with pytest.raises(KeyExpiredError):
+        verify_envelope(envelope, cut_short, at=factories.at(1_000))
+
+
+def test_amend_refuses_a_party_twice_and_a_party_it_does_not_list() -> None:
+    with pytest.raises(ValueError, match="member already"):
+        amend(GENESIS, issued_at=ISSUED_AT, add=(_member_of("CHE"),))
+    with pytest.raises(UnknownSenderError):
+        amend(GENESIS, issued_at=ISSUED_AT, suspend=("JPN",))
+
+
+def _member_of(party: str) -> FederationMember:
+    return FederationMember(
+        party=party,
+        registry_id=f"{party}01",
+        public_key_base64=public_key_base64(factories.party_key(party)),
+        inbox_topic=inbox_topic(party),
+    )

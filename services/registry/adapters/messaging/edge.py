@@ -16,7 +16,6 @@ whether it has succeeded, for the health check.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -55,10 +54,6 @@ EDGE_START_BACKOFF_FACTOR = 2.0
 # One attempt: topic setup (ADMIN_REQUEST_TIMEOUT_MS + TOPIC_CREATE_TIMEOUT_MS) and
 # the broker's start; past this the attempt is abandoned and retried.
 EDGE_START_ATTEMPT_TIMEOUT_S = 90.0
-# How often the edge looks up the directory topic's end offset, so that the node
-# knows whether versions wait unread there (a record failing verification for an
-# unknown member or key is read again, not refused, until none do).
-DIRECTORY_END_POLL_INTERVAL_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +185,6 @@ class MessagingEdge:
         # The federation directory's published versions (when an authority is configured).
         self._directory_subscribers: tuple[DefaultSubscriber, ...] = ()
         self._directory_listener: _FromTheStart | None = None
-        self._directory_poll: asyncio.Task[None] | None = None
         if handle_directory is not None and config.directory_topic is not None:
             from_the_start = _FromTheStart(on_directory_end)
             self._directory_listener = from_the_start
@@ -241,21 +235,23 @@ class MessagingEdge:
             await self.broker.stop()
             raise
         await self.relay.start()
-        if self._directory_listener is not None:
-            self._directory_poll = asyncio.create_task(
-                self._poll_directory_end(self._directory_listener), name="directory-end"
-            )
         self._started = True
         self.start_error = None
 
-    async def _poll_directory_end(self, listener: _FromTheStart) -> None:
-        while True:
-            await asyncio.sleep(DIRECTORY_END_POLL_INTERVAL_S)
-            try:
-                await listener.report_end()
-            except KafkaError as error:
-                # The next poll asks again; meanwhile the node uses the end it last saw.
-                log.warning("messaging: directory topic end unknown", error=repr(error))
+    async def report_directory_end(self) -> None:
+        """Look up the directory topic's end offset now and report it (``on_directory_end``).
+
+        Asked when a record fails verification for an unknown member or key: a member
+        signs with a new key, or a joiner sends, only after the version announcing it
+        was published, so the end seen then covers that version.
+        """
+        if self._directory_listener is None or not self._started:
+            return
+        try:
+            await self._directory_listener.report_end()
+        except KafkaError as error:
+            # The node keeps the end it last saw; the record is judged against that.
+            log.warning("messaging: directory topic end unknown", error=repr(error))
 
     async def start_until_connected(self) -> None:
         """``start`` until it succeeds, backing off between attempts; see the module docstring.
@@ -293,11 +289,6 @@ class MessagingEdge:
 
     async def stop(self) -> None:
         self._started = False
-        poll, self._directory_poll = self._directory_poll, None
-        if poll is not None:
-            poll.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poll
         try:
             for subscriber in self._all_subscribers:
                 await subscriber.stop()
