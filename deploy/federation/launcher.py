@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -669,16 +670,7 @@ def die_with_us_prefix() -> list[str]:
 
 
 def _replace_base(spec: FederationSpec, base: Path) -> FederationSpec:
-    return FederationSpec(
-        parties=spec.parties,
-        base_dir=base,
-        kafka_bootstrap=spec.kafka_bootstrap,
-        api_port_base=spec.api_port_base,
-        database=spec.database,
-        api_host=spec.api_host,
-        registry_node_command=spec.registry_node_command,
-        die_with_launcher=spec.die_with_launcher,
-    )
+    return dataclasses.replace(spec, base_dir=base)
 
 
 def _wipe_own_base_dir(base: Path) -> None:

@@ -13,9 +13,10 @@ version a node holds).
   signed version, and transfers with the founders both ways.
 - **Suspension:** ``C`` is suspended while a transfer to it is in flight (``C`` paused):
   the in-flight transfer still reaches one decision at both ends; a new transfer to
-  ``C`` is refused at its start, ``C`` refuses to start one, and a PREPARE that ``C``
-  (with its own valid key) sends a member anyway gets NO with ``MEMBER_SUSPENDED``.
-  Reinstated, ``C`` receives again.
+  ``C`` is refused at its start, and ``C`` refuses to start one. ``ROGUE``, a member
+  in the genesis directory that runs no node (the test plays it on the bus), is
+  suspended in the same version and sends a member a PREPARE anyway, validly signed
+  with its own key: NO with ``MEMBER_SUSPENDED``. Reinstated, ``C`` receives again.
 - **Key rotation:** ``B`` creates its next key (``registry-node federation next-key``),
   the authority announces it with a deadline for the old key; a transfer whose PREPARE
   ``B`` signed with the old key before the rotation (its receiver paused) still commits,
@@ -29,6 +30,7 @@ entries of the first transfers at the authorising Party.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -45,7 +47,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from deploy.federation.launcher import FederationSpec, PartySpec
 
-from a6wire.keys import load_private_key_pem, public_key_base64
+from a6wire.keys import generate_private_key, load_private_key_pem, public_key_base64
 from a6wire.messages import (
     AuthorisationSnapshot,
     Envelope,
@@ -70,6 +72,7 @@ from tests.e2e.helpers import (
     assert_no_double_holding,
     assert_transfers_atomic,
     ca_entries,
+    create_inbox_topic,
     end_offsets,
     issue,
     marks_past,
@@ -93,6 +96,7 @@ from tests.e2e.helpers import (
 A, B, C = "MEX", "KOR", "ARG"
 FOUNDERS = (A, B, C)
 JOINER = "IDN"
+ROGUE = "XRG"
 
 APPROACH = "CA2201"
 LOA = "MEX-LOA-2201"
@@ -106,6 +110,10 @@ CLI_TIMEOUT_S = 120.0
 # settles before it; the test then brings it forward rather than wait for it.
 OLD_KEY_GRACE = timedelta(hours=1)
 HOSTILE_PREPARE_DEADLINE = timedelta(minutes=5)
+# A transfer kept in flight while its receiver is paused and the authority drafts,
+# signs and publishes a version (four CLI runs on a loaded machine): it must not
+# time out meanwhile, or it would abort for that reason instead.
+IN_FLIGHT_DEADLINE_S = 600
 KEY_FILE_NAME = "node_ed25519.pem"
 TERMINAL_WIDTH_CHARS = "250"
 QUARANTINED_METRIC = "registry_quarantined_records_total"
@@ -211,6 +219,7 @@ class Scene:
     world: World
     authority: Authority
     pids: dict[str, int]
+    rogue_key: Ed25519PrivateKey
 
 
 def _registry_node_command() -> list[str]:
@@ -221,9 +230,15 @@ def _registry_node_command() -> list[str]:
 def scene(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     base_dir = tmp_path_factory.mktemp("membership")
     authority = Authority(_registry_node_command(), base_dir / "authority", kafka_bootstrap)
+    rogue_key = generate_private_key()
     with running_federation(
-        kafka_bootstrap, base_dir / "federation", FOUNDERS, authority_keys=[authority.public_key]
+        kafka_bootstrap,
+        base_dir / "federation",
+        FOUNDERS,
+        members_without_node={ROGUE: rogue_key},
+        authority_keys=[authority.public_key],
     ) as world:
+        asyncio.run(create_inbox_topic(kafka_bootstrap, ROGUE))
         authority.current = world.federation.directory_path
         register_approach(world, APPROACH, (*FOUNDERS, JOINER), register_at=FOUNDERS)
         record_loa(world, A, LOA, APPROACH, (B, C, JOINER))
@@ -231,7 +246,7 @@ def scene(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             open_account(world, party, account(party))
         issue(world, A, account(A), APPROACH, ISSUED, vintage=VINTAGE, authorisation_id=LOA)
         pids = {party: world.pid(party) for party in FOUNDERS}
-        yield Scene(world, authority, pids)
+        yield Scene(world, authority, pids, rogue_key)
 
 
 # ------------------------------------------------------------------------- the checks
@@ -296,10 +311,10 @@ async def test_a_suspended_member_gets_no_new_transfer_and_its_in_flight_one_is_
 ) -> None:
     world, authority = scene.world, scene.authority
     _transfer(world, A, C, 200)
-    in_flight = transfer_body(account(A), C, account(C), 50, LOA)
+    in_flight = transfer_body(account(A), C, account(C), 50, LOA, deadline_s=IN_FLIGHT_DEADLINE_S)
     with paused(world, C):
         start_transfer(world, A, in_flight)
-        version = authority.publish("--suspend", C)
+        version = authority.publish("--suspend", C, "--suspend", ROGUE)
         wait_adopted(world, (A, B), version)
     wait_adopted(world, (C,), version)
     # The transfer in flight reaches one decision at both ends, whichever it is.
@@ -314,9 +329,8 @@ async def test_a_suspended_member_gets_no_new_transfer_and_its_in_flight_one_is_
         assert refused.status_code == httpx.codes.CONFLICT, refused.text
         assert "MEMBER_SUSPENDED" in refused.json()["reasons"], refused.json()
 
-    # C sends B a PREPARE anyway, validly signed with its own key: B votes NO.
-    c_key = load_private_key_pem(world.node(C).data_dir / KEY_FILE_NAME)
-    vote = await _prepare_and_vote(world, C, B, c_key)
+    # The suspended ROGUE sends B a PREPARE anyway, validly signed: B votes NO.
+    vote = await _prepare_and_vote(world, ROGUE, B, scene.rogue_key)
     assert vote.vote is VoteChoice.NO, vote
     assert "MEMBER_SUSPENDED" in vote.reason_codes, vote
 
@@ -337,16 +351,17 @@ async def test_a_rotated_key_keeps_in_flight_transfers_and_expires_at_its_deadli
     new_key = _printed_public_key(made.stdout)
     assert new_key != public_key_base64(old_key)
 
-    # B's PREPARE, signed with the old key, waits in A's inbox across the rotation.
-    in_flight = transfer_body(account(B), A, account(A), 60, LOA)
+    # B's PREPARE, signed with the old key, waits in C's inbox across the rotation;
+    # B's COMMIT of it will be signed with the new key.
+    in_flight = transfer_body(account(B), C, account(C), 60, LOA, deadline_s=IN_FLIGHT_DEADLINE_S)
     deadline = (datetime.now(UTC) + OLD_KEY_GRACE).isoformat()
-    with paused(world, A):
+    with paused(world, C):
         start_transfer(world, B, in_flight)
         version = authority.publish("--rotate", f"{B}:{new_key}", "--old-key-valid-until", deadline)
-        wait_adopted(world, (B, C, JOINER), version)
+        wait_adopted(world, (A, B), version)
     views = (
         wait_status(world, B, in_flight["transfer_id"]),
-        wait_status(world, A, in_flight["transfer_id"]),
+        wait_status(world, C, in_flight["transfer_id"]),
     )
     assert [view["status"] for view in views] == ["COMMITTED", "COMMITTED"], views
 
