@@ -306,7 +306,7 @@ def _live_directory(settings: Settings, path: Path, clock: Clock) -> LiveDirecto
         version=current.version,
         follows_published_versions=authority is not None,
     )
-    return LiveDirectory(current, authority, store, party=settings.party)
+    return LiveDirectory(current, authority, store, party=settings.party, now=clock.now)
 
 
 def _load_directory(path: Path) -> FederationDirectory | SignedDirectory:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import structlog
@@ -42,6 +43,14 @@ from a6wire.reasons import ReasonCode
 _log = structlog.get_logger(__name__)
 
 DirectoryListener = Callable[[FederationDirectory], None]
+# How far a sender's clock may run ahead of this node's: an end offset looked up
+# less than this after a record's sent_at may predate the version it was signed
+# under, so it is looked up again.
+DIRECTORY_END_CLOCK_SKEW_S = 60.0
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class DirectoryBehindError(Exception):
@@ -74,6 +83,7 @@ class LiveDirectory:
         store: DirectoryStore | None = None,
         *,
         party: str = "",
+        now: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._current = current
         self._authority = authority
@@ -87,6 +97,8 @@ class LiveDirectory:
         # Set by the edge: look the end offset up now (blocking, bounded; called from
         # a handler's worker thread, never from the event loop).
         self.refresh_end: Callable[[], None] | None = None
+        self._now = now
+        self._end_seen_at: datetime | None = None
 
     def current(self) -> FederationDirectory:
         return self._current
@@ -106,12 +118,25 @@ class LiveDirectory:
     def note_end_offset(self, end_offset: int) -> None:
         """The directory topic's end offset, as the edge last saw it."""
         self._end_offset = end_offset
+        self._end_seen_at = self._now()
 
-    def is_behind(self) -> bool:
-        """Whether versions may wait unread on the directory topic (see the module docstring)."""
+    def is_behind(self, sent_at: datetime | None = None) -> bool:
+        """Whether versions may wait unread on the directory topic (see the module docstring).
+
+        ``sent_at`` is when the record that failed was sent: a version it was signed
+        under was published before it, so an end offset seen well after ``sent_at``
+        covers that version and need not be looked up again (a backlog of records
+        nobody can verify costs one lookup, not one each).
+        """
         if self._authority is None:
             return False
-        if self.refresh_end is not None:
+        seen_at = self._end_seen_at
+        stale = (
+            sent_at is None
+            or seen_at is None
+            or seen_at < sent_at + timedelta(seconds=DIRECTORY_END_CLOCK_SKEW_S)
+        )
+        if stale and self.refresh_end is not None:
             try:
                 self.refresh_end()
             except Exception:

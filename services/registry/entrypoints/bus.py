@@ -80,7 +80,12 @@ DIRECTORY_DEPENDENT_REASONS = frozenset(
 )
 
 
-def _never_behind() -> bool:
+# Whether directory versions may wait unread, for a record sent at this time
+# (registry.application.federation.LiveDirectory.is_behind).
+DirectoryBehind = Callable[[datetime | None], bool]
+
+
+def _never_behind(_sent_at: datetime | None = None) -> bool:
     return False
 
 
@@ -141,7 +146,7 @@ class TransferBus:
         *,
         on_quarantined: QuarantineObserver | None = None,
         now: Callable[[], datetime] = _utc_now,
-        directory_behind: Callable[[], bool] = _never_behind,
+        directory_behind: DirectoryBehind = _never_behind,
     ) -> None:
         self._transfers = transfers
         self._directory = _source(directory)
@@ -162,7 +167,7 @@ class TransferBus:
             # On an inbox a previous key counts until its deadline by this node's clock.
             verify_envelope(envelope, self._directory(), at=self._now())
         except WireError as error:
-            _unless_directory_behind(error.reason_code, self._directory_behind)
+            _unless_directory_behind(error.reason_code, self._directory_behind, envelope)
             raise _Refusal(error.reason_code, str(error)) from error
         if isinstance(envelope.payload, Decision):
             raise _Refusal(ReasonCode.DECISION_ON_INBOX, "a DECISION belongs on the decision topic")
@@ -180,7 +185,7 @@ class TransferBus:
         # so quarantining it changes no winner (the handler judges it again).
         refusal = decision_refusal(envelope, self._verify_signature)
         if refusal is not None:
-            _unless_directory_behind(refusal, self._directory_behind)
+            _unless_directory_behind(refusal, self._directory_behind, envelope)
             raise _Refusal(refusal, "the record does not count as a decision")
 
     def handle_inbox_bytes(
@@ -366,7 +371,7 @@ class UnitIndexBus:
         *,
         party: str,
         on_quarantined: QuarantineObserver | None = None,
-        directory_behind: Callable[[], bool] = _never_behind,
+        directory_behind: DirectoryBehind = _never_behind,
     ) -> None:
         self._index = index
         self._directory_behind = directory_behind
@@ -384,7 +389,7 @@ class UnitIndexBus:
             try:
                 verify_envelope(envelope, self._directory())
             except WireError as error:
-                _unless_directory_behind(error.reason_code, self._directory_behind)
+                _unless_directory_behind(error.reason_code, self._directory_behind, envelope)
                 raise _Refusal(error.reason_code, str(error)) from error
             if not isinstance(envelope.payload, UnitRecord):
                 raise _Refusal(
@@ -433,7 +438,7 @@ class UnitIndexBus:
                 envelope, lambda record: verify_signature(record, self._directory())
             )
             if refusal is not None:
-                _unless_directory_behind(refusal, self._directory_behind)
+                _unless_directory_behind(refusal, self._directory_behind, envelope)
             self._folded(self._index.handle_decision_record, envelope, position)
         except _Refusal as refusal:
             if envelope is not None:
@@ -467,9 +472,11 @@ class CustodyGate(Protocol):
         ...
 
 
-def _unless_directory_behind(reason_code: str, directory_behind: Callable[[], bool]) -> None:
+def _unless_directory_behind(
+    reason_code: str, directory_behind: DirectoryBehind, envelope: Envelope
+) -> None:
     """Raise ``DirectoryBehindError`` for a refusal an unread directory version could lift."""
-    if reason_code in DIRECTORY_DEPENDENT_REASONS and directory_behind():
+    if reason_code in DIRECTORY_DEPENDENT_REASONS and directory_behind(envelope.sent_at):
         raise DirectoryBehindError(f"{reason_code} while the federation directory is being read")
 
 

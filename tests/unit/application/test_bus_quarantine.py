@@ -195,10 +195,10 @@ def test_a_sender_or_key_unknown_while_directory_versions_wait_unread_is_read_ag
     assert receiver.bus is not None
     behind = [True]
     bus = TransferBus(
-        receiver.transfers,
+        receiver.service,
         fed.directory,
         receiver.quarantine,
-        directory_behind=lambda: behind[0],
+        directory_behind=lambda _sent_at: behind[0],
     )
     records = [
         _done(fed, PARTY, PARTNER, signed_by=None),  # a member's name, a key not listed
