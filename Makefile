@@ -27,7 +27,8 @@ test: install
 test-slow: install
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
-## make demo: a local federation of registry nodes over a real broker (DEMO_ARGS=--exit to stop after the story).
+## make demo: a local federation of registry nodes over a real broker (DEMO_ARGS=--exit to stop after the story;
+# DEMO_ARGS="--secure --brokers 3": a TLS cluster with a Kafka identity per Party and ACLs).
 # exec: the demo is make's own child, so it learns of make's death (see demo.py).
 demo: install
 	exec $(PY) deploy/federation/demo.py $(DEMO_ARGS)

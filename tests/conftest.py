@@ -5,9 +5,9 @@ Where the services come from (first match wins):
 ``kafka_bootstrap``
     1. ``KAFKA_BOOTSTRAP_SERVERS`` if set (it must answer a Kafka Metadata request within
        ``KAFKA_ANSWER_TIMEOUT_S``);
-    2. a testcontainers Kafka when a Docker daemon answers and already holds the image
-       ``TESTCONTAINERS_KAFKA_IMAGE`` (the ``docker`` binary alone does not count; an
-       engine without a registry could never pull it);
+    2. a container of the project's image ``a6-kafka:local`` when a Docker daemon answers
+       (``DOCKER_HOST``, else /var/run/docker.sock; the ``docker`` binary alone does not
+       count), on the host network on a free port below 32768;
     3. the local JVM broker of ``deploy/kafka/broker.py`` on port ``TEST_KAFKA_PORT``
        (19092, controller on 19093, data in ``var/kafka-19092``). Tests never use 9092, so
        a developer's ``make kafka-up`` broker and its topics are left alone. A broker that
@@ -18,9 +18,15 @@ Where the services come from (first match wins):
        started by hand is never stopped.
 
 ``postgres_url``
-    1. ``DATABASE_URL`` if set; 2. a testcontainers PostgreSQL when Docker answers and
-    holds ``TESTCONTAINERS_POSTGRES_IMAGE``;
-    3. ``deploy/postgres/local_postgres.py`` (127.0.0.1:5432, left running).
+    1. ``DATABASE_URL`` if set; 2. a container of ``a6-postgres:local`` when a Docker
+    daemon answers; 3. ``deploy/postgres/local_postgres.py`` (127.0.0.1:5432, left running).
+
+The order is :func:`tests.service_sources.choose_source`. When a daemon answers and the
+images are missing, ``deploy/containers/prepare.sh`` builds them once, before the first
+test runs (so the build is not charged to a test's timeout). The containers (testcontainers,
+Ryuk off) are removed at the end of the session. A daemon that answers but gives no
+working container fails the run under ``CI``; elsewhere the session warns and falls back
+to the local service.
 
 When ``CI`` is set (non-empty), a service that cannot be obtained fails the tests that
 need it; elsewhere they are skipped with the reason.
@@ -42,8 +48,10 @@ import fcntl
 import functools
 import importlib.util
 import os
+import secrets
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -52,6 +60,9 @@ from typing import IO, NoReturn
 import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
+
+from tests import service_sources
+from tests.service_sources import ServiceContainerError, Source, choose_source
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -62,9 +73,9 @@ TEST_POSTGRES_PORT = 5432
 KAFKA_ANSWER_TIMEOUT_S = 15.0
 POSTGRES_CONNECT_TIMEOUT_S = 10
 DOCKER_PING_TIMEOUT_S = 3
-# Images for hosts with Docker; the local broker and cluster are Kafka 4.1 and PostgreSQL 15.
-TESTCONTAINERS_KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
-TESTCONTAINERS_POSTGRES_IMAGE = "postgres:15"
+# Fixtures (and the database_url parameter) that need each service.
+KAFKA_FIXTURES = frozenset({"kafka_bootstrap"})
+POSTGRES_FIXTURES = frozenset({"postgres_url", "postgres_admin_engine"})
 
 FOLDER_MARKERS = {
     "unit": "unit",
@@ -131,28 +142,110 @@ def docker_answers() -> bool:
         return False
 
 
-@functools.cache
-def docker_has_image(image: str) -> bool:
-    """True when a Docker daemon answers and already holds ``image``.
+def _kafka_source() -> Source:
+    return choose_source(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), docker_answers)
 
-    The shared fixtures use testcontainers only for an image the engine has: an engine
-    without a registry (deploy/containers/prepare.sh's, on machines with no internet)
-    could never pull one, and every test would fail instead of using the local services.
-    ``docker pull`` the image first to have the fixtures use it.
-    """
-    if not docker_answers():
-        return False
+
+def _postgres_source() -> Source:
+    return choose_source(os.environ.get("DATABASE_URL"), docker_answers)
+
+
+def _needs(item: pytest.Item, fixtures: frozenset[str], database_param: str | None) -> bool:
+    if fixtures & set(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return (
+        database_param is not None
+        and callspec is not None
+        and callspec.params.get("database_url") == database_param
+    )
+
+
+def _container_failed(service: str, exc: ServiceContainerError) -> None:
+    """A daemon answered but gave no working container: fatal under CI, else a warning."""
+    if service_sources.container_failure_is_fatal(os.environ):
+        pytest.fail(
+            f"{service}: a Docker daemon answers but gave no working container "
+            f"(CI is set, so this fails instead of falling back to the local service): {exc}",
+            pytrace=False,
+        )
+    message = f"{service}: no working container ({exc}); using the local service instead"
+    warnings.warn(message, stacklevel=2)
+    print(f"\n[conftest] {message}", file=sys.stderr)
+
+
+# Images that failed to build in this session, so the fixtures report it instead of
+# trying again.
+_IMAGE_BUILD_ERRORS: dict[str, ServiceContainerError] = {}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the service images the selected tests will need before any test runs."""
+    images = []
+    # The Docker probe (in *_source) only when a selected test needs the service.
+    needs_kafka = any(_needs(item, KAFKA_FIXTURES, None) for item in session.items)
+    if needs_kafka and _kafka_source() is Source.CONTAINER:
+        images.append(service_sources.KAFKA_IMAGE)
+    needs_postgres = any(_needs(item, POSTGRES_FIXTURES, "postgresql") for item in session.items)
+    if needs_postgres and _postgres_source() is Source.CONTAINER:
+        images.append(service_sources.POSTGRES_IMAGE)
+    if not images:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"[conftest] {line}")
+
     try:
-        import docker
+        service_sources.ensure_images(tuple(images), progress)
+    except ServiceContainerError as exc:
+        for image in images:
+            _IMAGE_BUILD_ERRORS[image] = exc
 
-        client = docker.from_env(timeout=DOCKER_PING_TIMEOUT_S)
+
+def _session_tag() -> str:
+    return f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def _ensure_image(image: str) -> None:
+    """The image, built now if the collection hook did not (a fixture looked up late)."""
+    if image in _IMAGE_BUILD_ERRORS:
+        raise _IMAGE_BUILD_ERRORS[image]
+    service_sources.ensure_images((image,), lambda line: print(f"\n[conftest] {line}"))
+
+
+@contextlib.contextmanager
+def _kafka_from_container() -> Iterator[str]:
+    _ensure_image(service_sources.KAFKA_IMAGE)
+    with service_sources.kafka_container(_session_tag()) as container:
+        # The HEALTHCHECK ran inside the container; this asks from where the tests are.
+        if not _broker_script().wait_for_kafka(container.address, KAFKA_ANSWER_TIMEOUT_S):
+            raise ServiceContainerError(
+                f"{service_sources.KAFKA_IMAGE} is healthy but {container.address} did not "
+                f"answer a Metadata request within {KAFKA_ANSWER_TIMEOUT_S:.0f} s"
+            )
+        yield container.address
+
+
+@contextlib.contextmanager
+def _postgres_from_container() -> Iterator[str]:
+    _ensure_image(service_sources.POSTGRES_IMAGE)
+    password = secrets.token_urlsafe(18)
+    with service_sources.postgres_container(_session_tag(), password) as container:
+        engine = create_engine(
+            container.address, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+        )
         try:
-            client.images.get(image)
-            return True
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise ServiceContainerError(
+                f"{service_sources.POSTGRES_IMAGE} is healthy but does not answer: {exc}"
+            ) from exc
         finally:
-            client.close()
-    except Exception:
-        return False
+            engine.dispose()
+        yield container.address
 
 
 # ---------------------------------------------------------------------------------- Kafka
@@ -214,14 +307,15 @@ def kafka_bootstrap() -> Iterator[str]:
             )
         yield given
         return
-    if docker_has_image(TESTCONTAINERS_KAFKA_IMAGE):
-        try:
-            from testcontainers.community.kafka import KafkaContainer
-        except ImportError:  # testcontainers before the community namespace
-            from testcontainers.kafka import KafkaContainer
-        with KafkaContainer(TESTCONTAINERS_KAFKA_IMAGE).with_kraft() as container:
-            yield str(container.get_bootstrap_server())
-        return
+    if _kafka_source() is Source.CONTAINER:
+        with contextlib.ExitStack() as stack:
+            try:
+                bootstrap = stack.enter_context(_kafka_from_container())
+            except ServiceContainerError as exc:
+                _container_failed("Kafka", exc)
+            else:
+                yield bootstrap
+                return
     with _local_test_broker(TEST_KAFKA_PORT) as bootstrap:
         yield bootstrap
 
@@ -250,14 +344,15 @@ def postgres_url() -> Iterator[str]:
         _check_postgres(given, "DATABASE_URL")
         yield given
         return
-    if docker_has_image(TESTCONTAINERS_POSTGRES_IMAGE):
-        try:
-            from testcontainers.community.postgres import PostgresContainer
-        except ImportError:  # testcontainers before the community namespace
-            from testcontainers.postgres import PostgresContainer
-        with PostgresContainer(TESTCONTAINERS_POSTGRES_IMAGE, driver="psycopg") as container:
-            yield str(container.get_connection_url())
-        return
+    if _postgres_source() is Source.CONTAINER:
+        with contextlib.ExitStack() as stack:
+            try:
+                url = stack.enter_context(_postgres_from_container())
+            except ServiceContainerError as exc:
+                _container_failed("PostgreSQL", exc)
+            else:
+                yield url
+                return
     script = _postgres_script()
     try:
         url = str(script.ensure_postgres(TEST_POSTGRES_PORT))

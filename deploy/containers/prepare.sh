@@ -7,7 +7,11 @@
 #   2. dockerd, when no daemon answers on DOCKER_HOST (default /var/run/docker.sock):
 #      started without a bridge or iptables rules (every container of this project
 #      uses the host network, so all traffic stays on 127.0.0.1), log and pid in
-#      var/containers/;
+#      var/containers/. A DOCKER_HOST other than the default socket gets a private
+#      daemon that shares no state with the system one: data-root, pid and log in
+#      var/containers/daemon-<socket name>/, exec-root next to the socket
+#      (<socket path without .sock>.exec, short enough for containerd's own sockets).
+#      Stop it with `kill $(cat var/containers/daemon-<socket name>/dockerd.pid)`;
 #   3. the base image debian:bookworm-slim, when the engine has none: pulled where a
 #      registry answers, otherwise built with debootstrap from the Debian mirror apt
 #      already uses and imported under the official name, so the same Dockerfiles build
@@ -20,7 +24,11 @@
 # host's own additions live): they are copied to deploy/containers/ca/ (git-ignored)
 # and used by the build stages only; no final image contains them.
 #
-# Usage: deploy/containers/prepare.sh [--no-images]
+# Usage: deploy/containers/prepare.sh [--no-images] [--no-cache] [IMAGE ...]
+#   IMAGE: build only these of the images above (e.g. a6-kafka:local a6-postgres:local,
+#   as tests/conftest.py does for the shared service fixtures); default all.
+#   --no-cache: rebuild every layer of the images (the base image is reused), as
+#   bench/containers_bench.py does to time a build from nothing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 REPO_ROOT=$PWD
@@ -45,10 +53,18 @@ IMAGES=(
 )
 
 build_images=1
+build_args=()
+only_images=()
 for arg in "$@"; do
   case $arg in
     --no-images) build_images=0 ;;
-    *) echo "usage: $0 [--no-images]" >&2; exit 2 ;;
+    --no-cache) build_args+=(--no-cache) ;;
+    a6-*:*)
+      known=0
+      for entry in "${IMAGES[@]}"; do [ "${entry%% *}" = "$arg" ] && known=1; done
+      [ "$known" -eq 1 ] || { echo "$0: unknown image $arg" >&2; exit 2; }
+      only_images+=("$arg") ;;
+    *) echo "usage: $0 [--no-images] [--no-cache] [IMAGE ...]" >&2; exit 2 ;;
   esac
 done
 
@@ -61,7 +77,8 @@ started=$SECONDS
 
 # ---------------------------------------------------------------- 1. engine and compose
 missing=()
-command -v dockerd >/dev/null || missing+=(docker.io)
+# dockerd itself is needed only where this script has to start it.
+if ! docker info >/dev/null 2>&1; then command -v dockerd >/dev/null || missing+=(docker.io); fi
 command -v docker >/dev/null || missing+=(docker.io)
 if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
   missing+=(docker-compose)
@@ -74,7 +91,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # ----------------------------------------------------------------------------- 2. dockerd
-host=${DOCKER_HOST:-unix:///var/run/docker.sock}
+DEFAULT_DOCKER_HOST=unix:///var/run/docker.sock
+host=${DOCKER_HOST:-$DEFAULT_DOCKER_HOST}
 if docker info >/dev/null 2>&1; then
   log "a Docker daemon answers on $host"
 else
@@ -82,20 +100,31 @@ else
     unix://*) ;;
     *) die "no Docker daemon answers on $host, and only a local unix socket can be started here" ;;
   esac
-  log "starting dockerd on $host (log: $STATE_DIR/dockerd.log)"
+  daemon_dir=$STATE_DIR
+  private_args=()
+  if [ "$host" != "$DEFAULT_DOCKER_HOST" ]; then
+    # A private daemon: nothing shared with the system daemon or another private one.
+    socket=${host#unix://}
+    socket_name=$(basename "$socket" .sock)
+    daemon_dir=$STATE_DIR/daemon-$socket_name
+    mkdir -p "$daemon_dir/data"
+    private_args=(--data-root "$daemon_dir/data" --exec-root "${socket%.sock}.exec")
+  fi
+  log "starting dockerd on $host (log: $daemon_dir/dockerd.log)"
   # setsid: the daemon outlives this script and its terminal; --bridge=none and
   # --iptables=false: no docker0, no NAT; containers use the host network.
   as_root setsid dockerd --host "$host" --bridge=none --iptables=false \
-    --pidfile "$STATE_DIR/dockerd.pid" >>"$STATE_DIR/dockerd.log" 2>&1 </dev/null &
+    "${private_args[@]}" --pidfile "$daemon_dir/dockerd.pid" \
+    >>"$daemon_dir/dockerd.log" 2>&1 </dev/null &
   deadline=$((SECONDS + DOCKERD_START_TIMEOUT_S))
   until docker info >/dev/null 2>&1; do
     if [ $SECONDS -ge $deadline ]; then
-      tail -n 30 "$STATE_DIR/dockerd.log" >&2 || true
+      tail -n 30 "$daemon_dir/dockerd.log" >&2 || true
       die "dockerd did not answer on $host within ${DOCKERD_START_TIMEOUT_S} s"
     fi
     sleep 1
   done
-  log "dockerd answers (pid $(cat "$STATE_DIR/dockerd.pid" 2>/dev/null || echo '?'))"
+  log "dockerd answers (pid $(cat "$daemon_dir/dockerd.pid" 2>/dev/null || echo '?'))"
 fi
 
 # ------------------------------------------------------------------------ 3. base image
@@ -148,10 +177,13 @@ fi
 
 for entry in "${IMAGES[@]}"; do
   read -r tag dockerfile <<<"$entry"
+  if [ ${#only_images[@]} -gt 0 ] && [[ " ${only_images[*]} " != *" $tag "* ]]; then
+    continue
+  fi
   step=$SECONDS
   # The legacy builder (DOCKER_BUILDKIT=0) works with every engine and CLI pairing here;
   # --network host because the engine runs without a bridge.
-  DOCKER_BUILDKIT=0 docker build --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+  DOCKER_BUILDKIT=0 docker build "${build_args[@]}" --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" \
     -f "$dockerfile" -t "$tag" . >"$STATE_DIR/build-${tag%%:*}.log" 2>&1 \
     || { tail -n 40 "$STATE_DIR/build-${tag%%:*}.log" >&2; die "building $tag failed"; }
   size=$(docker image inspect -f '{{.Size}}' "$tag")

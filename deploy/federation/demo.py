@@ -2,6 +2,7 @@
 """``make demo``: a local federation of Article 6.2 registry nodes telling one story.
 
     python deploy/federation/demo.py [--parties 3..5] [--base-dir var/demo] [--exit]
+                                     [--secure] [--brokers 1|3]
 
 Starts a local Kafka broker (reused if one already answers), one registry node
 process per Party (CHE, GHA, THA; with ``--parties 4`` or ``5`` also SGP, JPN),
@@ -10,6 +11,20 @@ onward transfer, a refused transfer, a use towards an NDC and an OMGE
 cancellation, and prints a summary per Party. It then keeps the federation
 running until Ctrl-C (``--exit``: stops right after the summary) and stops the
 nodes and the broker it started.
+
+``--secure`` runs the same story the way a federation of real Parties would:
+the demo initialises the nodes, creates the federation's PKI from their
+directory (``deploy/kafka/pki.py``: a CA, a key and certificate per broker, for
+the admin and per Party, keys readable by their owner only), starts TLS brokers
+that require a client certificate and refuse whatever no ACL allows
+(``deploy/kafka/broker.py --tls-dir``), writes the topics and ACLs as the
+federation admin (``deploy/kafka/acls.py apply``) and starts each node as its
+own principal (``REGISTRY_KAFKA_SECURITY_PROTOCOL=SSL`` and its certificate).
+``--brokers 3`` makes it a three-broker KRaft cluster (ports PORT, PORT+2,
+PORT+4, controllers one above each) with topics of three replicas, two in
+sync. The PKI and the brokers' data live in the base directory, so every such
+run starts from a new CA and empty brokers, and the cluster is never reused:
+one already listening on its ports is an error.
 
 However it is stopped, it leaves nothing running. The first SIGINT, SIGTERM or
 SIGHUP starts the cleanup and later ones are ignored until it is done (a
@@ -31,10 +46,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import signal
+import socket
+import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +85,19 @@ PARTIES_MIN = 3
 DEFAULT_BASE_DIR = REPO_ROOT / "var" / "demo"
 DEFAULT_KAFKA_PORT = 9092
 DEFAULT_API_PORT_BASE = 8101
+# One broker is the default; three is the smallest cluster that survives losing one.
+BROKER_COUNTS = (1, 3)
+# --secure or --brokers 3: the cluster's own files, inside the (wiped) base directory.
+PKI_DIR_NAME = "kafka-pki"
+BROKER_DATA_DIR_TEMPLATE = "kafka-{port}"
+# deploy/kafka/pki.py create: an interpreter start and a few EC keys, about a second.
+PKI_CREATE_TIMEOUT_S = 60.0
+# deploy/kafka/acls.py apply: topic creation on a fresh cluster waits for leaders to be
+# elected, a few seconds; past this the admin cannot reach the cluster.
+ACLS_APPLY_TIMEOUT_S = 180.0
+INIT_STATUS = "Initialising one registry node per Party (registry-node init)"
+# One connect to see whether a port of the cluster is taken already.
+PORT_PROBE_TIMEOUT_S = 1.0
 
 # How long POST /v1/transfers may wait at the coordinating node for a final state;
 # a commit over a local broker takes well under a second once the nodes are warm.
@@ -108,6 +138,140 @@ def _broker_script() -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@dataclass
+class OwnCluster:
+    """The brokers a ``--secure`` or ``--brokers 3`` demo starts for itself, and their PKI."""
+
+    port: int
+    brokers: int
+    secure: bool
+    base_dir: Path
+    # Set just before the start, so that a stop signal during it stops what started.
+    started: bool = False
+
+    @property
+    def ports(self) -> list[int]:
+        return [int(port) for port in _broker_script().cluster_ports(self.port, self.brokers)]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    @property
+    def data_dirs(self) -> list[Path]:
+        return [self.base_dir / BROKER_DATA_DIR_TEMPLATE.format(port=port) for port in self.ports]
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.base_dir / PKI_DIR_NAME
+
+    @property
+    def description(self) -> str:
+        what = "one broker" if self.brokers == 1 else f"a cluster of {self.brokers} brokers"
+        if not self.secure:
+            return f"{what}, PLAINTEXT"
+        return f"{what}, TLS with client certificates required, ACLs refusing by default"
+
+    def busy_ports(self) -> list[int]:
+        """Client and controller ports that already accept connections."""
+        controller = _broker_script().controller_port
+        every = [p for port in self.ports for p in (port, controller(port))]
+        return [port for port in every if _accepts_connections(port)]
+
+    def start(self) -> str:
+        return str(
+            _broker_script().start_cluster(
+                self.port,
+                self.brokers,
+                tls_dir=self.pki_dir if self.secure else None,
+                data_dirs=self.data_dirs,
+                command_prefix=die_with_us_prefix(),
+            )
+        )
+
+    def stop(self) -> int:
+        return int(_broker_script().stop_cluster(self.port, self.brokers, data_dirs=self.data_dirs))
+
+
+def _accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=PORT_PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+class ProvisioningError(RuntimeError):
+    """pki.py or acls.py failed; the message carries what it printed."""
+
+
+def _run_deploy_script(script: str, arguments: list[str], timeout_s: float) -> str:
+    """Run deploy/kafka/<script> with this interpreter, as an operator would; its stderr."""
+    command = [sys.executable, str(REPO_ROOT / "deploy" / "kafka" / script), *arguments]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise ProvisioningError(f"{script} did not finish in {timeout_s:.0f} s") from None
+    if done.returncode != 0:
+        raise ProvisioningError(
+            f"{script} failed (exit {done.returncode}): "
+            f"{(done.stderr.strip() or done.stdout.strip())[-2000:]}"
+        )
+    return done.stderr
+
+
+def create_pki(cluster: OwnCluster, directory_path: Path) -> None:
+    """The federation CA and every certificate, for the members of the directory."""
+    _run_deploy_script(
+        "pki.py",
+        [
+            "create",
+            "--dir",
+            str(cluster.pki_dir),
+            "--directory",
+            str(directory_path),
+            "--brokers",
+            str(cluster.brokers),
+        ],
+        PKI_CREATE_TIMEOUT_S,
+    )
+
+
+def apply_acls(cluster: OwnCluster, directory_path: Path) -> int:
+    """As the federation admin: the topics, then the ACLs of the directory; how many ACLs."""
+    output = _run_deploy_script(
+        "acls.py",
+        [
+            "apply",
+            "--bootstrap",
+            cluster.bootstrap,
+            "--pki",
+            str(cluster.pki_dir),
+            "--directory",
+            str(directory_path),
+            "--replicas",
+            "3" if cluster.brokers >= 3 else "1",
+        ],
+        ACLS_APPLY_TIMEOUT_S,
+    )
+    return sum(1 for line in output.splitlines() if line.startswith("[acls] ALLOW "))
+
+
+def configure_node_tls(node: NodeClient, pki_dir: Path) -> str:
+    """Point the node's own config at its certificate; the Kafka principal it will be."""
+    party_dir = pki_dir / "parties" / node.party
+    with node.env_file.open("a") as config:
+        config.write(
+            "REGISTRY_KAFKA_SECURITY_PROTOCOL=SSL\n"
+            f"REGISTRY_KAFKA_SSL_CA_PATH={pki_dir / 'ca' / 'ca.crt'}\n"
+            f"REGISTRY_KAFKA_SSL_CERT_PATH={party_dir / 'node.crt'}\n"
+            f"REGISTRY_KAFKA_SSL_KEY_PATH={party_dir / 'node.key'}\n"
+        )
+    return f"User:party.{node.party}"
 
 
 # ---------------------------------------------------------------------- transfers
@@ -550,6 +714,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--kafka-port", type=int, default=DEFAULT_KAFKA_PORT)
     parser.add_argument("--api-port-base", type=int, default=DEFAULT_API_PORT_BASE)
     parser.add_argument("--exit", action="store_true", help="stop after the summary")
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="TLS brokers, one certificate and Kafka principal per Party, ACLs from the directory",
+    )
+    parser.add_argument(
+        "--brokers",
+        type=int,
+        default=BROKER_COUNTS[0],
+        choices=BROKER_COUNTS,
+        help="1 (default) or a three-broker cluster on --kafka-port, +2, +4",
+    )
     return parser.parse_args(argv)
 
 
@@ -557,12 +733,19 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     parties = ALL_PARTIES[: args.parties]
     started = time.monotonic()
+    own = (
+        OwnCluster(args.kafka_port, args.brokers, args.secure, args.base_dir.resolve())
+        if args.secure or args.brokers > 1
+        else None
+    )
+    kafka = "a real Apache Kafka broker" if own is None else f"Apache Kafka: {own.description}"
+    principals = "; each node connects as its own Kafka principal" if args.secure else ""
     console.print(
         Panel(
             # One paragraph, wrapped by rich to the terminal's width.
             "A federation of national Article 6.2 registries on this machine: one registry "
             f"node process per Party ({', '.join(parties)}), each with its own database "
-            "and signing key, talking over a real Apache Kafka broker.",
+            f"and signing key, talking over {kafka}{principals}.",
             title="Article 6.2 registry federation demo",
         )
     )
@@ -576,35 +759,30 @@ def main(argv: list[str] | None = None) -> int:
         # and clean up as for any other stop signal.
         set_parent_death_signal(signal.SIGTERM)
         try:
-            broker_was_up = broker.broker_is_up(args.kafka_port)
-            # Decided before the start, so a stop signal during it still stops the broker.
-            broker_started_here = not broker_was_up
-            with console.status("Starting Kafka (the first run fetches its jars, ~45 MB)"):
-                bootstrap = broker.start_broker(
-                    port=args.kafka_port, command_prefix=die_with_us_prefix()
-                )
-            console.print(
-                f" [green]✔[/] Kafka at {bootstrap} "
-                f"({'started' if broker_started_here else 'already running, reused'})"
-            )
-            federation = Federation(
-                FederationSpec(
-                    parties=[PartySpec(party) for party in parties],
-                    base_dir=args.base_dir,
-                    kafka_bootstrap=bootstrap,
-                    api_port_base=args.api_port_base,
-                    die_with_launcher=True,
-                )
-            )
-            with console.status("Initialising one registry node per Party (registry-node init)"):
-                federation.prepare()
-            with console.status("Starting the nodes and waiting for /v1/health"):
-                federation.start()
-            for node in federation.nodes.values():
+            if own is None:
+                broker_was_up = broker.broker_is_up(args.kafka_port)
+                # Decided before the start, so a stop signal during it still stops the broker.
+                broker_started_here = not broker_was_up
+                with console.status("Starting Kafka (the first run fetches its jars, ~45 MB)"):
+                    bootstrap = broker.start_broker(
+                        port=args.kafka_port, command_prefix=die_with_us_prefix()
+                    )
                 console.print(
-                    f" [green]✔[/] {node.party} node {node.registry_id} at {node.api_url} "
-                    f"(pid {federation.pid(node.party)})"
+                    f" [green]✔[/] Kafka at {bootstrap} "
+                    f"({'started' if broker_started_here else 'already running, reused'})"
                 )
+                federation = _federation(args, parties, bootstrap)
+                with console.status(
+                    "Initialising one registry node per Party (registry-node init)"
+                ):
+                    federation.prepare()
+                with console.status("Starting the nodes and waiting for /v1/health"):
+                    federation.start()
+                _print_nodes(federation)
+            else:
+                _refuse_busy_ports(own)
+                federation = _federation(args, parties, own.bootstrap)
+                _start_own_cluster(own, federation)
             with console.status("Seeding accounts, cooperative approaches, LoAs, issuances"):
                 seeded = seed_federation(federation.nodes)
             console.print(
@@ -626,7 +804,7 @@ def main(argv: list[str] | None = None) -> int:
                     signal.pause()
         except KeyboardInterrupt:
             console.print("\nStopping.")
-        except (FederationError, SeedError, broker.BrokerError) as error:
+        except (FederationError, SeedError, ProvisioningError, broker.BrokerError) as error:
             console.print(f"[bold red]error:[/] {error}", highlight=False)
             return 1
         finally:
@@ -637,11 +815,86 @@ def main(argv: list[str] | None = None) -> int:
                 with console.status("Stopping the nodes"):
                     federation.stop()
                 console.print(" [green]✔[/] nodes stopped")
+            if own is not None and own.started:
+                with console.status("Stopping Kafka"):
+                    own.stop()
+                console.print(" [green]✔[/] Kafka stopped")
             if broker_started_here:
                 with console.status("Stopping Kafka"):
                     broker.stop_broker(port=args.kafka_port)
                 console.print(" [green]✔[/] Kafka stopped")
     return story_status
+
+
+def _federation(args: argparse.Namespace, parties: Sequence[str], bootstrap: str) -> Federation:
+    return Federation(
+        FederationSpec(
+            parties=[PartySpec(party) for party in parties],
+            base_dir=args.base_dir,
+            kafka_bootstrap=bootstrap,
+            api_port_base=args.api_port_base,
+            die_with_launcher=True,
+        )
+    )
+
+
+def _print_nodes(federation: Federation, principals: Mapping[str, str] | None = None) -> None:
+    for node in federation.nodes.values():
+        principal = f" as {principals[node.party]}" if principals else ""
+        console.print(
+            f" [green]✔[/] {node.party} node {node.registry_id} at {node.api_url}{principal} "
+            f"(pid {federation.pid(node.party)})"
+        )
+
+
+def _refuse_busy_ports(own: OwnCluster) -> None:
+    """Before anything is wiped or started: the demo's cluster is its own, never reused."""
+    busy = own.busy_ports()
+    if busy:
+        raise ProvisioningError(
+            f"ports {', '.join(map(str, busy))} are taken: this demo starts its own "
+            f"cluster ({own.description}) on {own.bootstrap}, controllers one above each; "
+            "stop what listens there or choose another --kafka-port"
+        )
+
+
+def _start_own_cluster(own: OwnCluster, federation: Federation) -> None:
+    """--secure / --brokers 3, in the order a federation is set up: the nodes' keys and
+    directory first, since the PKI and the ACLs are made from the directory; then the
+    brokers, the admin's topics and ACLs, and the nodes, each as its own principal."""
+    with console.status(INIT_STATUS):
+        # Wipes the base directory of an earlier run: its nodes, PKI and brokers' data.
+        federation.prepare()
+    console.print(
+        f" [green]✔[/] {len(federation.nodes)} nodes initialised, federation directory "
+        f"{_relative(federation.directory_path)}"
+    )
+    if own.secure:
+        with console.status("Creating the federation CA and every certificate (pki.py)"):
+            create_pki(own, federation.directory_path)
+        console.print(
+            f" [green]✔[/] PKI in {_relative(own.pki_dir)}: a CA, {own.brokers} broker(s), "
+            f"the admin and {', '.join(federation.nodes)} (keys readable by their owner only)"
+        )
+    # Decided before the start, so a stop signal during it still stops the brokers.
+    own.started = True
+    with console.status(f"Starting Kafka: {own.description}"):
+        own.start()
+    console.print(f" [green]✔[/] Kafka at {own.bootstrap} ({own.description}), started")
+    principals: dict[str, str] = {}
+    if own.secure:
+        with console.status("Creating the topics and ACLs as User:federation-admin (acls.py)"):
+            count = apply_acls(own, federation.directory_path)
+        console.print(
+            f" [green]✔[/] topics and {count} ACLs written from the directory by "
+            "User:federation-admin; nothing else is allowed"
+        )
+        principals = {
+            party: configure_node_tls(node, own.pki_dir) for party, node in federation.nodes.items()
+        }
+    with console.status("Starting the nodes and waiting for /v1/health"):
+        federation.start()
+    _print_nodes(federation, principals)
 
 
 if __name__ == "__main__":

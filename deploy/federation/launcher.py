@@ -38,7 +38,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -366,14 +366,19 @@ class Federation:
 
     # -------------------------------------------------------------- start, stop
 
-    def start(self) -> None:
-        """Spawn every node, then wait until each answers its health check."""
+    def start(self, parties: Collection[str] | None = None) -> None:
+        """Spawn every node (or those of ``parties``), then wait until each is healthy.
+
+        A prepared node left out joins later with ``restart``: it is in the
+        directory from the start, and its database is still empty when it does.
+        """
         if not self.nodes:
             raise FederationError("prepare() the federation before starting it")
-        for party in self.nodes:
+        starting = list(self.nodes) if parties is None else [self.node(p).party for p in parties]
+        for party in starting:
             self._spawn(party)
         try:
-            for party in self.nodes:
+            for party in starting:
                 self._wait_healthy(party)
         except BaseException:
             # A half-started federation is worse than none: leave nothing behind.

@@ -168,6 +168,17 @@ class Settings(BaseSettings):
     def _authority_keys_from_text(cls, value: Any) -> Any:
         return _split_tokens(value)
 
+    @field_validator(
+        "kafka_ssl_ca_path", "kafka_ssl_cert_path", "kafka_ssl_key_path", mode="before"
+    )
+    @classmethod
+    def _empty_path_is_missing(cls, value: Any) -> Any:
+        # `REGISTRY_KAFKA_SSL_KEY_PATH=` in an env file means no file, not the current
+        # directory (which Path("") would be): the node then says the file is missing.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("operator_tokens", "auditor_tokens", mode="before")
     @classmethod
     def _tokens_from_text(cls, value: Any) -> Any:

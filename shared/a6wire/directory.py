@@ -55,7 +55,7 @@ from a6wire.messages import UtcDatetime
 from a6wire.reasons import ReasonCode
 from a6wire.signing import (
     ED25519_SIGNATURE_LENGTH_BYTES,
-    _canonical_json,
+    canonical_json_bytes,
     public_key_from_base64,
 )
 from a6wire.topics import inbox_topic
@@ -227,7 +227,7 @@ def directory_signing_bytes(directory: FederationDirectory) -> bytes:
         "context": DIRECTORY_SIGNING_CONTEXT,
         "directory": directory.model_dump(mode="json"),
     }
-    return _canonical_json(document)
+    return canonical_json_bytes(document)
 
 
 def sign_directory(

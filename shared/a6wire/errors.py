@@ -96,3 +96,18 @@ class DatetimeOutOfRangeError(MalformedMessageError):
     """A timestamp outside the range a protocol message can carry."""
 
     reason_code: ReasonCode = ReasonCode.DATETIME_OUT_OF_RANGE
+
+
+class NotCanonicalisableError(MalformedMessageError):
+    """A JSON value RFC 8785 cannot encode exactly (an integer beyond 2**53 - 1,
+    NaN, a lone surrogate): nobody could reproduce the bytes a signature covers."""
+
+    reason_code: ReasonCode = ReasonCode.NOT_CANONICALISABLE
+
+
+class NotNormalFormError(MalformedMessageError):
+    """A schema 2 envelope that does not re-encode to the canonical bytes received:
+    a datetime, UUID or number spelt another way than the schema writes it, or a
+    field left out. Storing it would store other bytes than the sender signed."""
+
+    reason_code: ReasonCode = ReasonCode.NOT_NORMAL_FORM

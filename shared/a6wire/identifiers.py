@@ -17,13 +17,19 @@ PARTY_PATTERN = r"^[A-Z]{3}$"
 REGISTRY_ID_PATTERN = r"^[A-Z]{3}\d{2}$"
 COOPERATIVE_APPROACH_ID_PATTERN = r"^CA\d{4}$"
 SERIAL_DIGITS_MIN = 9
-# 2**63 - 1 has 19 digits; the pattern bounds the length, parsing bounds the value.
+# The pattern bounds the length (19 digits), parsing bounds the value (SERIAL_MAX).
 UNIQUE_IDENTIFIER_PATTERN = r"^(CA\d{4})-([A-Z]{3}\d{2})-([A-Z]{3})-(\d{9,19})-(\d{4})$"
 
 SERIAL_MIN = 1
-# Serials and quantities are stored as signed 64-bit integers, versions as signed
-# 32-bit ones: what no node's database can hold is refused wherever it comes in.
-SERIAL_MAX = 2**63 - 1
+# The largest integer every JSON reader holds exactly: RFC 8785 (the canonical
+# form every signature covers, a6wire.signing) writes numbers as IEEE 754 doubles
+# and refuses integers beyond it, and so does a JavaScript or Go float64 reader.
+JSON_SAFE_INTEGER_MAX = 2**53 - 1
+# Serials and quantities cross between Parties as JSON numbers, so they stop at
+# JSON_SAFE_INTEGER_MAX (9,007,199,254,740,991: far beyond any registry's issuance),
+# though nodes store them as signed 64-bit integers; versions are signed 32-bit.
+# What no node can carry or hold exactly is refused wherever it comes in.
+SERIAL_MAX = JSON_SAFE_INTEGER_MAX
 QUANTITY_MAX = SERIAL_MAX
 VERSION_MAX = 2**31 - 1
 VINTAGE_MIN = 2000

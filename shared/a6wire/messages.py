@@ -1,9 +1,32 @@
 """The protocol messages and the signed envelope that carries them.
 
-Schema version 1. Every message crossing between Parties is an ``Envelope``
-whose ``payload`` is one of ``Prepare``, ``Vote``, ``Decision`` or ``Done``,
-told apart by its ``type`` field. Models are frozen and refuse unknown fields,
-so what was signed is exactly what is read back (see ``a6wire.signing``).
+Schema version 2.0 (see "Schema versions" below). Every message crossing
+between Parties is an ``Envelope`` whose ``payload`` is one of ``Prepare``,
+``Vote``, ``Decision`` or ``Done``, told apart by its ``type`` field. Models
+are frozen; what was signed is exactly what is read back (see ``a6wire.signing``).
+
+Schema versions. An envelope's ``schema_version`` is ``"MAJOR.MINOR"`` (a JSON
+string, e.g. ``"2.0"``), or the integer ``1`` of the records written before
+versions had two parts (kept forever on the decision topic and the unit log).
+
+- A new MINOR only adds optional fields, left out of the JSON when they have no
+  value (so a message of the older minor re-encodes unchanged on a newer node,
+  which ``decode_envelope`` checks). A node reads a message of any minor of
+  its major: an older minor lacks fields it knows, which keep their defaults; a
+  newer minor may carry fields it does not know, which it keeps, untouched, in
+  the model (``model_extra``) so that the message re-encodes to exactly what was
+  signed, is stored, embedded in a DECISION and digested with them. Unknown
+  fields in a message of this node's minor or an older one are refused, as
+  before (they are a typo or a forgery, not a newer schema).
+- A new MAJOR changes meaning or the signed form; a node refuses majors it does
+  not know with ``UNSUPPORTED_SCHEMA_VERSION`` before reading the payload.
+- Major 1 signed pydantic's sorted-keys JSON dump; major 2 signs the RFC 8785
+  form of the JSON (``a6wire.signing``), which any implementation can reproduce.
+
+So models accept unknown fields at parse time (``extra="allow"``) and the
+envelope's own validator decides, by its version, whether they are allowed;
+code that builds messages is kept from passing unknown fields by mypy
+(``init_forbid_extra`` in the pydantic plugin).
 
 A ``Decision`` embeds envelopes (the participants' signed YES votes, and the
 coordinator's signed PREPARE: always in a COMMIT, so that the decision topic
@@ -18,9 +41,10 @@ unit log that serial ranges were issued or left circulation.
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from uuid import UUID
 
 from pydantic import (
@@ -29,6 +53,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
+    StrictStr,
     StringConstraints,
     model_validator,
 )
@@ -50,8 +76,40 @@ from a6wire.identifiers import (
     registry_party,
 )
 
-SCHEMA_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({SCHEMA_VERSION})
+# The version this node writes, and the versions it reads (see the module docstring).
+SCHEMA_MAJOR = 2
+SCHEMA_MINOR = 0
+SCHEMA_VERSION = f"{SCHEMA_MAJOR}.{SCHEMA_MINOR}"
+# Records written before versions had a minor: ``"schema_version": 1``.
+LEGACY_SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_MAJORS: frozenset[int] = frozenset({LEGACY_SCHEMA_VERSION, SCHEMA_MAJOR})
+# Up to four digits each, no leading zeros: one spelling per version.
+SCHEMA_VERSION_PATTERN = r"^(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})$"
+_SCHEMA_VERSION = re.compile(SCHEMA_VERSION_PATTERN)
+
+
+class WireVersion(NamedTuple):
+    major: int
+    minor: int
+
+
+def parse_schema_version(value: object) -> WireVersion | None:
+    """The version an envelope's ``schema_version`` names, or None if it is not
+    a well-formed one: the integer ``1`` or a ``"MAJOR.MINOR"`` string."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return WireVersion(value, 0) if value == LEGACY_SCHEMA_VERSION else None
+    if isinstance(value, str):
+        match = _SCHEMA_VERSION.fullmatch(value)
+        if match is not None:
+            major, minor = (int(part) for part in match.groups())
+            # Major 1 was only ever written as the integer 1.
+            return WireVersion(major, minor) if major != LEGACY_SCHEMA_VERSION else None
+    return None
+
+
+def is_supported(version: WireVersion) -> bool:
+    return version.major in SUPPORTED_SCHEMA_MAJORS
+
 
 # Limits on everything a peer can make us hold in memory or in a database row:
 # what a receiving node's columns cannot store (a serial beyond 64 bits, NUL in a
@@ -109,7 +167,9 @@ Sha256Hex = Annotated[str, StringConstraints(pattern=SHA256_HEX_PATTERN)]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+    # Unknown fields are kept, not dropped: whether they are allowed depends on the
+    # version of the envelope they came in, which Envelope._coherent checks.
+    model_config = ConfigDict(frozen=True, extra="allow", strict=False)
 
 
 class MessageType(StrEnum):
@@ -374,7 +434,7 @@ class FirstTransferNotice(_Frozen):
     authorising_party: PartyCode
     noticing_registry_id: RegistryId
     authorisation_id: Name
-    authorisation_version: int = Field(ge=1)
+    authorisation_version: Version
     action: NoticeAction
     # The year of the use or cancellation.
     year: int = Field(ge=VINTAGE_MIN, le=VINTAGE_MAX)
@@ -423,13 +483,13 @@ class UnitRecord(_Frozen):
     party: PartyCode
     cooperative_approach_id: CooperativeApproachId
     originating_registry_id: RegistryId
-    first_serial: int = Field(ge=SERIAL_MIN)
-    last_serial: int = Field(ge=SERIAL_MIN)
-    quantity: int = Field(ge=1)
+    first_serial: Serial
+    last_serial: Serial
+    quantity: Quantity
     vintage: int = Field(ge=VINTAGE_MIN, le=VINTAGE_MAX)
     metric: Name
     authorisation_id: Name | None = None
-    authorisation_version: int | None = Field(default=None, ge=1)
+    authorisation_version: Version | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> UnitRecord:
@@ -462,19 +522,62 @@ class Envelope(_Frozen):
     message_type: MessageType
     sender_party: PartyCode
     sent_at: UtcDatetime
-    schema_version: int
+    # StrictInt first: the legacy integer 1 stays an integer, "2.0" stays a string,
+    # so the envelope re-encodes to what was signed.
+    schema_version: StrictInt | Annotated[StrictStr, StringConstraints(max_length=16)]
     payload: Payload
     signature: str = Field(default="", max_length=128)
 
+    @property
+    def version(self) -> WireVersion:
+        version = parse_schema_version(self.schema_version)
+        assert version is not None, "checked by _coherent"
+        return version
+
+    @property
+    def tolerates_unknown_fields(self) -> bool:
+        """Only a newer minor of this node's major may carry fields it does not know."""
+        version = self.version
+        return version.major == SCHEMA_MAJOR and version.minor > SCHEMA_MINOR
+
     @model_validator(mode="after")
     def _coherent(self) -> Envelope:
-        if self.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
-            raise ValueError(f"schema version {self.schema_version} is not supported")
+        version = parse_schema_version(self.schema_version)
+        if version is None or not is_supported(version):
+            raise ValueError(f"schema version {self.schema_version!r} is not supported")
+        unknown = unknown_fields(self)
+        if unknown:
+            raise ValueError(
+                f"unknown field(s) {', '.join(unknown)} in a schema {self.schema_version} "
+                f"message (this node reads {SCHEMA_VERSION})"
+            )
         if self.message_type != self.payload.type:
             raise ValueError("message_type does not match the payload type")
         if self.transfer_id != self.payload.transfer_id:
             raise ValueError("the envelope and payload name different transfers")
         return self
+
+
+def unknown_fields(envelope: Envelope) -> list[str]:
+    """The paths of fields a message carries that its version does not allow.
+
+    Each envelope answers for its own fields down to the next nested envelope,
+    which answers for its own (a COMMIT of minor 0 may embed a vote of minor 1).
+    """
+    found: list[str] = []
+    stack: list[tuple[Any, str, bool]] = [(envelope, "", False)]
+    while stack:
+        value, path, tolerated = stack.pop()
+        if isinstance(value, Envelope):
+            tolerated = value.tolerates_unknown_fields
+        if isinstance(value, BaseModel):
+            if value.model_extra and not tolerated:
+                found.extend(f"{path}{name}" for name in sorted(value.model_extra))
+            for name in type(value).model_fields:
+                stack.append((getattr(value, name), f"{path}{name}.", tolerated))
+        elif isinstance(value, tuple):
+            stack.extend((item, f"{path}{index}.", tolerated) for index, item in enumerate(value))
+    return found
 
 
 Decision.model_rebuild()

@@ -32,6 +32,12 @@ class ReasonCode(StrEnum):
     # Signed with a key its member retired (a6wire.directory: a previous key past
     # its valid_until, judged at the receiver's clock on an inbox, at sent_at on a log).
     KEY_EXPIRED = "KEY_EXPIRED"
+    # A value RFC 8785 cannot encode exactly (an integer beyond 2**53 - 1, a lone
+    # surrogate): no implementation could reproduce the bytes a signature covers.
+    NOT_CANONICALISABLE = "NOT_CANONICALISABLE"
+    # A schema 2 envelope not written in the schema's one form (a datetime not in
+    # UTC with Z, an uppercase UUID, a number as a string, a field left out).
+    NOT_NORMAL_FORM = "NOT_NORMAL_FORM"
 
     # -- The transfer protocol (registry.protocol)
     # Why a node refuses or aborts a transfer.
@@ -196,6 +202,8 @@ WIRE_REASON_CODES = frozenset(
         ReasonCode.DUPLICATE_KEY,
         ReasonCode.DATETIME_OUT_OF_RANGE,
         ReasonCode.KEY_EXPIRED,
+        ReasonCode.NOT_CANONICALISABLE,
+        ReasonCode.NOT_NORMAL_FORM,
     }
 )
 PROTOCOL_REASON_CODES = frozenset(

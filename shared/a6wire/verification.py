@@ -22,12 +22,15 @@ from a6wire.errors import (
     DatetimeOutOfRangeError,
     KeyExpiredError,
     MalformedMessageError,
+    NotNormalFormError,
     UnsupportedSchemaVersionError,
     WrongRoleError,
 )
 from a6wire.messages import (
     DATETIME_OUT_OF_RANGE_ERROR,
-    SUPPORTED_SCHEMA_VERSIONS,
+    LEGACY_SCHEMA_VERSION,
+    SCHEMA_MAJOR,
+    SCHEMA_VERSION,
     Decision,
     Done,
     Envelope,
@@ -36,31 +39,52 @@ from a6wire.messages import (
     UnitEvent,
     UnitRecord,
     Vote,
+    is_supported,
+    parse_schema_version,
 )
-from a6wire.signing import signature_is_valid
+from a6wire.signing import canonical_json_bytes, signature_is_valid
 
 
 def decode_envelope(data: bytes | str) -> Envelope:
-    """Parse bytes from the bus; an unknown schema version is refused before the
-    payload is interpreted, since a newer schema may mean something else.
+    """Parse bytes from the bus; an unknown schema major is refused before the
+    payload is interpreted, since a newer major may mean something else.
 
     The bytes are read within the bounds of ``a6wire.decoding``; every refusal,
-    whatever broke, is a ``WireError`` with a reason code.
+    whatever broke, is a ``WireError`` with a reason code. A major 2 envelope
+    must re-encode to the canonical bytes of the JSON received (see
+    ``a6wire.signing``): the signature is checked over what was received, and
+    what this node stores, embeds and digests is that same JSON.
     """
     raw = load_bounded_json(data)
     if not isinstance(raw, dict):
         raise MalformedMessageError("an envelope is a JSON object")
-    version = raw.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise MalformedMessageError("schema_version is missing or not an integer")
-    if version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise UnsupportedSchemaVersionError(f"schema version {version} is not supported")
+    written = raw.get("schema_version")
+    version = parse_schema_version(written)
+    if version is None:
+        raise MalformedMessageError(
+            f'schema_version {written!r} is not "MAJOR.MINOR" (this node writes '
+            f"{SCHEMA_VERSION!r}) nor the legacy {LEGACY_SCHEMA_VERSION}"
+        )
+    if not is_supported(version):
+        raise UnsupportedSchemaVersionError(
+            f"schema version {written!r} is not supported (this node reads majors "
+            f"{LEGACY_SCHEMA_VERSION} and {SCHEMA_MAJOR})"
+        )
     try:
-        return Envelope.model_validate(raw)
+        envelope = Envelope.model_validate(raw)
     except ValidationError as error:
         if any(item["type"] == DATETIME_OUT_OF_RANGE_ERROR for item in error.errors()):
             raise DatetimeOutOfRangeError(str(error)) from error
         raise MalformedMessageError(str(error)) from error
+    if version.major != LEGACY_SCHEMA_VERSION and canonical_json_bytes(raw) != (
+        canonical_json_bytes(envelope.model_dump(mode="json"))
+    ):
+        raise NotNormalFormError(
+            "the envelope is not written in the schema's one form (datetimes as "
+            "YYYY-MM-DDTHH:MM:SS[.ffffff]Z, lowercase UUIDs, numbers as numbers, every "
+            "field present): its signed bytes would differ from what this node stores"
+        )
+    return envelope
 
 
 def encode_envelope(envelope: Envelope) -> bytes:
@@ -77,8 +101,9 @@ def verify_signature(
     every node reads the same from a kept log (the decision topic, the unit log),
     so all judge an old record alike whenever they read it.
     """
-    if envelope.schema_version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise UnsupportedSchemaVersionError(f"schema version {envelope.schema_version}")
+    version = parse_schema_version(envelope.schema_version)
+    if version is None or not is_supported(version):
+        raise UnsupportedSchemaVersionError(f"schema version {envelope.schema_version!r}")
     member = directory.member(envelope.sender_party)
     if signature_is_valid(envelope, member.public_key):
         return

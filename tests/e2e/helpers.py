@@ -21,7 +21,7 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -156,6 +156,7 @@ def running_federation(
     parties: Sequence[str],
     *,
     members_without_node: Mapping[str, Ed25519PrivateKey] | None = None,
+    started_later: Collection[str] = (),
     authority_keys: Sequence[str] = (),
 ) -> Iterator[World]:
     """Three (or more) node processes of our own Parties; stopped, and checked gone, on exit.
@@ -163,6 +164,9 @@ def running_federation(
     ``members_without_node``: Parties listed in the federation directory with the
     public half of the given key (registry ``<PARTY>01``) but running no node; a
     test plays them on the bus with that key (a hostile member, say).
+
+    ``started_later``: Parties initialised and in the directory, whose nodes the
+    test starts itself (``world.federation.restart(party)``) on an empty database.
     ``authority_keys``: the nodes follow the directory versions these keys sign."""
     federation = Federation(
         FederationSpec(
@@ -176,7 +180,7 @@ def running_federation(
     federation.prepare()
     if members_without_node:
         add_directory_members(federation.directory_path, members_without_node)
-    federation.start()
+    federation.start([party for party in parties if party not in started_later])
     try:
         yield World(federation, kafka_bootstrap)
     finally:

@@ -24,6 +24,12 @@ hold, including that every node's unit index equals the union of the ledgers.
 anything is issued, and started again once units were issued, moved and cancelled
 elsewhere. It builds its index from the logs, and a transfer to it of units issued
 before it came back commits (and the hostile PREPAREs above are refused by it too).
+
+``NEWCOMER`` is a new Party: in the directory from the start, but its node never ran
+before the issuance, the transfer and the cancellation. It starts on an empty
+database, so its unit index has no offsets and reads both logs from offset 0; then it
+refuses the hostile PREPAREs for serials issued before it existed (held by another
+Party, or never issued) with their custody reason codes, and accepts an honest one.
 """
 
 from __future__ import annotations
@@ -87,8 +93,11 @@ SENDER = "ISL"
 RECEIVER = "VNM"
 BYSTANDER = "PRY"
 LATE = "ECU"
+NEWCOMER = "NAM"
 HOSTILE = "XCU"
-PARTIES = (SENDER, RECEIVER, BYSTANDER, LATE)
+PARTIES = (SENDER, RECEIVER, BYSTANDER, LATE, NEWCOMER)
+# Whom the SENDER's LoA authorises (as recorded, and as its PREPAREs carry it).
+AUTHORISED = (RECEIVER, BYSTANDER, LATE, NEWCOMER)
 
 APPROACH = "CA1001"
 LOA = "ISL-LOA-1001"
@@ -98,6 +107,8 @@ LOA_DATE = date(2024, 1, 15)
 HOSTILE_PREPARE_DEADLINE = timedelta(minutes=5)
 # Serials the hostile member claims out of nothing, in its own registry's numbering.
 NEVER_ISSUED = (1, 250)
+# What the BYSTANDER moves on to the new Party (it got 300 and moves 120 to LATE).
+NEWCOMER_UNITS = 80
 
 UNITS_NOT_ISSUED = "UNITS_NOT_ISSUED"
 UNITS_NOT_HELD_BY_SENDER = "UNITS_NOT_HELD_BY_SENDER"
@@ -260,7 +271,11 @@ async def scene(
 ) -> AsyncIterator[Scene]:
     base_dir = tmp_path_factory.mktemp("custody")
     with running_federation(
-        kafka_bootstrap, base_dir, PARTIES, members_without_node={HOSTILE: hostile_key}
+        kafka_bootstrap,
+        base_dir,
+        PARTIES,
+        members_without_node={HOSTILE: hostile_key},
+        started_later={NEWCOMER},
     ) as world:
         await create_inbox_topic(kafka_bootstrap, HOSTILE)
         # LATE leaves before anything is issued: what follows it learns from the logs.
@@ -268,7 +283,7 @@ async def scene(
         register_approach(
             world, APPROACH, (*PARTIES, HOSTILE), register_at=(SENDER, RECEIVER, BYSTANDER)
         )
-        record_loa(world, SENDER, LOA, APPROACH, (RECEIVER, BYSTANDER, LATE))
+        record_loa(world, SENDER, LOA, APPROACH, AUTHORISED)
         for party in (SENDER, RECEIVER, BYSTANDER):
             open_account(world, party, account(party, "MAIN"))
         (issued,) = issue(
@@ -294,8 +309,11 @@ async def scene(
             json={"account_id": account(SENDER, "MAIN"), "quantity": 100, "kind": "VOLUNTARY"},
         )["blocks"]
         world.federation.restart(LATE)
-        register_approach(world, APPROACH, (*PARTIES, HOSTILE), register_at=(LATE,))
-        open_account(world, LATE, account(LATE, "MAIN"))
+        # The new Party's node runs for the first time, on the database `init` made.
+        world.federation.restart(NEWCOMER)
+        register_approach(world, APPROACH, (*PARTIES, HOSTILE), register_at=(LATE, NEWCOMER))
+        for party in (LATE, NEWCOMER):
+            open_account(world, party, account(party, "MAIN"))
         yield Scene(
             world,
             HostileMember(HOSTILE, hostile_key, kafka_bootstrap),
@@ -309,9 +327,7 @@ async def scene(
 
 
 def _everything(world: World) -> dict[str, Any]:
-    return ledger_snapshot(
-        world, {party: [account(party, "MAIN")] for party in (SENDER, RECEIVER, BYSTANDER, LATE)}
-    )
+    return ledger_snapshot(world, {party: [account(party, "MAIN")] for party in PARTIES})
 
 
 async def _attack(scene: Scene, to_party: str, prepare: Prepare) -> Vote:
@@ -361,7 +377,7 @@ def _assert_refused_and_harmless(
 # -------------------------------------------------------------------------- scenarios
 
 
-@pytest.mark.parametrize("receiver", [RECEIVER, LATE])
+@pytest.mark.parametrize("receiver", [RECEIVER, LATE, NEWCOMER])
 async def test_never_issued_serials_get_a_no_and_credit_nothing(
     scene: Scene, receiver: str
 ) -> None:
@@ -379,7 +395,7 @@ async def test_never_issued_serials_get_a_no_and_credit_nothing(
     )
 
 
-@pytest.mark.parametrize("receiver", [RECEIVER, LATE])
+@pytest.mark.parametrize("receiver", [RECEIVER, LATE, NEWCOMER])
 async def test_serials_another_party_holds_get_a_no_and_credit_nothing(
     scene: Scene, receiver: str
 ) -> None:
@@ -395,7 +411,7 @@ async def test_serials_another_party_holds_get_a_no_and_credit_nothing(
             receiver,
             account(receiver, "MAIN"),
             [block(first, last, sender_registry, SENDER, LOA)],
-            authorisation(LOA, (RECEIVER, BYSTANDER, LATE)),
+            authorisation(LOA, AUTHORISED),
         )
         vote = await _attack(scene, receiver, prepare)
         _assert_refused_and_harmless(
@@ -414,7 +430,7 @@ async def test_cancelled_serials_get_a_no(scene: Scene) -> None:
         RECEIVER,
         account(RECEIVER, "MAIN"),
         [block(*scene.cancelled, f"{SENDER}01", SENDER, LOA)],
-        authorisation(LOA, (RECEIVER, BYSTANDER, LATE)),
+        authorisation(LOA, AUTHORISED),
     )
     vote = await _attack(scene, RECEIVER, prepare)
     _assert_refused_and_harmless(
@@ -435,4 +451,23 @@ async def test_a_late_party_checks_custody_of_units_issued_before_it_joined(
     )
     assert [view["status"] for view in views] == ["COMMITTED", "COMMITTED"], views
     assert holdings(world, LATE, account(LATE, "MAIN")) == 120
+    assert_unit_index_matches_ledgers(world)
+
+
+async def test_a_new_party_reads_the_logs_from_the_start_and_accepts_units_held_elsewhere(
+    scene: Scene,
+) -> None:
+    """NEWCOMER's node first ran after the issuance, the transfer and the cancellation:
+    everything its index knows it read from the logs, from offset 0. Units the
+    BYSTANDER holds since before NEWCOMER existed move to it."""
+    world = scene.world
+    views = run_transfer(
+        world,
+        BYSTANDER,
+        transfer_body(
+            account(BYSTANDER, "MAIN"), NEWCOMER, account(NEWCOMER, "MAIN"), NEWCOMER_UNITS, LOA
+        ),
+    )
+    assert [view["status"] for view in views] == ["COMMITTED", "COMMITTED"], views
+    assert holdings(world, NEWCOMER, account(NEWCOMER, "MAIN")) == NEWCOMER_UNITS
     assert_unit_index_matches_ledgers(world)

@@ -17,11 +17,19 @@ the demo one way and scans /proc until no process of that demo is left: not
 
 The second signal is sent once the demo has printed "Stopping.", that is while
 it stops its nodes, before it stops the broker.
+
+The slow secure variant runs ``make demo DEMO_ARGS="--secure --brokers 3"``: the
+story must end as the plain one does, on three TLS brokers with ACLs, each node its
+own principal, the PKI's keys readable by their owner only; then SIGTERM to the
+process group, twice, leaves nothing running. Its brokers sit on
+``KAFKA_SECURE_DEMO_PORT`` (and +2, +4, controllers one above each) if set, else on a
+free run of six ports.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -119,11 +127,24 @@ class RunningDemo:
         return left
 
 
-def _start_demo(tmp_path: Path) -> RunningDemo:
-    kafka_port, api_port_base = _free_run(2), _free_run(len(DEMO_PARTIES))
+def _start_demo(
+    tmp_path: Path,
+    extra_args: str = "",
+    *,
+    kafka_port: int | None = None,
+    brokers: int = 1,
+    ready_line: str = " THA node ",
+    start_timeout_s: float = DEMO_START_TIMEOUT_S,
+) -> RunningDemo:
+    if kafka_port is None:
+        kafka_port = _free_run(2 * brokers)  # each broker: client and controller ports
+    api_port_base = _free_run(len(DEMO_PARTIES))
     base_dir = tmp_path / "demo"
     output_path = tmp_path / "demo.out"
-    demo_args = f"--base-dir {base_dir} --kafka-port {kafka_port} --api-port-base {api_port_base}"
+    demo_args = (
+        f"--base-dir {base_dir} --kafka-port {kafka_port} --api-port-base {api_port_base}"
+        f" {extra_args}"
+    ).strip()
     with output_path.open("wb") as output:
         make = subprocess.Popen(
             ["make", "--no-print-directory", "demo", f"DEMO_ARGS={demo_args}"],
@@ -136,18 +157,18 @@ def _start_demo(tmp_path: Path) -> RunningDemo:
             start_new_session=True,
         )
     demo = RunningDemo(make, output_path, base_dir, kafka_port)
-    deadline = time.monotonic() + DEMO_START_TIMEOUT_S
+    deadline = time.monotonic() + start_timeout_s
     # The demo prints one line per node once all are healthy; the last is THA's.
-    while " THA node " not in demo.output():
+    while ready_line not in demo.output():
         if make.poll() is not None or time.monotonic() > deadline:
             _kill_everything(demo)
-            pytest.fail(f"the demo did not start its nodes; output:\n{demo.output()}")
+            pytest.fail(f"the demo did not get to {ready_line!r}; output:\n{demo.output()}")
         time.sleep(POLL_INTERVAL_S)
     started = demo.processes()
     nodes = [line for line in started.values() if "serve" in line and "--env-file" in line]
-    brokers = [line for line in started.values() if "kafka.Kafka" in line]
+    running_brokers = [line for line in started.values() if "kafka.Kafka" in line]
     assert len(nodes) == len(DEMO_PARTIES), started
-    assert len(brokers) == 1, started
+    assert len(running_brokers) == brokers, started
     return demo
 
 
@@ -225,3 +246,72 @@ def test_stopping_the_demo_leaves_no_process(demo: RunningDemo, stop: Stop) -> N
     stop(demo)
     demo.make.wait()
     _assert_nothing_left(demo)
+
+
+# --------------------------------------------------------------------- the secure demo
+
+SECURE_BROKERS = 3
+# What the demo prints once the story is told and the federation keeps running.
+KEEPS_RUNNING_LINE = "The federation keeps running"
+STORY_FAILED_LINE = "did not end as expected"
+STORY_STEPS = 6  # with three Parties: see run_story in deploy/federation/demo.py
+# Three broker JVMs, three nodes and the whole story (about 80 s when the machine is idle).
+SECURE_DEMO_STORY_TIMEOUT_S = 600.0
+# That, plus the stop: above pytest's default per-test timeout (pyproject.toml).
+SECURE_DEMO_TEST_TIMEOUT_S = 900
+OWNER_ONLY_MODE = 0o600
+
+
+@pytest.fixture
+def secure_demo(tmp_path: Path) -> Iterator[RunningDemo]:
+    given = os.environ.get("KAFKA_SECURE_DEMO_PORT", "").strip()
+    running = _start_demo(
+        tmp_path,
+        f"--secure --brokers {SECURE_BROKERS}",
+        kafka_port=int(given) if given else None,
+        brokers=SECURE_BROKERS,
+        ready_line=KEEPS_RUNNING_LINE,
+        start_timeout_s=SECURE_DEMO_STORY_TIMEOUT_S,
+    )
+    try:
+        yield running
+    finally:
+        _kill_everything(running)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SECURE_DEMO_TEST_TIMEOUT_S)
+def test_the_secure_demo_tells_the_story_on_a_tls_cluster_and_stops(
+    secure_demo: RunningDemo,
+) -> None:
+    output = secure_demo.output()
+    assert STORY_FAILED_LINE not in output, output
+    assert "✘" not in output, output
+    steps = re.findall(r"✔ (\d+)\. ", output)
+    assert steps == [str(number) for number in range(1, STORY_STEPS + 1)], output
+    for party in DEMO_PARTIES:
+        assert f"as User:party.{party}" in output, output
+    assert "ACLs written from the directory by User:federation-admin" in output, output
+
+    base = secure_demo.base_dir
+    keys = sorted((base / "kafka-pki").rglob("*.key")) + sorted((base / "kafka-pki").rglob("*.pem"))
+    # The CA, three brokers (key and keystore), the admin, three Parties.
+    assert len(keys) == 1 + 2 * SECURE_BROKERS + 1 + len(DEMO_PARTIES), keys
+    assert {path: path.stat().st_mode & 0o777 for path in keys} == {
+        path: OWNER_ONLY_MODE for path in keys
+    }
+    for party in DEMO_PARTIES:
+        config = (base / party / "registry.env").read_text()
+        assert "REGISTRY_KAFKA_SECURITY_PROTOCOL=SSL" in config
+        assert f"REGISTRY_KAFKA_SSL_KEY_PATH={base / 'kafka-pki' / 'parties' / party}" in config
+    broker_configs = sorted(base.glob("kafka-*/server.properties"))
+    assert len(broker_configs) == SECURE_BROKERS, broker_configs
+    for properties in broker_configs:
+        settings = properties.read_text()
+        assert "ssl.client.auth=required" in settings
+        assert "allow.everyone.if.no.acl.found=false" in settings
+        assert "PLAINTEXT" not in settings
+
+    _sigterm_the_process_group_twice(secure_demo)
+    secure_demo.make.wait()
+    _assert_nothing_left(secure_demo)

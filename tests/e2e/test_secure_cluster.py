@@ -155,3 +155,17 @@ def test_first_and_onward_transfers_commit_on_the_secure_cluster(world: World) -
         assert ca_entries(world, party) == ca_before[party], f"{party}'s CA ledger changed"
     assert_transfers_atomic(world)
     assert_federation_invariants(world)
+    # The federation's corresponding adjustments, all ledgers together: the first
+    # transfer's, at the Party that authorised the units, and nothing else.
+    federation_ca = {
+        party: [
+            (e["transfer_id"], e["year"], e["cause"], e["quantity"])
+            for e in ca_entries(world, party)
+        ]
+        for party in PARTIES
+    }
+    assert federation_ca == {
+        SENDER: [(first["transfer_id"], VINTAGE, "FIRST_TRANSFER", 800)],
+        BUYER: [],
+        THIRD: [],
+    }

@@ -16,6 +16,9 @@ from registry.adapters.transfer_unit_of_work import (
     InMemoryDecisionRepository,
     InMemoryTransferStore,
 )
+from registry.adapters.unit_index import UnitLogPublisher
+from registry.application.custody import UnitIndex
+from registry.application.transfers import MessagePosition
 from registry.entrypoints.bus import TransferBus
 from registry.protocol import coordinator, participant
 from registry.protocol.arbiter import TransferKey
@@ -70,9 +73,20 @@ class _LastWinsUnitOfWork(SimUnitOfWork):
         self,
         store: InMemoryStore | None = None,
         transfer_store: InMemoryTransferStore | None = None,
+        *,
+        unit_log: UnitLogPublisher | None = None,
     ) -> None:
-        super().__init__(store, transfer_store)
+        super().__init__(store, transfer_store, unit_log=unit_log)
         self.decisions = _ForgetfulDecisions(self)
+
+
+class _IndexBlindToDecisions(UnitIndex):
+    """A unit index that reads the decision topic but folds in no COMMIT: it believes
+    every unit is still where it was issued."""
+
+    def handle_decision_record(self, envelope: Envelope, position: MessagePosition) -> bool:
+        self.skip(position)
+        return False
 
 
 class _UnverifiedBus(TransferBus):
@@ -98,5 +112,11 @@ VARIANTS: dict[str, Variant] = {
     ),
     "accepts_unverified": Variant(
         name="accepts_unverified", bus_class=_UnverifiedBus, judge_decisions=False
+    ),
+    # Keeps its unit index but votes without asking it (PROTOCOL.md invariant 8 unbuilt):
+    # caught only where hostile members are parties of the approach.
+    "no_custody": Variant(name="no_custody", custody=False),
+    "index_blind_to_decisions": Variant(
+        name="index_blind_to_decisions", unit_index_class=_IndexBlindToDecisions
     ),
 }

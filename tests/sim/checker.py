@@ -16,6 +16,7 @@ from a6wire.messages import Decision, Outcome
 from a6wire.reasons import ReasonCode
 from a6wire.verification import decode_envelope
 from registry.domain.blocks import PRESENT_STATUSES, BlockStatus
+from registry.domain.custody import holdings_by_party
 from registry.domain.transfers import ReservationState, TransferDirection
 from registry.protocol.arbiter import TransferKey
 from registry.protocol.coordinator import CoordinatorState
@@ -248,6 +249,71 @@ def _check_edge_errors(sim: Simulation) -> None:
                 )
 
 
+# (approach, originating registry, Party, first serial, last serial)
+PartyRange = tuple[str, str, str, int, int]
+
+
+def _joined(ranges: list[PartyRange]) -> list[PartyRange]:
+    out: list[PartyRange] = []
+    for current in sorted(ranges, key=lambda r: (r[0], r[1], r[3])):
+        if out and out[-1][:3] == current[:3] and out[-1][4] + 1 == current[3]:
+            out[-1] = (*out[-1][:4], current[4])
+        else:
+            out.append(current)
+    return out
+
+
+def ledger_holdings(sim: Simulation) -> list[PartyRange]:
+    """Every serial range any honest ledger holds, by Party."""
+    return _joined(
+        [
+            (
+                block.attributes.cooperative_approach_id,
+                block.attributes.originating_registry_id,
+                party,
+                block.first_serial,
+                block.last_serial,
+            )
+            for party, node in sim.nodes.items()
+            for block in node.blocks()
+            if block.status is BlockStatus.HELD
+        ]
+    )
+
+
+def index_holdings(node: Node) -> tuple[list[PartyRange], list[str]]:
+    """What the node's unit index says each Party holds, and its segments with no one
+    holder (the sim retires nothing, so every segment in the index must have one)."""
+    held: list[PartyRange] = []
+    unclear: list[str] = []
+    for key, segment in node.index.holdings():
+        owner = holdings_by_party([segment])
+        if not owner:
+            unclear.append(f"{key.originating_registry_id} {segment}")
+        for party, ranges in owner.items():
+            held.extend(
+                (key.cooperative_approach_id, key.originating_registry_id, party, first, last)
+                for first, last in ranges
+            )
+    return _joined(held), unclear
+
+
+def _check_unit_index(sim: Simulation) -> None:
+    """Invariant 8 at the quiescent end: every node's unit index, built from the unit
+    log and the decision topic only, equals the union of the honest ledgers."""
+    expected = ledger_holdings(sim)
+    for party, node in sim.nodes.items():
+        held, unclear = index_holdings(node)
+        missing = sorted(set(expected) - set(held))
+        extra = sorted(set(held) - set(expected))
+        if missing or extra or unclear:
+            sim.violation(
+                "UNIT_INDEX",
+                f"{party}'s index: missing {missing[:3]}, in no ledger {extra[:3]}, "
+                f"unclear {unclear[:3]}",
+            )
+
+
 def check_final(sim: Simulation) -> None:
     check_continuously(sim)
     outcomes = first_genuine_outcomes(sim)
@@ -256,3 +322,4 @@ def check_final(sim: Simulation) -> None:
     _check_adjustments(sim, outcomes)
     _check_sovereignty(sim)
     _check_edge_errors(sim)
+    _check_unit_index(sim)

@@ -12,6 +12,12 @@ allows. The attacks:
 - ``foreign_serials``: its own PREPARE, fresh id, for serials it does not hold
   (they are held by an honest node), with a genuine LoA snapshot copied from
   the traffic; a YES is followed by its COMMIT.
+- ``never_issued``: the same, for serials nobody ever issued: past the last
+  serial an honest registry issued, straddling it, or in the attacker's own
+  registry, which never announced an issuance.
+- ``unit_log``: on the federation unit log, an honest registry's record again,
+  byte for byte; one altered (another range) and signed in its name with a
+  wrong key; or an issuance of an honest registry's serials signed by itself.
 - ``replay_vote``, ``replay_decision``: other transfers' votes and decisions,
   byte for byte or re-used as evidence in its own records.
 - ``forged_signature``: records in an honest Party's name signed with a wrong
@@ -39,6 +45,7 @@ from a6wire.messages import (
     Outcome,
     Prepare,
     SerialBlock,
+    UnitRecord,
     Vote,
     VoteChoice,
 )
@@ -55,11 +62,14 @@ HOSTILE_DECISION_DELAY_MAX_MS = 3_000
 HOSTILE_DEADLINE_MIN_S = 2
 HOSTILE_DEADLINE_MAX_S = 15
 MALFORMED_BYTES_MAX = 64
+NEVER_ISSUED_LENGTH_MAX = 5
 
 ATTACKS = (
     "reuse_id",
     "reuse_id",  # twice as likely: the attack a transfer key must make harmless
     "foreign_serials",
+    "never_issued",
+    "unit_log",
     "replay_vote",
     "replay_decision",
     "forged_signature",
@@ -216,6 +226,74 @@ def _foreign_serials(sim: Simulation, attacker: str) -> None:
         sim, attacker, template, target, transfer_id=transfer_id, blocks=(block,)
     )
     _prepare_and_await(sim, attacker, prepare, target)
+
+
+def _never_issued(sim: Simulation, attacker: str) -> None:
+    known = _known(sim)
+    if not known:
+        return
+    template = sim.rng.choice(known).prepare
+    assert template is not None
+    honest = template.blocks[0]
+    origin = honest.originating_registry_id
+    issued_max = max(serial for registry, serial in sim.issued if registry == origin)
+    choice = sim.rng.randrange(3)
+    length = sim.rng.randint(1, NEVER_ISSUED_LENGTH_MAX)
+    update: dict[str, object] = {}
+    if choice == 0:  # past the last serial the origin issued
+        first = issued_max + sim.rng.randint(1, NEVER_ISSUED_LENGTH_MAX)
+    elif choice == 1:  # the origin's last serials and some it never issued
+        first = max(1, issued_max - length + 2)
+    else:  # in its own registry, which issued nothing the log knows of
+        first = sim.rng.randint(1, NEVER_ISSUED_LENGTH_MAX)
+        update = {
+            "originating_registry_id": factories.registry_of(attacker),
+            "first_transferring_party": attacker,
+        }
+    last = first + length - 1
+    block: SerialBlock = honest.model_copy(
+        update={"first_serial": first, "last_serial": last, "quantity": length, **update}
+    )
+    target = sim.rng.choice(sim.parties)
+    transfer_id = uuid.UUID(int=sim.rng.getrandbits(128), version=4)
+    prepare = _own_prepare(
+        sim, attacker, template, target, transfer_id=transfer_id, blocks=(block,)
+    )
+    _prepare_and_await(sim, attacker, prepare, target)
+
+
+def _unit_log(sim: Simulation, attacker: str) -> None:
+    rng = sim.rng
+    if not sim.unit_log:
+        return
+    data = rng.choice(sim.unit_log).data
+    choice = rng.randrange(3)
+    if choice == 0:  # byte for byte: the index folded it in once already
+        _append_unit(sim, data)
+        return
+    honest = decode_envelope(data)
+    record = honest.payload
+    assert isinstance(record, UnitRecord)
+    shift = rng.randint(1, NEVER_ISSUED_LENGTH_MAX)
+    moved = record.model_copy(
+        update={
+            "first_serial": record.first_serial + shift,
+            "last_serial": record.last_serial + shift,
+        }
+    )
+    if choice == 1:  # in the honest Party's name, with a key that is not its own
+        party = honest.sender_party
+        _append_unit(sim, _seal(sim, moved, party, _wrong_key(party)))
+    else:  # an issuance of another registry's serials, validly signed by itself
+        _append_unit(
+            sim,
+            _seal(sim, moved.model_copy(update={"party": attacker}), attacker, _own_key(attacker)),
+        )
+
+
+def _append_unit(sim: Simulation, envelope: Envelope | bytes) -> None:
+    data = envelope if isinstance(envelope, bytes) else encode_envelope(envelope)
+    sim.schedule(sim.time_ms, "hostile_unit_record", (data,))
 
 
 def _replay_vote(sim: Simulation, attacker: str) -> None:

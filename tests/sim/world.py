@@ -16,9 +16,17 @@ the handler where a dying process would stop; the message that caused it is
 redelivered after the restart, as Kafka would, and the inbox table drops it.
 
 The bus has one inbox queue per node (messages may be dropped, duplicated,
-delayed and so reordered) and one totally ordered, reliable decision log (an
-append may be delayed, and is lost only if the writer crashes before the
-broker acknowledged it; the unsent outbox row is then republished).
+delayed and so reordered) and two totally ordered, reliable logs, the decision
+topic and the federation unit log (an append may be delayed, and is lost only
+if the writer crashes before the broker acknowledged it; the unsent outbox row
+is then republished).
+
+Each node also runs the production unit index (``UnitIndex`` over the
+in-memory index store, fed through ``UnitIndexBus`` from both logs) and the
+custody check before its vote on a new PREPARE (PROTOCOL.md invariant 8). The
+bounded wait of the Kafka edge (``registry.entrypoints.custody``) becomes: read
+both logs to their current end, then vote. The index's store is durable like
+the database it stands for; its reading position is its own.
 
 Hostile members (``tests/sim/hostile.py``) are federation members with their
 own real keys that run no registry node: they replay, forge, reuse other
@@ -46,14 +54,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from a6wire.messages import Envelope, Outcome, Prepare, Vote, VoteChoice
 from a6wire.signing import seal
-from a6wire.topics import DECISION_TOPIC, inbox_topic
+from a6wire.topics import DECISION_TOPIC, UNIT_LOG_TOPIC, inbox_topic
 from a6wire.verification import decode_envelope, verify_signature
-from registry.adapters.in_memory import InMemoryStore
+from registry.adapters.in_memory import (
+    InMemoryStore,
+    InMemoryUnitIndexStore,
+    InMemoryUnitIndexUnitOfWork,
+)
 from registry.adapters.messaging import InMemoryQuarantine
 from registry.adapters.transfer_unit_of_work import (
     InMemoryTransferStore,
     InMemoryTransferUnitOfWork,
 )
+from registry.adapters.unit_index import UnitLogPublisher
 from registry.application import handlers
 from registry.application.commands import (
     InitialiseRegistry,
@@ -63,6 +76,7 @@ from registry.application.commands import (
     RecordAuthorisation,
     RegisterCooperativeApproach,
 )
+from registry.application.custody import UnitIndex
 from registry.application.transfers import (
     FederationView,
     InitiateTransfer,
@@ -75,7 +89,7 @@ from registry.domain.approaches import CooperativeApproach
 from registry.domain.authorisations import Authorisation, Purpose
 from registry.domain.blocks import BlockStatus, SerialBlock
 from registry.domain.selection import SerialRangeSelection
-from registry.entrypoints.bus import TransferBus
+from registry.entrypoints.bus import TransferBus, UnitIndexBus
 from registry.protocol.arbiter import EnvelopeVerifier, TransferKey
 from registry.protocol.constants import DECISION_GRACE_MS
 from registry.protocol.coordinator import CoordinatorState
@@ -203,6 +217,9 @@ class Variant:
     participant_step: Callable[..., Any] | None = None
     bus_class: type[TransferBus] = TransferBus
     judge_decisions: bool = True
+    # False: the node keeps its unit index but never asks it before a vote.
+    custody: bool = True
+    unit_index_class: type[UnitIndex] = UnitIndex
     unit_of_work_class: type[SimUnitOfWork] = SimUnitOfWork
 
 
@@ -300,6 +317,8 @@ class Node:
         self.transfer_store = InMemoryTransferStore()
         # Durable like the database it stands for: a restart keeps what was refused.
         self.quarantine = InMemoryQuarantine()
+        # The unit index's tables, with the offsets it has read (its own, not a group's).
+        self.index_store = InMemoryUnitIndexStore()
         self.sent: set[int] = set()
         self.decision_offset = 0
         self.inbox_offset = 0
@@ -313,20 +332,32 @@ class Node:
         self.clock = NodeClock(sim, self)
         self.transfers: Transfers
         self.bus: TransferBus
+        self.unit_log: UnitLogPublisher
+        self.index: UnitIndex
+        self.index_bus: UnitIndexBus
         self.start()
 
     def uow(self) -> SimUnitOfWork:
-        uow = self.sim.variant.unit_of_work_class(self.store, self.transfer_store)
+        uow = self.sim.variant.unit_of_work_class(
+            self.store, self.transfer_store, unit_log=self.unit_log
+        )
         uow.before_commit = partial(self.sim.before_commit, self)
         return uow
 
     def start(self) -> None:
         """Build the process's objects afresh over the durable store (boot or restart)."""
         sim = self.sim
+        signer = SeededSigner(self.party, factories.party_key(self.party), sim.rng)
+        self.unit_log = UnitLogPublisher(
+            signer.seal,
+            UNIT_LOG_TOPIC,
+            self.clock.now,
+            record_ids=lambda: uuid.UUID(int=sim.rng.getrandbits(128), version=4),
+        )
         self.transfers = Transfers(
             self.uow,
             self.clock,
-            SeededSigner(self.party, factories.party_key(self.party), sim.rng),
+            signer,
             sim.verify,
             FederationView(
                 self.party, self.registry_id, sim.registry_of, inbox_topic, DECISION_TOPIC
@@ -334,6 +365,12 @@ class Node:
             on_outbox_commit=partial(sim.after_outbox_commit, self),
         )
         self.bus = sim.variant.bus_class(self.transfers, sim.directory, self.quarantine)
+        self.index = sim.variant.unit_index_class(
+            lambda: InMemoryUnitIndexUnitOfWork(self.index_store), sim.verify
+        )
+        self.index_bus = UnitIndexBus(self.index, sim.directory, self.quarantine, party=self.party)
+        if sim.variant.custody:
+            self.transfers.custody_check = self.index.custody_refusals
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -351,7 +388,32 @@ class Node:
     def deliver(self, data: bytes) -> None:
         self.inbox_offset += 1
         position = MessagePosition(inbox_topic(self.party), 0, self.inbox_offset)
-        self.bus.handle_inbox_bytes(data, position)
+        custody_current: bool | None = None
+        if self.transfers.custody_check is not None and self.bus.is_new_prepare(data):
+            # The edge's bounded wait (registry.entrypoints.custody): here the index
+            # always reads both logs to where they end now, before the vote.
+            self.read_index()
+            custody_current = True
+        self.bus.handle_inbox_bytes(data, position, custody_current=custody_current)
+
+    def read_index(self) -> None:
+        """The unit index's two subscribers, from the offsets the index stored."""
+        sim = self.sim
+        offsets = self.index.offsets()
+        for topic, log, handle in (
+            (UNIT_LOG_TOPIC, sim.unit_log, self.index_bus.handle_unit_bytes),
+            (DECISION_TOPIC, sim.decision_log, self.index_bus.handle_decision_bytes),
+        ):
+            offset = offsets.get((topic, 0), 0)
+            while self.up and offset < len(log):
+                handle(log[offset].data, MessagePosition(topic, 0, offset))
+                offset += 1
+
+    def index_current(self) -> bool:
+        offsets = self.index.offsets()
+        return offsets.get((UNIT_LOG_TOPIC, 0), 0) >= len(self.sim.unit_log) and offsets.get(
+            (DECISION_TOPIC, 0), 0
+        ) >= len(self.sim.decision_log)
 
     def read_decisions(self) -> None:
         log = self.sim.decision_log
@@ -401,6 +463,7 @@ class Simulation:
             )
         self.crashes_left = self.faults.crash_count_max
         self.decision_log: list[LogRecord] = []
+        self.unit_log: list[LogRecord] = []
         self.transfers: dict[Key, TransferTruth] = {}
         # Every record that crossed the bus (inbox or log), for replays.
         self.captured: list[bytes] = []
@@ -469,6 +532,15 @@ class Simulation:
             for block in node.blocks():
                 for serial in range(block.first_serial, block.last_serial + 1):
                     self.issued[(block.attributes.originating_registry_id, serial)] = party
+        # The issuances were announced long before the scenario: their unit-log
+        # records are on the log, and every index has read them.
+        for node in self.nodes.values():
+            for row_id, row in enumerate(node.transfer_store.outbox):
+                assert row.topic == UNIT_LOG_TOPIC, row.topic
+                self.unit_log.append(LogRecord(row.value, genuine=True))
+                node.sent.add(row_id)
+        for node in self.nodes.values():
+            node.read_index()
 
     # -- scenario ------------------------------------------------------------------
 
@@ -573,6 +645,8 @@ class Simulation:
                 return False
             if node.decision_offset < len(self.decision_log):
                 return False
+            if not node.index_current():
+                return False
             for record in node.transfer_store.transfers.values():
                 if record.state is not None and not is_final(record.state):
                     return False
@@ -639,9 +713,11 @@ class Simulation:
             if row_id in node.sent or row_id in node.in_flight:
                 continue
             node.in_flight.add(row_id)
-            if row.topic == DECISION_TOPIC:
+            if row.topic in (DECISION_TOPIC, UNIT_LOG_TOPIC):
                 latency = self._latency(DECISION_LATENCY_MAX_MS)
-                self.schedule(self.time_ms + latency, "append", (party, epoch, row_id, row.value))
+                self.schedule(
+                    self.time_ms + latency, "append", (party, epoch, row_id, row.topic, row.value)
+                )
             else:
                 # A topic of no member (a broken node answering a stranger) has no reader.
                 to_party = self._topic_party.get(row.topic, STRANGER)
@@ -702,12 +778,15 @@ class Simulation:
             node.sent.add(row_id)
             node.in_flight.discard(row_id)
 
-    def _on_append(self, party: str, epoch: int, row_id: int, data: bytes) -> None:
+    def _on_append(self, party: str, epoch: int, row_id: int, topic: str, data: bytes) -> None:
         node = self.nodes[party]
         crashed_since = node.epoch != epoch or not node.up
         if crashed_since and self.rng.random() < LOST_APPEND_PROBABILITY:
             return  # never acknowledged, never written; the outbox row stays unsent
-        self.append(data, genuine=True)
+        if topic == UNIT_LOG_TOPIC:
+            self.append_unit_record(data)
+        else:
+            self.append(data, genuine=True)
         self.schedule(self.time_ms + self.rng.randint(1, 10), "ack", (party, epoch, row_id))
 
     def append(self, data: bytes, *, genuine: bool) -> None:
@@ -719,6 +798,13 @@ class Simulation:
                 lag += self.rng.randint(0, DELAY_SPIKE_MAX_MS)
             self.schedule(self.time_ms + lag, "read", (party,))
 
+    def append_unit_record(self, data: bytes) -> None:
+        self.unit_log.append(LogRecord(data, genuine=True))
+        self.captured.append(data)
+        for party in self.parties:
+            lag = self.rng.randint(0, CONSUMER_LAG_MAX_MS)
+            self.schedule(self.time_ms + lag, "read", (party,))
+
     def _on_read(self, party: str) -> None:
         node = self.nodes[party]
         if node.up:
@@ -726,6 +812,7 @@ class Simulation:
                 node.read_decisions()
             except NodeCrashed:
                 return
+            node.read_index()
 
     def _on_crash(self, party: str) -> None:
         if self.crashes_left <= 0:
@@ -763,6 +850,7 @@ class Simulation:
             node.read_decisions()
         except NodeCrashed:
             return
+        node.read_index()
         self.schedule(self.time_ms, "relay", (party, node.epoch))
         backlog, node.backlog = node.backlog, []
         for data in backlog:
@@ -778,6 +866,9 @@ class Simulation:
 
     def _on_hostile_decide(self, party: str, data: bytes) -> None:
         self.append(data, genuine=False)
+
+    def _on_hostile_unit_record(self, data: bytes) -> None:
+        self.append_unit_record(data)
 
     def _on_replay(self) -> None:
         """The injector (not a member) replays a record byte for byte to an inbox."""
@@ -816,6 +907,8 @@ class Simulation:
                     self.schedule(self.time_ms + 1, "restart", (party,))
             self.crashes_left = 0
             self.run_until(self.time_ms + QUIESCENCE_MAX_MS, stop_when_quiet=True)
+            for node in self.nodes.values():
+                node.read_index()  # what the e2e invariant waits for: the logs read to their end
             checker.check_final(self)
 
 

@@ -7,8 +7,9 @@ works on a copy of the store and publishes it only on commit.
 
 from __future__ import annotations
 
+import bisect
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
@@ -25,7 +26,7 @@ from registry.domain.approaches import CooperativeApproach
 from registry.domain.audit import AuditAction, AuditEntry
 from registry.domain.authorisations import Authorisation
 from registry.domain.blocks import PRESENT_STATUSES, BlockStatus, SerialBlock
-from registry.domain.custody import UnitAnnouncement
+from registry.domain.custody import RangeKey, Segment, UnitAnnouncement
 from registry.domain.errors import DomainError, ReasonCode
 from registry.domain.ndc import NdcRecord
 from registry.domain.registry_node import RegistryNode
@@ -326,6 +327,9 @@ class InMemoryAuditRepository(_Repository):
     def total_quantity(self, action: AuditAction) -> int:
         return sum(entry.quantity for entry in self._store.audit if entry.action is action)
 
+    def with_actions(self, actions: Collection[AuditAction]) -> list[AuditEntry]:
+        return [entry for entry in self._store.audit if entry.action in actions]
+
     def between(
         self, occurred_from: datetime | None, occurred_before: datetime
     ) -> list[AuditEntry]:
@@ -448,6 +452,13 @@ class InMemoryUnitLog(_Repository):
     def announce(self, announcements: Sequence[UnitAnnouncement]) -> None:
         self._store.unit_announcements.extend(announcements)
 
+    @property
+    def can_announce(self) -> bool:
+        return True
+
+    def announced(self) -> list[UnitAnnouncement]:
+        return list(self._store.unit_announcements)
+
 
 def _copy_store(store: InMemoryStore) -> InMemoryStore:
     return InMemoryStore(
@@ -466,3 +477,113 @@ def _copy_store(store: InMemoryStore) -> InMemoryStore:
         unit_announcements=list(store.unit_announcements),
         ndc_records=list(store.ndc_records),
     )
+
+
+# -- the federation unit index (registry.application.custody.UnitIndexRepository) ------------
+
+
+@dataclass
+class InMemoryUnitIndexStore:
+    """The unit index's committed state at one node: the twin of its three SQL tables."""
+
+    # Per (approach, originating registry): segments sorted by first serial.
+    segments: dict[RangeKey, list[Segment]] = field(default_factory=dict)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    applied: set[str] = field(default_factory=set)
+
+
+class InMemoryUnitIndexRepository:
+    """The index inside one transaction: what it changes stays here until ``publish``.
+
+    Only the interval maps it touches are copied, so a record costs the size of its
+    own map, not of the whole index.
+    """
+
+    def __init__(self, store: InMemoryUnitIndexStore) -> None:
+        self._store = store
+        self._segments: dict[RangeKey, list[Segment]] = {}
+        self._offsets: dict[tuple[str, int], int] = {}
+        self._applied: set[str] = set()
+
+    def _map(self, key: RangeKey) -> list[Segment]:
+        if key not in self._segments:
+            self._segments[key] = list(self._store.segments.get(key, ()))
+        return self._segments[key]
+
+    def segments(self, key: RangeKey, first: int, last: int) -> list[Segment]:
+        """The segments overlapping or touching ``first``..``last``."""
+        found = self._segments.get(key)
+        if found is None:
+            found = self._store.segments.get(key, [])
+        start = bisect.bisect_left(found, first - 1, key=lambda segment: segment.last)
+        out: list[Segment] = []
+        for segment in found[start:]:
+            if segment.first > last + 1:
+                break
+            out.append(segment)
+        return out
+
+    def replace(self, key: RangeKey, old: Sequence[Segment], new: Sequence[Segment]) -> None:
+        gone = {segment.first for segment in old}
+        kept = [segment for segment in self._map(key) if segment.first not in gone]
+        self._segments[key] = sorted([*kept, *new], key=lambda segment: segment.first)
+
+    def all_segments(self) -> list[tuple[RangeKey, Segment]]:
+        maps = {**self._store.segments, **self._segments}
+        return [
+            (key, segment)
+            for key in sorted(
+                maps, key=lambda k: (k.cooperative_approach_id, k.originating_registry_id)
+            )
+            for segment in maps[key]
+        ]
+
+    def claim(self, record_key: str) -> bool:
+        """Mark a record folded in; False if it was already."""
+        if record_key in self._applied or record_key in self._store.applied:
+            return False
+        self._applied.add(record_key)
+        return True
+
+    def offsets(self) -> dict[tuple[str, int], int]:
+        return {**self._store.offsets, **self._offsets}
+
+    def advance(self, topic: str, partition: int, next_offset: int) -> None:
+        key = (topic, partition)
+        current = self._offsets.get(key, self._store.offsets.get(key))
+        if current is None or next_offset > current:
+            self._offsets[key] = next_offset
+
+    def publish(self) -> None:
+        for key, segments in self._segments.items():
+            if segments:
+                self._store.segments[key] = segments
+            else:
+                self._store.segments.pop(key, None)
+        self._store.offsets.update(self._offsets)
+        self._store.applied |= self._applied
+        self._segments, self._offsets, self._applied = {}, {}, set()
+
+
+class InMemoryUnitIndexUnitOfWork:
+    """One transaction on an :class:`InMemoryUnitIndexStore`; leaving without commit drops it."""
+
+    index: InMemoryUnitIndexRepository
+
+    def __init__(self, store: InMemoryUnitIndexStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> Self:
+        self.index = InMemoryUnitIndexRepository(self._store)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.index = InMemoryUnitIndexRepository(self._store)
+
+    def commit(self) -> None:
+        self.index.publish()

@@ -6,7 +6,7 @@ Driver errors that mean a rule was broken become domain errors here, at the edge
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -788,6 +788,15 @@ class SqlAuditRepository(_SqlRepository):
         if occurred_from is not None:
             statement = statement.where(columns.occurred_at >= occurred_from)
         rows = self._connection.execute(statement.order_by(columns.entry_id))
+        return [_audit_entry(row) for row in rows.mappings()]
+
+    def with_actions(self, actions: Collection[AuditAction]) -> list[AuditEntry]:
+        columns = t.audit_entries.c
+        rows = self._connection.execute(
+            select(t.audit_entries)
+            .where(columns.action.in_([action.value for action in actions]))
+            .order_by(columns.entry_id)
+        )
         return [_audit_entry(row) for row in rows.mappings()]
 
     def total_quantity(self, action: AuditAction) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -22,7 +22,7 @@ from sqlalchemy import Engine, NestedTransaction
 from sqlalchemy.exc import SQLAlchemyError
 
 from a6wire.messages import Envelope
-from registry.adapters.in_memory import InMemoryStore, InMemoryUnitOfWork
+from registry.adapters.in_memory import InMemoryStore, InMemoryUnitLog, InMemoryUnitOfWork
 from registry.adapters.transfer_repositories import (
     SqlDecisionRepository,
     SqlInboxPort,
@@ -33,6 +33,7 @@ from registry.adapters.unit_index import UnitLogPublisher
 from registry.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from registry.application.ports import StorageUnavailableError
 from registry.application.transfers.ports import TransferRecord, TransferStatus
+from registry.domain.custody import UnitAnnouncement
 from registry.protocol.arbiter import TransferKey
 
 
@@ -206,15 +207,40 @@ class InMemoryInboxPort(_InMemoryPart):
         self._store.inbox.add(message_id)
 
 
+class OutboxUnitLog(InMemoryUnitLog):
+    """The unit log as ``SqlUnitLog`` writes it: signed records in the transaction's outbox.
+
+    The announcements are also kept in the ledger store, as ``InMemoryUnitLog`` keeps them.
+    """
+
+    def __init__(self, uow: InMemoryTransferUnitOfWork, publisher: UnitLogPublisher) -> None:
+        super().__init__(uow)
+        self._transfer_uow = uow
+        self._publisher = publisher
+
+    def announce(self, announcements: Sequence[UnitAnnouncement]) -> None:
+        super().announce(announcements)
+        for row in self._publisher.rows(announcements):
+            self._transfer_uow.outbox.add(row.topic, row.key, row.value, row.headers)
+
+
 class InMemoryTransferUnitOfWork(InMemoryUnitOfWork):
-    """The in-memory twin of ``SqlTransferUnitOfWork``, nested blocks included."""
+    """The in-memory twin of ``SqlTransferUnitOfWork``, nested blocks included.
+
+    With ``unit_log`` (a publisher), announcements go to its outbox as signed
+    records, as the SQL unit of work writes them; without, to the ledger store only.
+    """
 
     def __init__(
         self,
         store: InMemoryStore | None = None,
         transfer_store: InMemoryTransferStore | None = None,
+        *,
+        unit_log: UnitLogPublisher | None = None,
     ) -> None:
         super().__init__(store)
+        if unit_log is not None:
+            self.unit_log = OutboxUnitLog(self, unit_log)
         self.transfer_store = (
             transfer_store if transfer_store is not None else (InMemoryTransferStore())
         )

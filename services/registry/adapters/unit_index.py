@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -45,11 +46,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from a6wire.messages import Envelope, UnitEvent, UnitRecord
 from a6wire.topics import unit_log_key
-from a6wire.verification import encode_envelope
+from a6wire.verification import decode_envelope, encode_envelope
 from registry.adapters.messaging import MESSAGING_TABLES, Outbox
 from registry.adapters.messaging.tables import TOPIC_NAME_LENGTH_MAX_CHARS
 from registry.adapters.tables import AutoIncrementId
 from registry.adapters.tables import metadata as ledger_metadata
+from registry.application.custody import announcement_of
 from registry.application.ports import StorageUnavailableError
 from registry.domain.custody import RangeKey, Segment, UnitAnnouncement
 
@@ -115,45 +117,74 @@ SEGMENTS_TABLE, OFFSETS_TABLE, APPLIED_TABLE = define_unit_index_tables(ledger_m
 # -- the writer ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class UnitLogRow:
+    """One signed ``UNITS`` record as the outbox stores it (topic, key, value, headers)."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: dict[str, str]
+
+
 class UnitLogPublisher:
-    """Signs announcements and queues them on the unit log through the outbox."""
+    """Signs announcements and queues them on the unit log through the outbox.
+
+    ``rows`` is the one place an announcement becomes a signed record; ``write``
+    puts those rows in the SQL outbox, and the in-memory twin
+    (``registry.adapters.transfer_unit_of_work.OutboxUnitLog``) in its own.
+    """
 
     def __init__(
         self,
         seal: Callable[[UnitRecord, datetime], Envelope],
         topic: str,
         clock: Callable[[], datetime],
+        *,
+        record_ids: Callable[[], uuid.UUID] = uuid.uuid4,
     ) -> None:
         self._seal = seal
         self._topic = topic
         self._clock = clock
+        self._record_ids = record_ids
         self._outbox = Outbox(MESSAGING_TABLES.outbox)
         # Set by the edge once it runs: pokes the relay after a commit.
         self.on_commit: Callable[[], None] | None = None
 
-    def write(self, connection: Connection, announcements: Sequence[UnitAnnouncement]) -> None:
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    def rows(self, announcements: Sequence[UnitAnnouncement]) -> list[UnitLogRow]:
         now = self._clock()
+        rows = []
         for announcement in announcements:
-            envelope = self._seal(_wire(announcement), now)
-            self._outbox.add(
-                connection,
-                self._topic,
-                unit_log_key(announcement.originating_registry_id),
-                encode_envelope(envelope),
-                {
-                    MESSAGE_ID_HEADER: str(envelope.message_id),
-                    MESSAGE_TYPE_HEADER: envelope.message_type.value,
-                },
+            envelope = self._seal(_wire(announcement, self._record_ids()), now)
+            rows.append(
+                UnitLogRow(
+                    self._topic,
+                    unit_log_key(announcement.originating_registry_id),
+                    encode_envelope(envelope),
+                    {
+                        MESSAGE_ID_HEADER: str(envelope.message_id),
+                        MESSAGE_TYPE_HEADER: envelope.message_type.value,
+                    },
+                )
             )
+        return rows
+
+    def write(self, connection: Connection, announcements: Sequence[UnitAnnouncement]) -> None:
+        for row in self.rows(announcements):
+            self._outbox.add(connection, row.topic, row.key, row.value, row.headers)
 
     def committed(self) -> None:
         if self.on_commit is not None:
             self.on_commit()
 
 
-def _wire(announcement: UnitAnnouncement) -> UnitRecord:
+def _wire(announcement: UnitAnnouncement, record_id: uuid.UUID) -> UnitRecord:
     return UnitRecord(
-        transfer_id=uuid.uuid4(),
+        transfer_id=record_id,
         event=UnitEvent(announcement.event.value),
         party=announcement.party,
         cooperative_approach_id=announcement.cooperative_approach_id,
@@ -182,6 +213,25 @@ class SqlUnitLog:
             return
         self._publisher.write(self._connection, announcements)
         self.wrote = True
+
+    @property
+    def can_announce(self) -> bool:
+        return self._publisher is not None
+
+    def announced(self) -> list[UnitAnnouncement]:
+        """Every announcement in this node's outbox, sent or not (its rows are never deleted)."""
+        if self._publisher is None:
+            return []
+        outbox = MESSAGING_TABLES.outbox
+        rows = self._connection.execute(
+            select(outbox.c.value).where(outbox.c.topic == self._publisher.topic)
+        ).scalars()
+        found = []
+        for value in rows:
+            record = decode_envelope(value).payload
+            if isinstance(record, UnitRecord):
+                found.append(announcement_of(record))
+        return found
 
 
 # -- the index -----------------------------------------------------------------------------

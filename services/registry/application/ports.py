@@ -7,7 +7,7 @@ once, so each command is atomic.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -208,6 +208,10 @@ class AuditRepository(Protocol):
 
     def total_quantity(self, action: AuditAction) -> int: ...
 
+    def with_actions(self, actions: Collection[AuditAction]) -> list[AuditEntry]:
+        """Every entry of one of ``actions``, oldest first."""
+        ...
+
     def between(
         self, occurred_from: datetime | None, occurred_before: datetime
     ) -> list[AuditEntry]:
@@ -290,6 +294,15 @@ class UnitLogPort(Protocol):
     """
 
     def announce(self, announcements: Sequence[UnitAnnouncement]) -> None: ...
+
+    @property
+    def can_announce(self) -> bool:
+        """False on a node that announces nothing (no key, no directory)."""
+        ...
+
+    def announced(self) -> list[UnitAnnouncement]:
+        """Everything this node ever announced (sent or not), from its own records."""
+        ...
 
 
 class UnitOfWork(Protocol):

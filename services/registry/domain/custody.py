@@ -284,3 +284,56 @@ def change_of(announcement: UnitAnnouncement) -> Change:
     if announcement.event is UnitEventKind.ISSUED:
         return issuance(first, last, announcement.party, announcement.vintage, announcement.metric)
     return leaving_circulation(first, last, announcement.party)
+
+
+# -- announcing what the ledger did before the unit log existed --------------------------
+
+
+def _leaves_circulation(event: UnitEventKind) -> bool:
+    return event is not UnitEventKind.ISSUED
+
+
+def unannounced(
+    expected: Iterable[UnitAnnouncement], announced: Iterable[UnitAnnouncement]
+) -> list[UnitAnnouncement]:
+    """The parts of ``expected`` that no announcement in ``announced`` covers yet.
+
+    A range is covered by an announcement of the same Party, approach and
+    originating registry, and of the same kind: an issuance by an issuance, units
+    leaving circulation by a cancellation or a use (a range leaves only once,
+    whichever way it was named). Each uncovered part keeps its announcement's
+    other fields. Announcing the result, then asking again, gives nothing.
+    """
+    covered: dict[tuple[bool, str, str, str], list[tuple[int, int]]] = {}
+    for done in announced:
+        group = (
+            _leaves_circulation(done.event),
+            done.party,
+            done.cooperative_approach_id,
+            done.originating_registry_id,
+        )
+        covered.setdefault(group, []).append((done.first_serial, done.last_serial))
+    for ranges in covered.values():
+        ranges.sort()
+    out: list[UnitAnnouncement] = []
+    for wanted in expected:
+        group = (
+            _leaves_circulation(wanted.event),
+            wanted.party,
+            wanted.cooperative_approach_id,
+            wanted.originating_registry_id,
+        )
+        cursor = wanted.first_serial
+        for first, last in covered.get(group, ()):
+            if last < cursor:
+                continue
+            if first > wanted.last_serial:
+                break
+            if first > cursor:
+                out.append(replace(wanted, first_serial=cursor, last_serial=first - 1))
+            cursor = max(cursor, last + 1)
+            if cursor > wanted.last_serial:
+                break
+        if cursor <= wanted.last_serial:
+            out.append(replace(wanted, first_serial=cursor, last_serial=wanted.last_serial))
+    return out

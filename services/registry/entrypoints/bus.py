@@ -276,7 +276,7 @@ class TransferBus:
             refusal,
         )
 
-    def _is_new_prepare(self, data: bytes) -> bool:
+    def is_new_prepare(self, data: bytes) -> bool:
         """A PREPARE this node has not answered yet: only its vote depends on custody.
 
         A coordinator re-sends its PREPARE until it hears back; the copies are
@@ -295,7 +295,7 @@ class TransferBus:
         position = MessagePosition(record.topic, record.partition, record.offset)
         custody_current: bool | None = None
         if self.custody_gate is not None and await asyncio.to_thread(
-            self._is_new_prepare, record.value
+            self.is_new_prepare, record.value
         ):
             # Here, on the event loop and outside any transaction: the handler's
             # worker thread opens its transaction only once the wait is over.

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import httpx
+import structlog
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
@@ -31,7 +32,13 @@ from a6wire.keys import (
     public_key_base64,
     save_private_key_pem,
 )
+from registry.application.unit_log_backfill import (
+    BackfillResult,
+    UnitLogBackfillError,
+    backfill_unit_log,
+)
 from registry.bootstrap import BootstrapError, Node, build_node
+from registry.domain.errors import DomainError
 from registry.entrypoints.federation_cli import federation_app
 from registry.entrypoints.logging_config import configure_logging
 from registry.reports.aef import SUBMISSION_VERSION_DEFAULT
@@ -237,6 +244,7 @@ def serve(
     settings = _settings_or_exit(env_file)
     configure_logging(log_level)
     node = _build_node_or_exit(settings)
+    _backfill_at_start(node)
     try:
         uvicorn.run(
             create_app(node),
@@ -249,6 +257,57 @@ def serve(
         )
     finally:
         node.close()
+
+
+def _backfill(node: Node) -> BackfillResult:
+    if node.messaging is None:
+        raise UnitLogBackfillError(
+            "this node announces nothing: configure its federation directory and key first"
+        )
+    return backfill_unit_log(node.unit_of_work())
+
+
+def _backfill_at_start(node: Node) -> None:
+    """Announce what the ledger did before the unit log existed (nothing, after once)."""
+    if node.messaging is None:
+        return
+    log = structlog.get_logger(__name__)
+    try:
+        result = _backfill(node)
+    except (UnitLogBackfillError, DomainError) as error:
+        log.error(
+            "unit log backfill failed: other nodes refuse transfers of the units it misses",
+            error=str(error),
+        )
+        return
+    if result.announced:
+        log.info(
+            "unit log backfilled",
+            ranges=len(result.announced),
+            quantity=result.quantity,
+            party=node.settings.party,
+        )
+
+
+@app.command("announce-backfill")
+def announce_backfill(env_file: EnvFileOption = None) -> None:
+    """Announce on the unit log every issuance, use and cancellation not announced yet.
+
+    For units of a database from before the unit log (migration 0009); idempotent,
+    and `serve` runs it at every start too. The node's relay publishes the records.
+    """
+    settings = _settings_or_exit(env_file)
+    node = _build_node_or_exit(settings)
+    try:
+        result = _backfill(node)
+    except (UnitLogBackfillError, DomainError) as error:
+        _fail(str(error), EXIT_REFUSED)
+    finally:
+        node.close()
+    out.print(
+        f"announced {len(result.announced)} ranges ({result.quantity} units) on the unit log",
+        highlight=False,
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -99,7 +99,7 @@ def _prepare_refusal(decision: Decision, verify: EnvelopeVerifier) -> str | None
         and prepare.coordinator_party == decision.coordinator_party
         and sorted(prepare.participants) == sorted(decision.participants)
         and decision.decided_by in (decision.coordinator_party, *prepare.participants)
-        and payload_digest(prepare) == decision.prepare_digest
+        and payload_digest(prepare, prepare_envelope.schema_version) == decision.prepare_digest
         and _verifies(prepare_envelope, verify)
     ):
         return ReasonCode.INVALID_PREPARE_EVIDENCE

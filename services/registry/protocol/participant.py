@@ -197,7 +197,7 @@ def _on_prepare(state: ParticipantState, event: PrepareReceived, now: datetime) 
         return _ignore(state, ReasonCode.OTHER_TRANSFER)
     if state.party not in prepare.participants:
         return _ignore(state, ReasonCode.NOT_NAMED, "this node is not a participant")
-    digest = payload_digest(prepare)
+    digest = payload_digest(prepare, envelope.schema_version)
     if state.phase is not ParticipantPhase.UNKNOWN:
         return _answer_again(state, digest)
     refusals = _refusals(prepare, event.ledger_refusals, now)

@@ -151,8 +151,13 @@ def test_fuzzed_bodies_never_cause_a_server_error(
 SERIAL_BEYOND_64_BITS = "9223372036854775808"
 
 
+# 2**53: one past the largest integer RFC 8785 (the signed wire form) holds exactly.
+SERIAL_BEYOND_JSON_SAFE = "9007199254740992"
+
+
 @pytest.mark.parametrize(
-    "serial", [SERIAL_BEYOND_64_BITS, "99999999999999999999999999", "000000000"]
+    "serial",
+    [SERIAL_BEYOND_JSON_SAFE, SERIAL_BEYOND_64_BITS, "99999999999999999999999999", "000000000"],
 )
 def test_an_identifier_with_a_serial_the_database_cannot_hold_is_422(
     ledger: TestClient, serial: str
@@ -173,7 +178,7 @@ def test_an_identifier_with_a_serial_the_database_cannot_hold_is_422(
 
 
 def test_the_largest_serial_is_still_an_identifier(ledger: TestClient) -> None:
-    identifier = f"CA0001-THA01-THA-{2**63 - 1}-2025"
+    identifier = f"CA0001-THA01-THA-{2**53 - 1}-2025"
     assert ledger.get("/v1/audit", params={"first_identifier": identifier}).json() == []
 
 

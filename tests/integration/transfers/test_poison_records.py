@@ -60,7 +60,7 @@ class Poison:
     decision_reason: str
 
 
-def _envelope_json(sent_at: str | None = None) -> bytes:
+def _envelope_json(sent_at: str | None = None, schema_version: str | None = None) -> bytes:
     """A well-formed DONE from ``PARTY``, signed by a key that is not ``PARTY``'s."""
     envelope = seal(
         Done(transfer_id=uuid.uuid4(), coordinator_party=PARTNER, outcome=DoneOutcome.COMMITTED),
@@ -70,10 +70,13 @@ def _envelope_json(sent_at: str | None = None) -> bytes:
         private_key=generate_private_key(),
     )
     data = encode_envelope(envelope)
-    if sent_at is None:
+    if sent_at is None and schema_version is None:
         return data
     raw = json.loads(data)
-    raw["sent_at"] = sent_at
+    if sent_at is not None:
+        raw["sent_at"] = sent_at
+    if schema_version is not None:
+        raw["schema_version"] = schema_version
     return json.dumps(raw).encode()
 
 
@@ -102,6 +105,14 @@ def _poisons() -> list[Poison]:
             (),
             "DATETIME_OUT_OF_RANGE",
             "DATETIME_OUT_OF_RANGE",
+        ),
+        Poison(
+            # A major this node does not speak: refused before the payload is read.
+            "unknown schema major",
+            _envelope_json(schema_version="3.0"),
+            (),
+            "UNSUPPORTED_SCHEMA_VERSION",
+            "UNSUPPORTED_SCHEMA_VERSION",
         ),
         Poison(
             "JSON content-type on garbage",

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from registry.domain.custody import (
     Change,
     Segment,
+    UnitAnnouncement,
+    UnitEventKind,
     apply_change,
     check_custody,
     holdings_by_party,
@@ -18,6 +20,7 @@ from registry.domain.custody import (
     leaving_circulation,
     merged,
     movement,
+    unannounced,
 )
 from registry.domain.errors import ReasonCode
 
@@ -150,3 +153,46 @@ def test_double_issuance_and_double_holding_are_refused() -> None:
         ]
     )
     assert check(doubled, 1, 10, "GHA") == (ReasonCode.UNITS_HELD_ELSEWHERE,)
+
+
+# -- what a backfill still has to announce ------------------------------------------------
+
+
+def _said(event: str, first: int, last: int, party: str = "CHE") -> UnitAnnouncement:
+    return UnitAnnouncement(
+        event=UnitEventKind(event),
+        party=party,
+        cooperative_approach_id="CA0001",
+        originating_registry_id="CHE01",
+        first_serial=first,
+        last_serial=last,
+        vintage=2025,
+        metric="tCO2e",
+    )
+
+
+def _ranges(announcements: list[UnitAnnouncement]) -> list[tuple[str, int, int]]:
+    return [(a.event.value, a.first_serial, a.last_serial) for a in announcements]
+
+
+def test_unannounced_keeps_only_the_parts_no_announcement_covers() -> None:
+    expected = [_said("ISSUED", 1, 100), _said("CANCELLED", 91, 100)]
+    announced = [_said("ISSUED", 1, 10), _said("ISSUED", 41, 50), _said("ISSUED", 45, 60)]
+    assert _ranges(unannounced(expected, announced)) == [
+        ("ISSUED", 11, 40),
+        ("ISSUED", 61, 100),
+        ("CANCELLED", 91, 100),
+    ]
+
+
+def test_a_use_covers_a_cancellation_but_not_an_issuance_or_another_party() -> None:
+    expected = [_said("CANCELLED", 1, 10), _said("ISSUED", 1, 10)]
+    announced = [_said("USED", 1, 10), _said("ISSUED", 1, 10, party="GHA")]
+    assert _ranges(unannounced(expected, announced)) == [("ISSUED", 1, 10)]
+
+
+def test_what_unannounced_returns_is_all_it_returns() -> None:
+    expected = [_said("ISSUED", 1, 100), _said("USED", 30, 70)]
+    announced = [_said("ISSUED", 20, 30), _said("CANCELLED", 60, 80)]
+    missing = unannounced(expected, announced)
+    assert unannounced(expected, [*announced, *missing]) == []

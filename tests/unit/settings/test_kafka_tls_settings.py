@@ -78,6 +78,20 @@ def test_ssl_without_its_files_names_each_missing_variable() -> None:
         assert any(f"REGISTRY_KAFKA_SSL_{name} is missing" in p for p in problems), problems
 
 
+def test_an_empty_path_in_the_environment_is_missing_not_the_current_directory(
+    pki: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    identity = pki.parties["CHE"]
+    monkeypatch.setenv("REGISTRY_KAFKA_SSL_KEY_PATH", "")
+    problems = _problems(
+        kafka_security_protocol="SSL",
+        kafka_ssl_ca_path=identity.ca_path,
+        kafka_ssl_cert_path=identity.cert_path,
+    )
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("REGISTRY_KAFKA_SSL_KEY_PATH is missing"), problems
+
+
 def test_a_wrong_path_and_a_directory_are_one_sentence_each(pki: Any, tmp_path: Path) -> None:
     identity = pki.parties["CHE"]
     problems = _problems(

@@ -118,7 +118,8 @@ def test_datetimes_at_the_edges_of_the_range_decode() -> None:
     from a6wire.messages import DATETIME_MAX, DATETIME_MIN
 
     for instant in (DATETIME_MIN, DATETIME_MAX - timedelta(microseconds=1)):
-        raw = _envelope_raw(sent_at=instant.isoformat())
+        # The one form a datetime takes on the wire: UTC with a Z suffix.
+        raw = _envelope_raw(sent_at=instant.isoformat().replace("+00:00", "Z"))
         assert decode_envelope(json.dumps(raw)).sent_at == instant
 
 
