@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -131,6 +132,10 @@ class FederationSpec:
     # (die_with_parent.py): for the demo, whose nodes must not outlive it. Not for
     # `up`, which leaves its nodes running on purpose.
     die_with_launcher: bool = False
+    # The federation authority's public keys (REGISTRY_FEDERATION_AUTHORITY_KEYS of
+    # every node): with them the nodes follow the directory versions the authority
+    # publishes on the directory topic; without, the directory file is all there is.
+    authority_keys: Sequence[str] = ()
 
     def command(self) -> list[str]:
         """The ``registry-node`` console script of the virtualenv running us."""
@@ -259,9 +264,39 @@ class Federation:
         for node in self.nodes.values():
             # Appended to the node's own config, so `registry-node serve --env-file`
             # run by hand finds the same directory as the launcher's process.
-            with node.env_file.open("a") as config:
-                config.write(f"{ENV_PREFIX}DIRECTORY_PATH={self.directory_path}\n")
+            self._configure_directory(node, self.directory_path)
         self._write_state()
+
+    def _configure_directory(self, node: NodeClient, directory_path: Path) -> None:
+        with node.env_file.open("a") as config:
+            config.write(f"{ENV_PREFIX}DIRECTORY_PATH={directory_path}\n")
+            if self.spec.authority_keys:
+                keys = ",".join(self.spec.authority_keys)
+                config.write(f"{ENV_PREFIX}FEDERATION_AUTHORITY_KEYS={keys}\n")
+
+    def init_joining(self, party: PartySpec) -> NodeClient:
+        """``registry-node init`` for a Party joining the running federation; not started.
+
+        Its public key (``NodeClient.public_key_base64``) goes to the authority, which
+        publishes a directory version listing it; ``start_joining`` then starts it on
+        that signed version.
+        """
+        if party.party in self.nodes:
+            raise FederationError(f"{party.party} is in this federation already")
+        if self.spec.api_port_base is None:
+            (port,) = free_ports(self.spec.api_host, 1)
+        else:
+            port = self.spec.api_port_base + len(self.nodes)
+        node = self._init_node(party, port)
+        self.nodes[party.party] = node
+        self._write_state()
+        return node
+
+    def start_joining(self, party: str, directory_path: Path) -> None:
+        """Start a node made by ``init_joining`` on the directory file the authority sent it."""
+        self._configure_directory(self.node(party), directory_path)
+        self._spawn(party)
+        self._wait_healthy(party)
 
     def _ports(self) -> list[int]:
         count = len(self.spec.parties)
@@ -640,16 +675,7 @@ def die_with_us_prefix() -> list[str]:
 
 
 def _replace_base(spec: FederationSpec, base: Path) -> FederationSpec:
-    return FederationSpec(
-        parties=spec.parties,
-        base_dir=base,
-        kafka_bootstrap=spec.kafka_bootstrap,
-        api_port_base=spec.api_port_base,
-        database=spec.database,
-        api_host=spec.api_host,
-        registry_node_command=spec.registry_node_command,
-        die_with_launcher=spec.die_with_launcher,
-    )
+    return dataclasses.replace(spec, base_dir=base)
 
 
 def _wipe_own_base_dir(base: Path) -> None:

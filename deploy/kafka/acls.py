@@ -6,13 +6,15 @@
 
 Connects as ``User:federation-admin`` (``PKI/admin``, a super user on the brokers that
 deploy/kafka/broker.py --tls-dir starts), creates every member's inbox topic, the
-decision topic, the unit log and the (compacted) snapshot topic (replication 3 and
-``min.insync.replicas=2`` with ``--replicas 3``, unclean leader election off), then
-writes the ACLs of ``registry.adapters.messaging.acls``: each Party reads its own
-inbox with its own consumer groups, writes the other members' inboxes, reads and
-writes the decision topic, the unit log and the snapshot topic; nobody else may
-create, alter or delete topics. Run it again after the
-directory changes: existing topics and ACLs are kept.
+decision topic, the unit log, the (compacted) snapshot topic and the (compacted)
+directory topic (replication 3 and ``min.insync.replicas=2`` with ``--replicas 3``,
+unclean leader election off), then writes the ACLs of
+``registry.adapters.messaging.acls``: each Party reads its own inbox with its own
+consumer groups, writes the other members' inboxes, reads and writes the decision
+topic, the unit log and the snapshot topic, and reads the directory topic that only
+the admin writes; nobody else may create, alter or delete topics. Run it again after
+the directory changes (a Party joined: its inbox and ACLs are added before its node
+starts): existing topics and ACLs are kept.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from a6wire.keys import load_federation_directory
+from a6wire.topics import DIRECTORY_TOPIC
 from registry.adapters.messaging import (
     KafkaTls,
     MessagingConfig,
@@ -47,7 +50,9 @@ def member_configs(
 ) -> dict[str, MessagingConfig]:
     """The federation's standard topic and group names for each Party."""
     return {
-        party: MessagingConfig.for_party(party, bootstrap, production=replicas >= 3)
+        party: MessagingConfig.for_party(
+            party, bootstrap, production=replicas >= 3, directory_topic=DIRECTORY_TOPIC
+        )
         for party in parties
     }
 

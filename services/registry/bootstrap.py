@@ -6,6 +6,7 @@ ledger only through it; nothing else builds engines or reads settings.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,16 +19,30 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from a6wire.directory import FederationDirectory
-from a6wire.keys import load_federation_directory, load_private_key_pem, public_key_base64
+from a6wire.directory import (
+    DirectoryAuthority,
+    FederationDirectory,
+    SignedDirectory,
+    check_signed,
+    newest_valid,
+)
+from a6wire.keys import (
+    load_private_key_pem,
+    next_key_path,
+    public_key_base64,
+    read_directory_file,
+)
+from a6wire.messages import Envelope
 from a6wire.topics import inbox_topic
 from a6wire.verification import verify_signature
 from registry.adapters.database import make_engine, upgrade_database
+from registry.adapters.directory_store import DIRECTORY_STATE_FILE_NAME, FileDirectoryStore
 from registry.adapters.messaging import (
     MESSAGING_TABLES,
     KafkaSecurityError,
     MessagingConfig,
     MessagingEdge,
+    RawKafkaRecord,
     RecordHandler,
     UnitIndexHandlers,
 )
@@ -38,6 +53,7 @@ from registry.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from registry.application import handlers
 from registry.application.commands import InitialiseRegistry
 from registry.application.custody import UnitIndex
+from registry.application.federation import LiveDirectory
 from registry.application.ports import Clock, UnitOfWork
 from registry.application.reconciliation import Reconciliation
 from registry.application.transfers import (
@@ -59,6 +75,11 @@ SNAPSHOT_STALE_AFTER_PERIODS = 3
 SNAPSHOT_STALE_AFTER_MIN_S = 60.0
 
 
+# Looking up the directory topic's end offset when a record fails verification for
+# an unknown member or key (registry.application.federation): one broker round trip.
+DIRECTORY_END_REFRESH_TIMEOUT_S = 5.0
+
+
 class SystemClock:
     """Wall-clock time in UTC; tests pass a fixed clock instead."""
 
@@ -76,7 +97,8 @@ class TransferMessaging:
     federation directory and a key (``REGISTRY_DIRECTORY_PATH``, ``REGISTRY_KEY_PATH``)."""
 
     config: MessagingConfig
-    directory: FederationDirectory
+    # The directory version the node holds now; replaced live by published versions.
+    directory: LiveDirectory
     engine: Engine
     # The federation unit log's writer (the ledger's unit of work announces through
     # it) and this node's unit index (PROTOCOL.md invariant 8).
@@ -93,7 +115,12 @@ class TransferMessaging:
         unit_index: UnitIndexHandlers | None = None,
         handle_snapshot: RecordHandler | None = None,
     ) -> MessagingEdge:
-        return MessagingEdge(
+        live = self.directory
+
+        async def handle_directory(record: RawKafkaRecord) -> None:
+            await asyncio.to_thread(live.offer, record.value, record.offset)
+
+        edge = MessagingEdge(
             self.config,
             self.engine,
             MESSAGING_TABLES,
@@ -101,7 +128,21 @@ class TransferMessaging:
             handle_decision=handle_decision,
             unit_index=unit_index,
             handle_snapshot=handle_snapshot,
+            handle_directory=handle_directory if live.follows_published_versions else None,
+            on_directory_end=live.note_end_offset,
         )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return edge  # built outside the event loop: the end seen at assignment counts
+
+        def refresh_end() -> None:
+            # From a handler's worker thread: the edge's consumer lives on the loop.
+            future = asyncio.run_coroutine_threadsafe(edge.report_directory_end(), loop)
+            future.result(timeout=DIRECTORY_END_REFRESH_TIMEOUT_S)
+
+        live.refresh_end = refresh_end
+        return edge
 
 
 @dataclass(frozen=True)
@@ -192,22 +233,24 @@ def build_transfers(
         federation = FederationView(
             settings.party, settings.registry_id, lambda _: None, inbox_topic, ""
         )
-        verify = partial(verify_signature, directory=FederationDirectory(members=()))
+        nobody = partial(verify_signature, directory=FederationDirectory(members=()))
         return Transfers(
-            lambda: SqlTransferUnitOfWork(engine), clock, None, verify, federation
+            lambda: SqlTransferUnitOfWork(engine), clock, None, nobody, federation
         ), None
     # A configured directory means the operator wants transfers: a node that cannot
     # sign or verify would accept transfers it can never complete, so it refuses to start.
-    directory = _load_directory(directory_path)
-    private_key = _load_key(settings.resolved_key_path)
-    _check_membership(settings, directory, public_key_base64(private_key))
+    live = _live_directory(settings, directory_path, clock)
+    keys = _NodeKeys(settings.resolved_key_path)
+    private_key = _signing_key(settings, live.current(), keys, clock)
     config = messaging_config or MessagingConfig.from_settings(settings)
     _check_kafka_tls(config)
 
     def registry_of(party: str) -> str | None:
+        directory = live.current()
         return directory.member(party).registry_id if directory.is_member(party) else None
 
     def directory_inbox_topic(party: str) -> str:
+        directory = live.current()
         return directory.member(party).inbox_topic if directory.is_member(party) else ""
 
     federation = FederationView(
@@ -216,9 +259,16 @@ def build_transfers(
         registry_of=registry_of,
         inbox_topic_of=inbox_topic_of or directory_inbox_topic,
         decision_topic=config.decision_topic,
+        member_refusals=live.member_refusals,
     )
     signer = KeySigner(settings.party, private_key)
-    verify = partial(verify_signature, directory=directory)
+    live.subscribe(partial(_follow_key_rotation, settings.party, signer, keys))
+
+    def verify(envelope: Envelope) -> None:
+        # Records of the kept logs (decisions, their evidence, the unit log): judged
+        # at their sent_at against the directory version held at this moment.
+        verify_signature(envelope, live.current())
+
     unit_log = UnitLogPublisher(signer.seal, config.unit_log_topic, clock.now)
 
     def transfer_unit_of_work() -> TransferUnitOfWork:
@@ -248,14 +298,53 @@ def build_transfers(
             seconds=SNAPSHOT_STALE_AFTER_PERIODS * settings.reconciliation_period_s
         ),
     )
-    return transfers, TransferMessaging(
-        config, directory, engine, unit_log, unit_index, reconciliation
+    return transfers, TransferMessaging(config, live, engine, unit_log, unit_index, reconciliation)
+
+
+def _authority(settings: Settings) -> DirectoryAuthority | None:
+    if not settings.federation_authority_keys:
+        return None
+    # Settings validation has checked every key and the threshold already.
+    return DirectoryAuthority(
+        public_keys=frozenset(settings.federation_authority_keys),
+        threshold=settings.federation_authority_threshold,
     )
 
 
-def _load_directory(path: Path) -> FederationDirectory:
+def _live_directory(settings: Settings, path: Path, clock: Clock) -> LiveDirectory:
+    """The newest of the directory file and the version this node adopted last."""
+    authority = _authority(settings)
+    read = _load_directory(path)
+    if isinstance(read, SignedDirectory):
+        if authority is None:
+            raise BootstrapError(
+                f"the federation directory {path} (REGISTRY_DIRECTORY_PATH) is a signed version: "
+                "set REGISTRY_FEDERATION_AUTHORITY_KEYS to the authority's public key(s)"
+            )
+        try:
+            genesis = check_signed(read, authority)
+        except ValueError as error:
+            raise BootstrapError(
+                f"the federation directory {path} (REGISTRY_DIRECTORY_PATH) is not signed by "
+                f"the configured authority: {error}"
+            ) from None
+    else:
+        genesis = read
+    store = FileDirectoryStore(settings.data_dir / DIRECTORY_STATE_FILE_NAME)
+    stored = store.load() if authority is not None else None
+    current = newest_valid(genesis, [] if stored is None else [stored], authority)
+    log.info(
+        "federation directory loaded",
+        party=settings.party,
+        version=current.version,
+        follows_published_versions=authority is not None,
+    )
+    return LiveDirectory(current, authority, store, party=settings.party, now=clock.now)
+
+
+def _load_directory(path: Path) -> FederationDirectory | SignedDirectory:
     try:
-        return load_federation_directory(path)
+        return read_directory_file(path)
     except FileNotFoundError:
         raise BootstrapError(
             f"the federation directory {path} (REGISTRY_DIRECTORY_PATH) does not exist"
@@ -310,18 +399,78 @@ def _first_line(error: ValueError) -> str:
     return str(error).splitlines()[0] if str(error) else error.__class__.__name__
 
 
-def _check_membership(settings: Settings, directory: FederationDirectory, public_key: str) -> None:
-    """Refuse to start as a member the directory does not describe: peers would refuse us."""
+class _NodeKeys:
+    """The node's signing keys on disk: REGISTRY_KEY_PATH and, during a rotation, ``<key>.next``."""
+
+    def __init__(self, key_path: Path) -> None:
+        self.key_path = key_path
+        self.next_path = next_key_path(key_path)
+
+    def load(self) -> dict[str, Ed25519PrivateKey]:
+        """Every key the node holds, by its public key (BootstrapError for a bad file)."""
+        keys = [_load_key(self.key_path)]
+        if self.next_path.exists():
+            keys.append(_load_key(self.next_path))
+        return {public_key_base64(key): key for key in keys}
+
+
+def _signing_key(
+    settings: Settings, directory: FederationDirectory, keys: _NodeKeys, clock: Clock
+) -> Ed25519PrivateKey:
+    """The key the directory says this node signs with; refuse to start as a member it
+    does not describe, since peers would refuse every message."""
     if not directory.is_member(settings.party):
-        raise BootstrapError(f"{settings.party} is not in the federation directory")
+        raise BootstrapError(
+            f"{settings.party} is not in the federation directory (version {directory.version})"
+        )
     member = directory.member(settings.party)
     if member.registry_id != settings.registry_id:
         raise BootstrapError(
             f"the directory lists {member.registry_id} for {settings.party}, "
             f"not {settings.registry_id}"
         )
-    if member.public_key_base64 != public_key:
-        raise BootstrapError(
-            f"the directory's public key for {settings.party} is not this node's key "
-            "(REGISTRY_KEY_PATH)"
+    held = keys.load()
+    if member.public_key_base64 in held:
+        return held[member.public_key_base64]
+    now = clock.now()
+    for previous in member.previous_keys:
+        if previous.public_key_base64 in held and now < previous.valid_until:
+            log.warning(
+                "signing with the previous key: the directory's current key is not installed",
+                party=settings.party,
+                valid_until=previous.valid_until.isoformat(),
+                install_at=str(keys.next_path),
+            )
+            return held[previous.public_key_base64]
+    raise BootstrapError(
+        f"the directory's public key for {settings.party} (version {directory.version}) is "
+        f"not this node's key ({keys.key_path}, or {keys.next_path} during a rotation)"
+    )
+
+
+def _follow_key_rotation(
+    party: str, signer: KeySigner, keys: _NodeKeys, directory: FederationDirectory
+) -> None:
+    """After a new directory version: sign with the key it names for this Party, if held."""
+    if not directory.is_member(party):
+        log.error("this Party is not in the adopted federation directory", party=party)
+        return
+    wanted = directory.member(party).public_key_base64
+    if public_key_base64(signer.public_key) == wanted:
+        return
+    try:
+        held = keys.load()
+    except BootstrapError as error:
+        log.error("the node's keys cannot be read for a rotation", party=party, detail=str(error))
+        return
+    if wanted not in held:
+        log.error(
+            "the directory names a signing key this node does not hold; still signing with "
+            "the previous key",
+            party=party,
+            version=directory.version,
+            install_at=str(keys.next_path),
         )
+        return
+    signer.use_key(held[wanted])
+    log.info("signing with the key the directory names", party=party, version=directory.version)

@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from a6wire.identifiers import PARTY_PATTERN, REGISTRY_ID_PATTERN, is_party_code, is_registry_id
+from a6wire.signing import public_key_from_base64
 
 ENV_PREFIX = "REGISTRY_"
 
@@ -131,6 +132,16 @@ class Settings(BaseSettings):
     directory_path: Path | None = Field(
         default=None, description="the federation directory file (used by the transfer bus)"
     )
+    # The federation's authority (a6wire.directory): base64 Ed25519 public keys, and
+    # how many of them must sign a directory version. Empty: the node keeps the
+    # directory file it started with and follows no published version.
+    federation_authority_keys: TokenList = Field(
+        default_factory=list,
+        description="public keys (base64) that sign federation directory versions",
+    )
+    federation_authority_threshold: int = Field(
+        default=1, ge=1, description="how many authority keys must sign a directory version"
+    )
     outbox_stall_degraded_after_s: float = Field(
         default=OUTBOX_STALL_DEGRADED_AFTER_S_DEFAULT,
         gt=0,
@@ -162,6 +173,11 @@ class Settings(BaseSettings):
                 f"{REGISTRY_ID_PATTERN}, e.g. THA01)"
             )
         return value
+
+    @field_validator("federation_authority_keys", mode="before")
+    @classmethod
+    def _authority_keys_from_text(cls, value: Any) -> Any:
+        return _split_tokens(value)
 
     @field_validator(
         "kafka_ssl_ca_path", "kafka_ssl_cert_path", "kafka_ssl_key_path", mode="before"
@@ -203,6 +219,7 @@ class Settings(BaseSettings):
             )
         problems.extend(self._token_problems())
         problems.extend(self._kafka_tls_problems())
+        problems.extend(self._authority_problems())
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -218,6 +235,28 @@ class Settings(BaseSettings):
             problems.append(
                 f"{ENV_PREFIX}OPERATOR_TOKENS is empty: outside local mode the node needs "
                 "at least one operator token"
+            )
+        return problems
+
+    def _authority_problems(self) -> list[str]:
+        keys, threshold = self.federation_authority_keys, self.federation_authority_threshold
+        if not keys:
+            if threshold != 1:
+                return [
+                    f"{ENV_PREFIX}FEDERATION_AUTHORITY_THRESHOLD is set but "
+                    f"{ENV_PREFIX}FEDERATION_AUTHORITY_KEYS is empty"
+                ]
+            return []
+        problems = [
+            f"{ENV_PREFIX}FEDERATION_AUTHORITY_KEYS: {key[:16]!r}... is not a base64 Ed25519 "
+            "public key"
+            for key in keys
+            if not _is_public_key(key)
+        ]
+        if threshold > len(set(keys)):
+            problems.append(
+                f"{ENV_PREFIX}FEDERATION_AUTHORITY_THRESHOLD {threshold} is more than the "
+                f"{len(set(keys))} authority key(s) given"
             )
         return problems
 
@@ -253,6 +292,14 @@ class Settings(BaseSettings):
     @property
     def resolved_key_path(self) -> Path:
         return self.key_path if self.key_path is not None else self.data_dir / KEY_FILE_NAME
+
+
+def _is_public_key(text: str) -> bool:
+    try:
+        public_key_from_base64(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _weak_token_problem(token: str) -> str | None:

@@ -40,6 +40,12 @@ class BadSignatureError(WireError):
     reason_code: ReasonCode = ReasonCode.BAD_SIGNATURE
 
 
+class KeyExpiredError(WireError):
+    """A signature by a member's previous key, made or received after its deadline."""
+
+    reason_code: ReasonCode = ReasonCode.KEY_EXPIRED
+
+
 class WrongRoleError(WireError):
     """A validly signed message from a Party that may not send it in this transfer."""
 

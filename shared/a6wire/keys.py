@@ -8,16 +8,18 @@ published in the federation directory as base64 of the raw 32 bytes.
 from __future__ import annotations
 
 import base64
+import json
 import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from a6wire.directory import FederationDirectory
+from a6wire.directory import FederationDirectory, SignedDirectory
 
 PRIVATE_KEY_SEED_LENGTH_BYTES = 32
 PRIVATE_KEY_FILE_MODE = 0o600
+NEXT_KEY_SUFFIX = ".next"
 
 
 def generate_private_key() -> Ed25519PrivateKey:
@@ -63,5 +65,28 @@ def load_private_key_pem(path: Path) -> Ed25519PrivateKey:
     return private_key_from_pem(path.read_bytes())
 
 
+def read_directory_file(path: Path) -> FederationDirectory | SignedDirectory:
+    """A directory file: the unsigned genesis (``{"members": ...}``) or a signed version.
+
+    The signature of a signed version is not checked here: that takes the
+    authority's keys (``a6wire.directory.check_signed``).
+    """
+    data = path.read_bytes()
+    try:
+        raw = json.loads(data)
+    except ValueError:
+        raw = None  # refused below, by the genesis format's parser, with its explanation
+    if isinstance(raw, dict) and "directory" in raw:
+        return SignedDirectory.from_json(data)
+    return FederationDirectory.from_json(data)
+
+
 def load_federation_directory(path: Path) -> FederationDirectory:
-    return FederationDirectory.from_json(path.read_bytes())
+    """The members of a directory file of either kind, for tools the admin runs on its own files."""
+    read = read_directory_file(path)
+    return read.directory if isinstance(read, SignedDirectory) else read
+
+
+def next_key_path(key_path: Path) -> Path:
+    """Where an operator puts the node's next signing key during a rotation: ``<key>.next``."""
+    return key_path.with_name(key_path.name + NEXT_KEY_SUFFIX)

@@ -29,6 +29,9 @@ class ReasonCode(StrEnum):
     NUMBER_TOO_LONG = "NUMBER_TOO_LONG"
     DUPLICATE_KEY = "DUPLICATE_KEY"
     DATETIME_OUT_OF_RANGE = "DATETIME_OUT_OF_RANGE"
+    # Signed with a key its member retired (a6wire.directory: a previous key past
+    # its valid_until, judged at the receiver's clock on an inbox, at sent_at on a log).
+    KEY_EXPIRED = "KEY_EXPIRED"
     # A value RFC 8785 cannot encode exactly (an integer beyond 2**53 - 1, a lone
     # surrogate): no implementation could reproduce the bytes a signature covers.
     NOT_CANONICALISABLE = "NOT_CANONICALISABLE"
@@ -67,6 +70,13 @@ class ReasonCode(StrEnum):
     LEDGER_INVARIANT = "LEDGER_INVARIANT"
     UNDECODABLE = "UNDECODABLE"
     HANDLER_FAILED = "HANDLER_FAILED"
+    # The federation directory lists the Party as SUSPENDED: no new transfer with it.
+    MEMBER_SUSPENDED = "MEMBER_SUSPENDED"
+
+    # -- The federation directory: why a node keeps its version (a6wire.directory)
+    DIRECTORY_MALFORMED = "DIRECTORY_MALFORMED"
+    DIRECTORY_NOT_NEWER = "DIRECTORY_NOT_NEWER"
+    DIRECTORY_NOT_AUTHORISED = "DIRECTORY_NOT_AUTHORISED"
 
     # -- Custody: what the federation unit index says of a PREPARE's units (registry.domain.custody)
     # Part of the range was never announced as issued by the registry its
@@ -205,6 +215,7 @@ WIRE_REASON_CODES = frozenset(
         ReasonCode.NUMBER_TOO_LONG,
         ReasonCode.DUPLICATE_KEY,
         ReasonCode.DATETIME_OUT_OF_RANGE,
+        ReasonCode.KEY_EXPIRED,
         ReasonCode.NOT_CANONICALISABLE,
         ReasonCode.NOT_NORMAL_FORM,
     }
@@ -240,6 +251,14 @@ NODE_REASON_CODES = frozenset(
         ReasonCode.LEDGER_INVARIANT,
         ReasonCode.UNDECODABLE,
         ReasonCode.HANDLER_FAILED,
+        ReasonCode.MEMBER_SUSPENDED,
+    }
+)
+DIRECTORY_REASON_CODES = frozenset(
+    {
+        ReasonCode.DIRECTORY_MALFORMED,
+        ReasonCode.DIRECTORY_NOT_NEWER,
+        ReasonCode.DIRECTORY_NOT_AUTHORISED,
     }
 )
 CUSTODY_REASON_CODES = frozenset(
@@ -282,12 +301,14 @@ LEDGER_REASON_CODES = (
     - NODE_REASON_CODES
     - CUSTODY_REASON_CODES
     - RECONCILIATION_REASON_CODES
+    - DIRECTORY_REASON_CODES
     - API_REASON_CODES
 )
 
 __all__ = [
     "API_REASON_CODES",
     "CUSTODY_REASON_CODES",
+    "DIRECTORY_REASON_CODES",
     "LEDGER_REASON_CODES",
     "NODE_REASON_CODES",
     "PROTOCOL_REASON_CODES",

@@ -10,6 +10,10 @@ announcements about its own serial numbers keep their order; like the decision
 topic it is kept forever, since a node joining late builds its index from it.
 The snapshot topic carries each registry's periodic signed holdings snapshot,
 keyed by Party and compacted: only the latest one of each Party matters.
+The directory topic carries the federation directory's signed versions
+(a6wire.directory): only the federation's authority writes it, every member
+reads it from its start; it is compacted under one key, so it keeps at least
+the newest version for a member that joins late.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ UNIT_LOG_TOPIC = "a6.units"
 # Party, so the topic keeps one current snapshot per Party and a node joining
 # late reads only those, not every snapshot ever published.
 SNAPSHOT_TOPIC = "a6.snapshots"
+DIRECTORY_TOPIC = "a6.directory"
+# Every version under one key: compaction keeps the newest, and one partition
+# keeps the versions in the order the authority published them.
+DIRECTORY_RECORD_KEY = b"federation-directory"
 
 
 def inbox_topic(party: str) -> str:

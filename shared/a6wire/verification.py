@@ -11,6 +11,7 @@ by the arbiter in ``registry.protocol``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from pydantic import ValidationError
 
@@ -19,6 +20,7 @@ from a6wire.directory import FederationDirectory
 from a6wire.errors import (
     BadSignatureError,
     DatetimeOutOfRangeError,
+    KeyExpiredError,
     MalformedMessageError,
     NotNormalFormError,
     UnsupportedSchemaVersionError,
@@ -90,19 +92,39 @@ def encode_envelope(envelope: Envelope) -> bytes:
     return envelope.model_dump_json().encode("utf-8")
 
 
-def verify_signature(envelope: Envelope, directory: FederationDirectory) -> None:
-    """Known sender, supported schema, and a signature by the sender's key."""
+def verify_signature(
+    envelope: Envelope, directory: FederationDirectory, *, at: datetime | None = None
+) -> None:
+    """Known sender, supported schema, and a signature by a key of the sender valid ``at``.
+
+    ``at`` is when the key must still have been valid: the receiver's clock for a
+    message arriving on an inbox, and by default the envelope's ``sent_at``, which
+    every node reads the same from a kept log (the decision topic, the unit log),
+    so all judge an old record alike whenever they read it.
+    """
     version = parse_schema_version(envelope.schema_version)
     if version is None or not is_supported(version):
         raise UnsupportedSchemaVersionError(f"schema version {envelope.schema_version!r}")
     member = directory.member(envelope.sender_party)
-    if not signature_is_valid(envelope, member.public_key):
-        raise BadSignatureError(f"the signature is not {envelope.sender_party}'s")
+    if signature_is_valid(envelope, member.public_key):
+        return
+    moment = envelope.sent_at if at is None else at
+    for previous in member.previous_keys:
+        if signature_is_valid(envelope, previous.public_key):
+            if moment >= previous.valid_until:
+                raise KeyExpiredError(
+                    f"{envelope.sender_party}'s key was retired at "
+                    f"{previous.valid_until.isoformat()}"
+                )
+            return
+    raise BadSignatureError(f"the signature is not {envelope.sender_party}'s")
 
 
-def verify_envelope(envelope: Envelope, directory: FederationDirectory) -> Envelope:
+def verify_envelope(
+    envelope: Envelope, directory: FederationDirectory, *, at: datetime | None = None
+) -> Envelope:
     """``verify_signature`` plus every role check the message alone allows."""
-    verify_signature(envelope, directory)
+    verify_signature(envelope, directory, at=at)
     payload = envelope.payload
     sender = envelope.sender_party
     if isinstance(payload, Prepare):

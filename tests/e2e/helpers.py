@@ -157,6 +157,7 @@ def running_federation(
     *,
     members_without_node: Mapping[str, Ed25519PrivateKey] | None = None,
     started_later: Collection[str] = (),
+    authority_keys: Sequence[str] = (),
 ) -> Iterator[World]:
     """Three (or more) node processes of our own Parties; stopped, and checked gone, on exit.
 
@@ -165,13 +166,15 @@ def running_federation(
     test plays them on the bus with that key (a hostile member, say).
 
     ``started_later``: Parties initialised and in the directory, whose nodes the
-    test starts itself (``world.federation.restart(party)``) on an empty database."""
+    test starts itself (``world.federation.restart(party)``) on an empty database.
+    ``authority_keys``: the nodes follow the directory versions these keys sign."""
     federation = Federation(
         FederationSpec(
             parties=[PartySpec(party) for party in parties],
             base_dir=base_dir,
             kafka_bootstrap=kafka_bootstrap,
             api_port_base=None,
+            authority_keys=tuple(authority_keys),
         )
     )
     federation.prepare()
@@ -181,7 +184,8 @@ def running_federation(
     try:
         yield World(federation, kafka_bootstrap)
     finally:
-        pids = [pid for party in parties if (pid := federation.pid(party)) is not None]
+        # Every node, including a Party that joined while the federation ran.
+        pids = [pid for party in federation.nodes if (pid := federation.pid(party)) is not None]
         for pid in pids:  # a node left paused by a failed test would not stop on SIGTERM
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGCONT)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
 from typing import Protocol
@@ -41,6 +42,7 @@ from a6wire.topics import snapshot_key
 from a6wire.verification import decode_envelope, verify_envelope, verify_signature
 from registry.adapters.messaging import DuplicateMessageError, RawKafkaRecord, RefusedRecord
 from registry.application.custody import UnitIndex
+from registry.application.federation import DirectoryBehindError
 from registry.application.ports import StorageUnavailableError
 from registry.application.transfers import (
     LedgerInvariantError,
@@ -64,7 +66,29 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     # A first-transfer notice read before this node read its transfer's COMMIT:
     # redelivered until the transfer is final here (it always becomes final).
     NoticeEarlyError,
+    # A member or key this node has not read yet on the directory topic: redelivered
+    # until the directory is read to its end (registry.application.federation).
+    DirectoryBehindError,
 )
+# Refusals a directory version still unread could turn into an acceptance.
+DIRECTORY_DEPENDENT_REASONS = frozenset(
+    {
+        ReasonCode.UNKNOWN_SENDER,
+        ReasonCode.BAD_SIGNATURE,
+        ReasonCode.INVALID_VOTE_EVIDENCE,
+        ReasonCode.INVALID_PREPARE_EVIDENCE,
+    }
+)
+
+
+# Whether directory versions may wait unread, for a record sent at this time
+# (registry.application.federation.LiveDirectory.is_behind).
+DirectoryBehind = Callable[[datetime | None], bool]
+
+
+def _never_behind(_sent_at: datetime | None = None) -> bool:
+    return False
+
 
 # How much of an error's text goes into a log line.
 LOG_DETAIL_LENGTH_MAX_CHARS = 500
@@ -90,6 +114,20 @@ class QuarantineSink(Protocol):
 QuarantineObserver = Callable[[str, str], None]
 """Called with (topic kind, reason code) once per newly quarantined record."""
 
+# The directory version to verify against: a fixed one, or the version the node
+# holds at each call (registry.application.federation.LiveDirectory.current).
+DirectorySource = FederationDirectory | Callable[[], FederationDirectory]
+
+
+def _source(directory: DirectorySource) -> Callable[[], FederationDirectory]:
+    if isinstance(directory, FederationDirectory):
+        return lambda: directory
+    return directory
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
 
 class _Refusal(Exception):  # noqa: N818 - internal control flow, never escapes this module
     def __init__(self, reason_code: str, detail: str, *, logged_with_trace: bool = False):
@@ -105,15 +143,18 @@ class TransferBus:
     def __init__(
         self,
         transfers: Transfers,
-        directory: FederationDirectory,
+        directory: DirectorySource,
         quarantine: QuarantineSink,
         *,
         on_quarantined: QuarantineObserver | None = None,
+        now: Callable[[], datetime] = _utc_now,
+        directory_behind: DirectoryBehind = _never_behind,
     ) -> None:
         self._transfers = transfers
-        self._directory = directory
+        self._directory = _source(directory)
+        self._directory_behind = directory_behind
         self._quarantine = quarantine
-        self._verify_signature = partial(verify_signature, directory=directory)
+        self._now = now
         self.on_quarantined = on_quarantined
         # Set when this node runs the federation unit index: waits (bounded) until
         # the index has read the logs to their end, and says whether it did.
@@ -125,8 +166,10 @@ class TransferBus:
 
     def _check_inbox(self, envelope: Envelope) -> None:
         try:
-            verify_envelope(envelope, self._directory)
+            # On an inbox a previous key counts until its deadline by this node's clock.
+            verify_envelope(envelope, self._directory(), at=self._now())
         except WireError as error:
+            _unless_directory_behind(error.reason_code, self._directory_behind, envelope)
             raise _Refusal(error.reason_code, str(error)) from error
         if isinstance(envelope.payload, Decision):
             raise _Refusal(ReasonCode.DECISION_ON_INBOX, "a DECISION belongs on the decision topic")
@@ -136,11 +179,16 @@ class TransferBus:
                 f"a {envelope.payload.type} record belongs on its federation topic",
             )
 
+    def _verify_signature(self, envelope: Envelope) -> None:
+        # A kept log: judged at the record's sent_at, the same for every reader.
+        verify_signature(envelope, self._directory())
+
     def _check_decision(self, envelope: Envelope) -> None:
         # The arbiter's own rule: a record it refuses can never win, for any Party,
         # so quarantining it changes no winner (the handler judges it again).
         refusal = decision_refusal(envelope, self._verify_signature)
         if refusal is not None:
+            _unless_directory_behind(refusal, self._directory_behind, envelope)
             raise _Refusal(refusal, "the record does not count as a decision")
 
     def handle_inbox_bytes(
@@ -321,14 +369,16 @@ class UnitIndexBus:
     def __init__(
         self,
         index: UnitIndex,
-        directory: FederationDirectory,
+        directory: DirectorySource,
         quarantine: QuarantineSink,
         *,
         party: str,
         on_quarantined: QuarantineObserver | None = None,
+        directory_behind: DirectoryBehind = _never_behind,
     ) -> None:
         self._index = index
-        self._directory = directory
+        self._directory_behind = directory_behind
+        self._directory = _source(directory)
         self._quarantine = quarantine
         self.party = party
         self.on_quarantined = on_quarantined
@@ -340,8 +390,9 @@ class UnitIndexBus:
         try:
             envelope = _decoded(data)
             try:
-                verify_envelope(envelope, self._directory)
+                verify_envelope(envelope, self._directory())
             except WireError as error:
+                _unless_directory_behind(error.reason_code, self._directory_behind, envelope)
                 raise _Refusal(error.reason_code, str(error)) from error
             if not isinstance(envelope.payload, UnitRecord):
                 raise _Refusal(
@@ -384,6 +435,13 @@ class UnitIndexBus:
         envelope: Envelope | None = None
         try:
             envelope = _decoded(data)
+            # A COMMIT signed with a key (or by a member) of a version still unread is
+            # read again later: folded now, it would not count and the index would miss it.
+            refusal = decision_refusal(
+                envelope, lambda record: verify_signature(record, self._directory())
+            )
+            if refusal is not None:
+                _unless_directory_behind(refusal, self._directory_behind, envelope)
             self._folded(self._index.handle_decision_record, envelope, position)
         except _Refusal as refusal:
             if envelope is not None:
@@ -430,14 +488,16 @@ class SnapshotBus:
     def __init__(
         self,
         reconciliation: SnapshotKeeper,
-        directory: FederationDirectory,
+        directory: DirectorySource,
         quarantine: QuarantineSink,
         *,
         party: str,
         on_quarantined: QuarantineObserver | None = None,
+        directory_behind: DirectoryBehind = _never_behind,
     ) -> None:
         self._reconciliation = reconciliation
-        self._directory = directory
+        self._directory = _source(directory)
+        self._directory_behind = directory_behind
         self._quarantine = quarantine
         self.party = party
         self.on_quarantined = on_quarantined
@@ -451,8 +511,9 @@ class SnapshotBus:
         try:
             envelope = _decoded(data)
             try:
-                verify_envelope(envelope, self._directory)
+                verify_envelope(envelope, self._directory())
             except WireError as error:
+                _unless_directory_behind(error.reason_code, self._directory_behind, envelope)
                 raise _Refusal(error.reason_code, str(error)) from error
             payload = envelope.payload
             if not isinstance(payload, HoldingsSnapshot):
@@ -497,6 +558,14 @@ class CustodyGate(Protocol):
     async def wait_until_current(self) -> bool:
         """Wait (bounded) until the unit index has read the logs to their current end."""
         ...
+
+
+def _unless_directory_behind(
+    reason_code: str, directory_behind: DirectoryBehind, envelope: Envelope
+) -> None:
+    """Raise ``DirectoryBehindError`` for a refusal an unread directory version could lift."""
+    if reason_code in DIRECTORY_DEPENDENT_REASONS and directory_behind(envelope.sent_at):
+        raise DirectoryBehindError(f"{reason_code} while the federation directory is being read")
 
 
 def _handler_bug(party: str, event: str, envelope: Envelope, error: Exception) -> _Refusal:

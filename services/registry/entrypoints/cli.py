@@ -39,6 +39,7 @@ from registry.application.unit_log_backfill import (
 )
 from registry.bootstrap import BootstrapError, Node, build_node
 from registry.domain.errors import DomainError
+from registry.entrypoints.federation_cli import federation_app
 from registry.entrypoints.logging_config import configure_logging
 from registry.reports.aef import SUBMISSION_VERSION_DEFAULT
 from registry.reports.checker import check_aef
@@ -81,6 +82,7 @@ app = typer.Typer(
 )
 accounts_app = typer.Typer(help="Open, list, inspect, suspend, reopen and close accounts.")
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(federation_app, name="federation")
 
 out = Console()
 err = Console(stderr=True)

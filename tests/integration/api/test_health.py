@@ -32,6 +32,8 @@ def test_health_needs_no_token_and_reaches_the_database(anonymous: TestClient) -
         "database_reachable": True,
         "reasons": [],
         "oldest_unsent_outbox_age_s": 0.0,
+        # An API-only node holds no federation directory.
+        "directory_version": None,
     }
 
 

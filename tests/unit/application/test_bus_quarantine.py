@@ -17,6 +17,7 @@ from a6wire.signing import seal
 from a6wire.topics import DECISION_TOPIC, inbox_topic
 from a6wire.verification import encode_envelope
 from registry.adapters.messaging import RefusedRecord
+from registry.application.federation import DirectoryBehindError
 from registry.application.ports import StorageUnavailableError
 from registry.application.transfers import LedgerInvariantError, MessagePosition
 from registry.domain.errors import DomainError, ReasonCode
@@ -183,3 +184,31 @@ def test_a_record_is_not_committed_past_when_its_quarantine_row_cannot_be_writte
     with pytest.raises(StorageUnavailableError):
         bus.handle_inbox_bytes(b"garbage", INBOX)
     assert seen == []
+
+
+def test_a_sender_or_key_unknown_while_directory_versions_wait_unread_is_read_again() -> None:
+    """A member that joined, or a key that rotated, in a version this node has not
+    read yet: the record is redelivered (a transient error), never quarantined; once
+    the directory is read to its end, the same record is refused for good."""
+    fed = _pair()
+    receiver = fed.node(PARTNER)
+    assert receiver.bus is not None
+    behind = [True]
+    bus = TransferBus(
+        receiver.service,
+        fed.directory,
+        receiver.quarantine,
+        directory_behind=lambda _sent_at: behind[0],
+    )
+    records = [
+        _done(fed, PARTY, PARTNER, signed_by=None),  # a member's name, a key not listed
+        _done(fed, "JPN", PARTNER, signed_by=None),  # not a member (yet)
+    ]
+    for offset, data in enumerate(records):
+        with pytest.raises(DirectoryBehindError):
+            bus.handle_inbox_bytes(data, MessagePosition(INBOX.topic, 0, offset))
+    assert _reasons(receiver) == []
+    behind[0] = False
+    for offset, data in enumerate(records):
+        bus.handle_inbox_bytes(data, MessagePosition(INBOX.topic, 0, offset))
+    assert _reasons(receiver) == ["BAD_SIGNATURE", "UNKNOWN_SENDER"]

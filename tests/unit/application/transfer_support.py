@@ -163,7 +163,11 @@ class Federation:
 
 def federation(
     parties: tuple[tuple[str, str], ...] = ((PARTY, REGISTRY_ID), (PARTNER, PARTNER_REGISTRY_ID)),
+    *,
+    suspended: set[str] | None = None,
 ) -> Federation:
+    """``suspended``: the Parties the directory suspends, read at each check (a test
+    adds to it to suspend a member mid-transfer, as a new directory version would)."""
     clock = FakeClock()
     nodes = {
         party: HandNode(party, registry_id, generate_private_key(), clock)
@@ -184,13 +188,25 @@ def federation(
     def registry_of(party: str) -> str | None:
         return directory.member(party).registry_id if directory.is_member(party) else None
 
+    suspended_now = suspended if suspended is not None else set()
+
+    def member_refusals(party: str) -> tuple[str, ...]:
+        return ("MEMBER_SUSPENDED",) if party in suspended_now else ()
+
     for node in nodes.values():
         node.transfers = Transfers(
             node.uow,
             clock,
             KeySigner(node.party, node.key),
             partial(verify_signature, directory=directory),
-            FederationView(node.party, node.registry_id, registry_of, inbox_topic, DECISION_TOPIC),
+            FederationView(
+                node.party,
+                node.registry_id,
+                registry_of,
+                inbox_topic,
+                DECISION_TOPIC,
+                member_refusals=member_refusals,
+            ),
         )
         node.bus = TransferBus(node.transfers, directory, node.quarantine)
     return Federation(nodes, directory, clock)

@@ -32,6 +32,7 @@ from .broker import (
     subscribe_records,
 )
 from .config import DECISION_TOPIC, MessagingConfig, inbox_topic, tls_from_settings
+from .directory_topic import publish_directory
 from .edge import MessagingEdge, PartitionLag, UnitIndexHandlers
 from .errors import (
     BrokerUnavailableError,
@@ -112,6 +113,7 @@ __all__ = [
     "party_principal",
     "prepare_node_topics",
     "provision_federation",
+    "publish_directory",
     "subscribe_records",
     "tls_from_settings",
     "verify_topics",

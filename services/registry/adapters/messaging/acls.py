@@ -9,7 +9,9 @@ Party P, as principal ``User:party.P``, may
   unit index's two, and reconciliation's on the snapshot topic);
 - write to every other member's inbox topic;
 - read and write the decision topic, the unit log and the snapshot topic (and any
-  other topic every member shares).
+  other topic every member shares);
+- read the directory topic, with its own consumer group, and never write it: only
+  the federation admin (the authority's publisher) does.
 
 No member may create, alter or delete a topic: ``provision_federation`` creates them
 all as the admin principal (a super user on the brokers), and nodes only check that
@@ -97,6 +99,13 @@ def federation_acls(
             config.snapshot_group_id,
         ):
             bindings.add(AclBinding(ResourceType.GROUP, group, principal, Operation.READ))
+        if config.directory_topic is not None:
+            bindings.add(
+                AclBinding(ResourceType.TOPIC, config.directory_topic, principal, Operation.READ)
+            )
+            bindings.add(
+                AclBinding(ResourceType.GROUP, config.directory_group_id, principal, Operation.READ)
+            )
         for topic in (
             config.decision_topic,
             config.unit_log_topic,

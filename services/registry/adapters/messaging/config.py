@@ -35,6 +35,10 @@ UNIT_LOG_TOPIC_PARTITIONS_DEFAULT = 3
 SNAPSHOT_TOPIC = "a6.snapshots"
 SNAPSHOT_GROUP_SUFFIX = "-snapshots"
 SNAPSHOT_TOPIC_PARTITIONS_DEFAULT = 3
+# The directory topic (a6wire.topics.DIRECTORY_TOPIC), read by a group of its own
+# from the start at every start: a6-node-<PARTY>-directory.
+DIRECTORY_TOPIC = "a6.directory"
+DIRECTORY_GROUP_SUFFIX = "-directory"
 
 # A developer's single local broker cannot hold more than one replica; a
 # production cluster keeps three and refuses writes with fewer than two in
@@ -82,11 +86,17 @@ class MessagingConfig:
     unit_log_topic_partitions: int = UNIT_LOG_TOPIC_PARTITIONS_DEFAULT
     snapshot_topic: str = SNAPSHOT_TOPIC
     snapshot_topic_partitions: int = SNAPSHOT_TOPIC_PARTITIONS_DEFAULT
+    # None: the node follows no published directory versions (no authority configured).
+    directory_topic: str | None = None
 
     @property
     def snapshot_group_id(self) -> str:
         """The reconciliation's consumer group on the snapshot topic."""
         return self.inbox_group_id + SNAPSHOT_GROUP_SUFFIX
+
+    @property
+    def directory_group_id(self) -> str:
+        return self.inbox_group_id + DIRECTORY_GROUP_SUFFIX
 
     @property
     def unit_index_groups(self) -> tuple[str, str]:
@@ -125,6 +135,7 @@ class MessagingConfig:
         decision_topic: str = DECISION_TOPIC,
         decision_topic_partitions: int = DECISION_TOPIC_PARTITIONS_DEFAULT,
         tls: KafkaTls | None = None,
+        directory_topic: str | None = None,
     ) -> MessagingConfig:
         """The federation's standard names for ``party``, and replication for the environment."""
         return cls(
@@ -143,6 +154,7 @@ class MessagingConfig:
             ),
             tls=tls,
             create_topics=tls is None,
+            directory_topic=directory_topic,
         )
 
     @classmethod
@@ -153,6 +165,7 @@ class MessagingConfig:
             settings.kafka_bootstrap_servers,
             production=not settings.local_mode,
             tls=tls_from_settings(settings),
+            directory_topic=DIRECTORY_TOPIC if settings.federation_authority_keys else None,
         )
 
 

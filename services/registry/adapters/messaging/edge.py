@@ -109,6 +109,40 @@ class _ResumeFromOwnOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
                 consumer.seek(partition, offset)
 
 
+class _FromTheStart(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, seek to the first record: the directory topic is read whole at every start.
+
+    It is small (compacted, one key) and the node's own copy decides what it adopts,
+    so reading it again costs little and a group's committed offset never hides a version.
+    """
+
+    def __init__(self, on_end: Callable[[int], None] | None) -> None:
+        self.subscriber: DefaultSubscriber | None = None
+        self._on_end = on_end
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = None if self.subscriber is None else self.subscriber.consumer
+        if consumer is None or not assigned:
+            return
+        for partition in assigned:
+            await consumer.seek_to_beginning(partition)
+        await self.report_end()
+
+    async def report_end(self) -> None:
+        """Tell ``on_end`` the end offset of the (one-partition) directory topic."""
+        consumer = None if self.subscriber is None else self.subscriber.consumer
+        if consumer is None or self._on_end is None:
+            return
+        assigned: list[TopicPartition] = sorted(consumer.assignment())
+        if not assigned:
+            return
+        ends = await consumer.end_offsets(assigned)
+        self._on_end(max(int(end) for end in ends.values()))
+
+
 class MessagingEdge:
     """Owns the node's broker, subscribers and relay; see the module docstring."""
 
@@ -122,6 +156,8 @@ class MessagingEdge:
         handle_decision: RecordHandler,
         unit_index: UnitIndexHandlers | None = None,
         handle_snapshot: RecordHandler | None = None,
+        handle_directory: RecordHandler | None = None,
+        on_directory_end: Callable[[int], None] | None = None,
     ) -> None:
         self.config = config
         self.outbox = Outbox(tables.outbox)
@@ -158,6 +194,20 @@ class MessagingEdge:
                     handle=handle_snapshot,
                 ),
             )
+        # The federation directory's published versions (when an authority is configured).
+        self._directory_subscribers: tuple[DefaultSubscriber, ...] = ()
+        self._directory_listener: _FromTheStart | None = None
+        if handle_directory is not None and config.directory_topic is not None:
+            from_the_start = _FromTheStart(on_directory_end)
+            self._directory_listener = from_the_start
+            from_the_start.subscriber = subscribe_records(
+                broker,
+                topic=config.directory_topic,
+                group_id=config.directory_group_id,
+                handle=handle_directory,
+                listener=from_the_start,
+            )
+            self._directory_subscribers = (from_the_start.subscriber,)
         # The relay publishes through a producer of its own, which it can rebuild
         # when a broker outage leaves it broken (see ProducerSender).
         self.sender = ProducerSender(config)
@@ -165,6 +215,10 @@ class MessagingEdge:
         self._started = False
         # Why the last start failed, while the edge is not connected (for logs and health).
         self.start_error: str | None = None
+
+    @property
+    def _all_subscribers(self) -> tuple[DefaultSubscriber, ...]:
+        return (*self._subscribers, *self._index_subscribers, *self._directory_subscribers)
 
     @property
     def connected(self) -> bool:
@@ -182,7 +236,7 @@ class MessagingEdge:
                 f"broker at {self.config.bootstrap_servers} did not start: {error!r}"
             ) from error
         try:
-            for subscriber in (*self._subscribers, *self._index_subscribers):
+            for subscriber in self._all_subscribers:
                 check_manual_commit(subscriber)
         except MessagingError:
             await self.broker.stop()
@@ -195,6 +249,21 @@ class MessagingEdge:
         await self.relay.start()
         self._started = True
         self.start_error = None
+
+    async def report_directory_end(self) -> None:
+        """Look up the directory topic's end offset now and report it (``on_directory_end``).
+
+        Asked when a record fails verification for an unknown member or key: a member
+        signs with a new key, or a joiner sends, only after the version announcing it
+        was published, so the end seen then covers that version.
+        """
+        if self._directory_listener is None or not self._started:
+            return
+        try:
+            await self._directory_listener.report_end()
+        except KafkaError as error:
+            # The node keeps the end it last saw; the record is judged against that.
+            log.warning("messaging: directory topic end unknown", error=repr(error))
 
     async def start_until_connected(self) -> None:
         """``start`` until it succeeds, backing off between attempts; see the module docstring.
@@ -233,7 +302,7 @@ class MessagingEdge:
     async def stop(self) -> None:
         self._started = False
         try:
-            for subscriber in (*self._subscribers, *self._index_subscribers):
+            for subscriber in self._all_subscribers:
                 await subscriber.stop()
             await self.relay.stop(drain=True)
         finally:

@@ -59,7 +59,9 @@ class TopicSpec:
 def node_topic_specs(config: MessagingConfig) -> list[TopicSpec]:
     """The node's inbox, the shared decision log, unit log and snapshot topic, with retention."""
     min_insync = str(config.min_insync_replicas)
+    directory = [] if config.directory_topic is None else [directory_topic_spec(config)]
     return [
+        *directory,
         TopicSpec(
             name=config.inbox_topic,
             partitions=config.inbox_topic_partitions,
@@ -111,6 +113,30 @@ def node_topic_specs(config: MessagingConfig) -> list[TopicSpec]:
             },
         ),
     ]
+
+
+def directory_topic_spec(config: MessagingConfig) -> TopicSpec:
+    """The directory topic: one partition (the versions' order), compacted (the newest stays)."""
+    if config.directory_topic is None:
+        raise ValueError("this node follows no directory topic")
+    return directory_topic_spec_named(
+        config.directory_topic, config.replication_factor, config.min_insync_replicas
+    )
+
+
+def directory_topic_spec_named(
+    name: str, replication_factor: int, min_insync_replicas: int
+) -> TopicSpec:
+    return TopicSpec(
+        name=name,
+        partitions=1,
+        replication_factor=replication_factor,
+        configs={
+            "cleanup.policy": "compact",
+            "min.insync.replicas": str(min_insync_replicas),
+            "unclean.leader.election.enable": "false",
+        },
+    )
 
 
 async def prepare_node_topics(config: MessagingConfig, *, client_id: str) -> None:

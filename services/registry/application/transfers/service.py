@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
 
 from a6wire.messages import (
@@ -145,6 +145,18 @@ class KeySigner:
     def party(self) -> str:
         return self._party
 
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self._private_key.public_key()
+
+    def use_key(self, private_key: Ed25519PrivateKey) -> None:
+        """Sign from now on with ``private_key`` (a rotation the directory announced).
+
+        Envelopes sealed before stay as they are in the outbox: peers accept the
+        previous key until the deadline the directory gives it.
+        """
+        self._private_key = private_key
+
     def seal(
         self,
         payload: Prepare
@@ -175,6 +187,9 @@ class FederationView:
     registry_of: Callable[[str], str | None]
     inbox_topic_of: Callable[[str], str]
     decision_topic: str
+    # Why no new transfer may involve a Party now (MEMBER_SUSPENDED), from the
+    # directory version the node holds at that moment; nothing without a directory.
+    member_refusals: Callable[[str], tuple[str, ...]] = lambda _party: ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +372,9 @@ class Transfers:
             raise _Refusal(
                 (ReasonCode.UNKNOWN_PARTY,), f"{request.to_party} is not a federation member"
             )
+        suspended = self._membership_refusals(self.party, request.to_party)
+        if suspended:
+            raise _Refusal(suspended, "the federation directory suspends a Party of this transfer")
         # A savepoint: anything refused after the reservation also undoes it.
         with uow:
             try:
@@ -575,6 +593,7 @@ class Transfers:
         if current.phase is ParticipantPhase.UNKNOWN:
             refusals = _codes(
                 (
+                    *self._membership_refusals(key.coordinator_party, self.party),
                     *self._claim_refusals(uow, key),
                     *self._incoming_refusals(uow, envelope),
                     *custody,
@@ -594,6 +613,10 @@ class Transfers:
                 )
         self._perform(uow, Role.PARTICIPANT, effects, now, transaction, log)
         self._save(uow, state, now, record, transaction)
+
+    def _membership_refusals(self, *parties: str) -> tuple[str, ...]:
+        """A new transfer with a suspended member is refused; in-flight ones run to the end."""
+        return _codes(code for party in parties for code in self.federation.member_refusals(party))
 
     def _custody_refusals(self, prepare: Prepare, current: bool | None) -> tuple[str, ...]:
         """PROTOCOL.md invariant 8: the sender's custody, from the federation's records."""

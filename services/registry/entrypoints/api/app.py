@@ -117,9 +117,11 @@ def _transfer_lifespan(
         metrics, waiters = app.state.metrics, app.state.outcome_waiters
         bus = TransferBus(
             transfers,
-            messaging.directory,
+            messaging.directory.current,
             SqlQuarantine(messaging.engine),
             on_quarantined=metrics.record_quarantined,
+            now=node.clock.now,
+            directory_behind=messaging.directory.is_behind,
         )
         index_handlers, catch_up = _unit_index_wiring(node, bus, metrics)
         reconciliation = messaging.reconciliation if catch_up is not None else None
@@ -128,10 +130,11 @@ def _transfer_lifespan(
             if reconciliation is None
             else SnapshotBus(
                 reconciliation,
-                messaging.directory,
+                messaging.directory.current,
                 SqlQuarantine(messaging.engine),
                 party=node.settings.party,
                 on_quarantined=metrics.record_quarantined,
+                directory_behind=messaging.directory.is_behind,
             )
         )
         edge = messaging.build_edge(
@@ -216,10 +219,11 @@ def _unit_index_wiring(
     index = messaging.unit_index
     index_bus = UnitIndexBus(
         index,
-        messaging.directory,
+        messaging.directory.current,
         SqlQuarantine(messaging.engine),
         party=node.settings.party,
         on_quarantined=metrics.record_quarantined,
+        directory_behind=messaging.directory.is_behind,
     )
     catch_up = IndexCatchUp(index)
     index.on_advanced = catch_up.advanced

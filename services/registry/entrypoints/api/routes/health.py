@@ -44,6 +44,9 @@ class Health(BaseModel):
     # Seconds the oldest unsent outbox row has waited; 0 when nothing waits,
     # null when the database could not tell.
     oldest_unsent_outbox_age_s: float | None = None
+    # The federation directory version the node holds (0: the genesis file);
+    # null for a node without a directory (API-only).
+    directory_version: int | None = None
 
 
 def _messaging_reasons(request: Request, node: Node) -> list[str]:
@@ -95,6 +98,7 @@ def health(request: Request) -> JSONResponse:
         database_reachable=reachable,
         reasons=reasons,
         oldest_unsent_outbox_age_s=age_s,
+        directory_version=None if node.messaging is None else node.messaging.directory.version,
     )
     # 503 lets a load balancer or orchestrator take the node out of rotation.
     return JSONResponse(status_code=200 if reachable else 503, content=body.model_dump())
