@@ -283,10 +283,11 @@ class SqlReconciliationRepository:
         self._connection.execute(update(SNAPSHOTS_TABLE).where(where).values(**values))
         return True
 
-    def latest_snapshots(self) -> list[Envelope]:
-        rows = self._connection.execute(
-            select(SNAPSHOTS_TABLE.c.record).order_by(SNAPSHOTS_TABLE.c.party)
-        )
+    def latest_snapshots(self, received_before: datetime | None = None) -> list[Envelope]:
+        query = select(SNAPSHOTS_TABLE.c.record).order_by(SNAPSHOTS_TABLE.c.party)
+        if received_before is not None:
+            query = query.where(SNAPSHOTS_TABLE.c.received_at < received_before)
+        rows = self._connection.execute(query)
         return [decode_envelope(bytes(row.record)) for row in rows]
 
     def local_transfers(self, party: str, limit: int) -> list[LocalTransfer]:

@@ -138,7 +138,9 @@ class ReconciliationRepository(Protocol):
         """Keep a Party's snapshot if it is newer than the one kept; False if not."""
         ...
 
-    def latest_snapshots(self) -> list[Envelope]: ...
+    def latest_snapshots(self, received_before: datetime | None = None) -> list[Envelope]:
+        """Each Party's latest snapshot; only those kept before ``received_before`` if given."""
+        ...
 
     def local_transfers(self, party: str, limit: int) -> list[LocalTransfer]:
         """Our records of transfers with ``party``, most recent first."""
@@ -358,14 +360,22 @@ class Reconciliation:
             uow.commit()
         return kept
 
-    def compare(self) -> list[Finding]:
+    def now(self) -> datetime:
+        """This service's clock, the one that stamps a kept snapshot's ``received_at``."""
+        return self._clock()
+
+    def compare(self, received_before: datetime | None = None) -> list[Finding]:
         """Compare every Party's latest snapshot; return the findings new at this node.
 
-        The caller has waited for the unit index to read the logs to their end.
+        The caller has waited for the unit index to read the logs to the end offsets
+        it took at ``received_before`` or later. Only snapshots kept before then are
+        compared: a snapshot reflects records its Party had on the logs before taking
+        it, so those records are within the offsets waited for. A snapshot kept
+        during the wait may reflect records after them; the next round compares it.
         """
         uow = self._unit_of_work()
         with uow:
-            snapshots = uow.reconciliation.latest_snapshots()
+            snapshots = uow.reconciliation.latest_snapshots(received_before)
         now = self._clock()
         fresh = [
             envelope.payload

@@ -6,8 +6,10 @@ kept, and at least once per period, it waits (at most
 ``RECONCILIATION_CATCH_UP_TIMEOUT_S``) for its unit index to read the unit log and
 the decision topic to their current end, then compares (``Reconciliation.compare``):
 a snapshot reflects records its Party wrote before taking it, so an index that
-has not read them would report differences that are only its own lag. An index
-that cannot catch up in time skips the round, with one log line.
+has not read them would report differences that are only its own lag. The end
+offsets are taken when the wait starts, so only the snapshots kept before it are
+compared in that round (one kept during a long wait may reflect later records).
+An index that cannot catch up in time skips the round, with one log line.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ class ReconciliationLoops:
             await self.compare_once()
 
     async def compare_once(self) -> None:
+        # Before the wait takes the logs' end offsets: only snapshots kept by now are
+        # compared, whose records are all within those offsets.
+        started = self._reconciliation.now()
         current = await self._catch_up.wait_until_current(RECONCILIATION_CATCH_UP_TIMEOUT_S)
         if not current:
             _log.warning(
@@ -69,6 +74,6 @@ class ReconciliationLoops:
             )
             return
         try:
-            await asyncio.to_thread(self._reconciliation.compare)
+            await asyncio.to_thread(self._reconciliation.compare, started)
         except Exception:
             _log.exception("reconciliation failed", party=self._reconciliation.party)

@@ -193,6 +193,23 @@ def test_a_difference_counts_from_one_snapshot_and_closes_when_gone(engine: Engi
     assert len(compare(4, 8)) == 2  # back: new again
 
 
+def test_a_snapshot_kept_after_the_wait_began_waits_for_the_next_round(engine: Engine) -> None:
+    # The index caught up to end offsets taken when the wait began; a snapshot kept
+    # after that may reflect records beyond them (here: CHE issued 1-10, relayed
+    # it, took its snapshot, and our index has not read the issuance yet).
+    clock = Clock()
+    index = index_over(engine, clock)
+    reconciliation = reconciliation_over(engine, index, clock)
+    wait_began = clock.now = NOW + 2 * CLOCK_SKEW_MARGIN
+    clock.now = wait_began + timedelta(seconds=1)
+    assert reconciliation.receive(signed(snapshot("CHE", clock.now - CLOCK_SKEW_MARGIN), "CHE"))
+    assert reconciliation.compare(received_before=wait_began) == []
+    # Next round: the index has read the issuance, and the snapshot agrees with it.
+    index.handle_unit_record(issued_at(1, 10, NOW), MessagePosition("a6.units", 0, 0))
+    assert reconciliation.compare(received_before=clock.now + timedelta(seconds=1)) == []
+    assert [c.party for c in reconciliation.report().parties] == ["CHE"]
+
+
 def test_ranges_changed_by_records_signed_after_the_snapshot_are_left_out(engine: Engine) -> None:
     clock = Clock()
     index = index_over(engine, clock)
