@@ -30,7 +30,7 @@ from fastapi.testclient import TestClient
 
 from a6wire.directory import FederationDirectory, FederationMember
 from a6wire.keys import generate_private_key, public_key_base64, save_private_key_pem
-from a6wire.topics import inbox_topic
+from a6wire.topics import DIRECTORY_RECORD_KEY, inbox_topic
 from registry.adapters.messaging import (
     MessagingConfig,
     provision_federation,
@@ -80,6 +80,7 @@ def _members(secure_kafka: SecureKafka, names: UniqueNames) -> dict[str, Messagi
             names.config(party, secure_kafka.bootstrap, decision_partitions=1),
             tls=secure_kafka.party_tls(party),
             create_topics=False,
+            directory_topic=names.topic("directory"),
         )
         for party in (PARTY, PARTNER)
     }
@@ -127,7 +128,9 @@ async def _read_one(config: MessagingConfig, topic: str, *, group_id: str | None
         await consumer.stop()
 
 
-async def _send(config: MessagingConfig, topic: str, value: bytes) -> None:
+async def _send(
+    config: MessagingConfig, topic: str, value: bytes, key: bytes | None = None
+) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=config.bootstrap_servers,
         acks="all",
@@ -136,7 +139,7 @@ async def _send(config: MessagingConfig, topic: str, value: bytes) -> None:
     )
     await producer.start()
     try:
-        await producer.send_and_wait(topic, value, partition=0)
+        await producer.send_and_wait(topic, value, key=key, partition=0)
     finally:
         await producer.stop()
 
@@ -177,6 +180,26 @@ def test_a_party_cannot_write_to_its_own_inbox(members: dict[str, MessagingConfi
     owner = members[PARTY]
     with pytest.raises(TopicAuthorizationFailedError):
         asyncio.run(_send(owner, owner.inbox_topic, b"self-made"))
+
+
+def test_only_the_federation_admin_writes_the_directory_topic(
+    members: dict[str, MessagingConfig], secure_kafka: SecureKafka
+) -> None:
+    # Every member reads the published directory versions with its own group; a
+    # member writing one (even unsigned by the authority, which every node refuses)
+    # is stopped by the broker first.
+    member = members[PARTY]
+    topic = member.directory_topic
+    assert topic is not None
+    authority = dataclasses.replace(member, tls=secure_kafka.admin_tls)
+    # A compacted topic takes keyed records only, as the publisher writes them.
+    asyncio.run(_send(authority, topic, b"directory version 1", DIRECTORY_RECORD_KEY))
+    for config in members.values():
+        assert asyncio.run(_read_one(config, topic, group_id=config.directory_group_id)) == (
+            b"directory version 1"
+        )
+    with pytest.raises(TopicAuthorizationFailedError):
+        asyncio.run(_send(member, topic, b"a version of our own", DIRECTORY_RECORD_KEY))
 
 
 async def _admin_attempts(config: MessagingConfig, names: UniqueNames) -> tuple[int, int, int]:
