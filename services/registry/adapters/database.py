@@ -8,12 +8,16 @@ rather than left to driver defaults.
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, RootTransaction, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from registry.application.ports import StorageUnavailableError
 
 # How long a SQLite writer waits for another writer's lock before failing.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -76,3 +80,63 @@ def alembic_config(url: str) -> Config:
 def upgrade_database(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` to ``revision`` (creating every table on a new one)."""
     command.upgrade(alembic_config(url), revision)
+
+
+class SqlTransaction:
+    """One transaction on one connection, for a unit of work over a few tables.
+
+    A subclass builds its repositories over the connection in ``_opened``; a
+    ``repeatable_read`` one reads several tables at one point in time on
+    PostgreSQL. Driver errors become ``StorageUnavailableError``: on entry, on
+    commit, and when one escapes the ``with`` block.
+    """
+
+    repeatable_read = False
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+        self._transaction: RootTransaction | None = None
+
+    def _opened(self, connection: Connection) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self._connection = self._engine.connect()
+            if self.repeatable_read and self._engine.dialect.name == "postgresql":
+                self._connection = self._connection.execution_options(
+                    isolation_level="REPEATABLE READ"
+                )
+            self._transaction = self._connection.begin()
+        except SQLAlchemyError as error:
+            raise StorageUnavailableError(f"database: {type(error).__name__}") from error
+        self._opened(self._connection)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if self._transaction is not None and self._transaction.is_active:
+                self._transaction.rollback()
+        except SQLAlchemyError:
+            pass  # the connection is closed below; nothing was committed
+        finally:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = None
+            self._transaction = None
+        if isinstance(exc, SQLAlchemyError):
+            raise StorageUnavailableError(f"database: {type(exc).__name__}") from exc
+
+    def commit(self) -> None:
+        if self._transaction is None:
+            raise RuntimeError("commit outside a unit of work")
+        try:
+            self._transaction.commit()
+        except SQLAlchemyError as error:
+            raise StorageUnavailableError(f"database: {type(error).__name__}") from error

@@ -18,8 +18,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -32,7 +31,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
-    RootTransaction,
     String,
     Table,
     Text,
@@ -41,7 +39,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
 from a6wire.errors import WireError
 from a6wire.identifiers import IdentifierError, parse_unique_identifier
@@ -54,11 +51,11 @@ from a6wire.messages import (
 from a6wire.reasons import ReasonCode
 from a6wire.topics import snapshot_key
 from a6wire.verification import decode_envelope, encode_envelope
+from registry.adapters.database import SqlTransaction
 from registry.adapters.messaging import MESSAGING_TABLES, Outbox
 from registry.adapters.tables import AutoIncrementId, UtcDateTime, reservations, serial_blocks
 from registry.adapters.tables import metadata as ledger_metadata
 from registry.adapters.transfer_tables import protocol_transfers
-from registry.application.ports import StorageUnavailableError
 from registry.application.reconciliation import (
     HeldRange,
     LedgerState,
@@ -414,60 +411,22 @@ def _summary_ranges(blocks: Any) -> tuple[tuple[str, str, int, int], ...]:
     return tuple(out)
 
 
-class SqlReconciliationUnitOfWork:
+class SqlReconciliationUnitOfWork(SqlTransaction):
     """One transaction; driver errors become ``StorageUnavailableError``."""
 
+    # Our snapshot reads several tables: they must be one point in time.
+    repeatable_read = True
     reconciliation: SqlReconciliationRepository
 
     def __init__(
         self, engine: Engine, *, party: str, snapshot_topic: str, unit_log_topic: str
     ) -> None:
-        self._engine = engine
+        super().__init__(engine)
         self._party = party
         self._snapshot_topic = snapshot_topic
         self._unit_log_topic = unit_log_topic
-        self._connection: Connection | None = None
-        self._transaction: RootTransaction | None = None
 
-    def __enter__(self) -> Self:
-        try:
-            self._connection = self._engine.connect()
-            if self._engine.dialect.name == "postgresql":
-                # Our snapshot reads several tables: they must be one point in time.
-                self._connection = self._connection.execution_options(
-                    isolation_level="REPEATABLE READ"
-                )
-            self._transaction = self._connection.begin()
-        except SQLAlchemyError as error:
-            raise StorageUnavailableError(f"database: {type(error).__name__}") from error
+    def _opened(self, connection: Connection) -> None:
         self.reconciliation = SqlReconciliationRepository(
-            self._connection, self._party, self._snapshot_topic, self._unit_log_topic
+            connection, self._party, self._snapshot_topic, self._unit_log_topic
         )
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        try:
-            if self._transaction is not None and self._transaction.is_active:
-                self._transaction.rollback()
-        except SQLAlchemyError:
-            pass  # the connection is closed below; nothing was committed
-        finally:
-            if self._connection is not None:
-                self._connection.close()
-            self._connection = None
-            self._transaction = None
-        if isinstance(exc, SQLAlchemyError):
-            raise StorageUnavailableError(f"database: {type(exc).__name__}") from exc
-
-    def commit(self) -> None:
-        if self._transaction is None:
-            raise RuntimeError("commit outside a unit of work")
-        try:
-            self._transaction.commit()
-        except SQLAlchemyError as error:
-            raise StorageUnavailableError(f"database: {type(error).__name__}") from error

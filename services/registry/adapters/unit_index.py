@@ -20,20 +20,16 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
     Connection,
-    Engine,
     Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
-    RootTransaction,
     String,
     Table,
     and_,
@@ -42,17 +38,16 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
 from a6wire.messages import Envelope, UnitEvent, UnitRecord
 from a6wire.topics import unit_log_key
 from a6wire.verification import decode_envelope, encode_envelope
+from registry.adapters.database import SqlTransaction
 from registry.adapters.messaging import MESSAGING_TABLES, Outbox
 from registry.adapters.messaging.tables import TOPIC_NAME_LENGTH_MAX_CHARS
 from registry.adapters.tables import AutoIncrementId
 from registry.adapters.tables import metadata as ledger_metadata
 from registry.application.custody import announcement_of
-from registry.application.ports import StorageUnavailableError
 from registry.domain.custody import RangeKey, Segment, UnitAnnouncement
 
 SEGMENTS_TABLE_NAME = "unit_index_segments"
@@ -352,48 +347,10 @@ def _segment(row: object) -> Segment:
     )
 
 
-class SqlUnitIndexUnitOfWork:
+class SqlUnitIndexUnitOfWork(SqlTransaction):
     """One transaction on the index; driver errors become ``StorageUnavailableError``."""
 
     index: SqlUnitIndexRepository
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._connection: Connection | None = None
-        self._transaction: RootTransaction | None = None
-
-    def __enter__(self) -> Self:
-        try:
-            self._connection = self._engine.connect()
-            self._transaction = self._connection.begin()
-        except SQLAlchemyError as error:
-            raise StorageUnavailableError(f"database: {type(error).__name__}") from error
-        self.index = SqlUnitIndexRepository(self._connection)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        try:
-            if self._transaction is not None and self._transaction.is_active:
-                self._transaction.rollback()
-        except SQLAlchemyError:
-            pass  # the connection is closed below; nothing was committed
-        finally:
-            if self._connection is not None:
-                self._connection.close()
-            self._connection = None
-            self._transaction = None
-        if isinstance(exc, SQLAlchemyError):
-            raise StorageUnavailableError(f"database: {type(exc).__name__}") from exc
-
-    def commit(self) -> None:
-        if self._transaction is None:
-            raise RuntimeError("commit outside a unit of work")
-        try:
-            self._transaction.commit()
-        except SQLAlchemyError as error:
-            raise StorageUnavailableError(f"database: {type(error).__name__}") from error
+    def _opened(self, connection: Connection) -> None:
+        self.index = SqlUnitIndexRepository(connection)
